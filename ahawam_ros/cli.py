@@ -1,0 +1,42 @@
+"""The `ahawam` command line tool: one entry point, one subcommand per job.
+
+Each subcommand lives in its own module with a `main(argv)` function; they are imported only
+when chosen, so `ahawam train` never imports rclpy and `ahawam --help` is instant.
+"""
+
+import importlib
+import sys
+from typing import Dict, List, Optional, Tuple
+
+# subcommand -> (module with main(argv), one-line help)
+SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
+    'info': ('ahawam_ros.info', 'print versions and what this install can do'),
+    # Until the simulator and the nodes land, the demo describes the install.
+    'demo': ('ahawam_ros.info', 'run the system on the embedded default'),
+}
+
+
+def _usage() -> str:
+    width = max(len(name) for name in SUBCOMMANDS)
+    lines = ['usage: ahawam <command> [options]', '', 'commands:']
+    lines += [f'  {name:<{width}}  {text}' for name, (_, text) in SUBCOMMANDS.items()]
+    lines += ['', "run 'ahawam <command> --help' for a command's options"]
+    return '\n'.join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Dispatch to the chosen subcommand and return its exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ('-h', '--help'):
+        print(_usage())
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in SUBCOMMANDS:
+        print(f"ahawam: unknown command '{name}'\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
