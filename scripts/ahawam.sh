@@ -6,7 +6,8 @@
 # Set-up is idempotent: the venv is reinstalled only when requirements/lock.txt changes.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${AHAWAM_VENV:-$ROOT/.venv}"
+# Outside the clone: CMake refuses exported include paths (numpy's) inside the source tree.
+VENV="${AHAWAM_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/ahawam_ros/venv}"
 PYTHON="${AHAWAM_PYTHON:-python3}"
 
 log() { printf '[ahawam] %s\n' "$*" >&2; }
@@ -19,9 +20,10 @@ setup_venv() {
     return
   fi
   log "creating the virtual environment in $VENV (pinned: requirements/lock.txt)"
-  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  [ -x "$VENV/bin/python" ] || { mkdir -p "$(dirname "$VENV")" && "$PYTHON" -m venv "$VENV"; }
+  # (this machine's pip configuration warns about every package it looks up: filtered)
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-    -r "$ROOT/requirements/lock.txt"
+    -r "$ROOT/requirements/lock.txt" 2> >(grep -v 'is ignored: it is neither' >&2)
   echo "$want" > "$VENV/.ahawam-lock"
 }
 

@@ -1,7 +1,7 @@
 # Source me: `source scripts/env.sh` puts the venv and the colcon install on this shell's paths.
 # (Created by `scripts/ahawam.sh setup`.)
 _ahawam_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-_ahawam_venv="${AHAWAM_VENV:-$_ahawam_root/.venv}"
+_ahawam_venv="${AHAWAM_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/ahawam_ros/venv}"
 # shellcheck disable=SC1091
 source "$_ahawam_venv/bin/activate"
 export AMENT_PREFIX_PATH="$_ahawam_venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
