@@ -1,4 +1,5 @@
-"""Pip install of ahawam_ros's ROS-free core (model, data, training, runtime, evaluation).
+"""
+Pip install of ahawam_ros's ROS-free core (model, data, training, runtime, evaluation).
 
 For training machines without ROS: `pip install .` gives the `ahawam` command line tool and the
 Python package. On a robot, build the whole ROS 2 package with colcon instead (see README.md);

@@ -1,4 +1,5 @@
-"""The `ahawam` command line tool: one entry point, one subcommand per job.
+"""
+The `ahawam` command line tool: one entry point, one subcommand per job.
 
 Each subcommand lives in its own module with a `main(argv)` function; they are imported only
 when chosen, so `ahawam train` never imports rclpy and `ahawam --help` is instant.

@@ -1,4 +1,5 @@
-"""Write requirements/lock.txt: exact versions of what pip installed in the current venv.
+"""
+Write requirements/lock.txt: exact versions of what pip installed in the current venv.
 
 `pip freeze` also lists the egg-info metadata that ROS 2 wheels carry inside them (e.g.
 `action_msgs`), which are not installable distributions; only distributions with pip's

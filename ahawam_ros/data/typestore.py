@@ -1,4 +1,5 @@
-"""A `rosbags` typestore that knows ROS 2 Kilted's standard messages and ahawam_ros's own.
+"""
+A `rosbags` typestore that knows ROS 2 Kilted's standard messages and ahawam_ros's own.
 
 Bags are read and written with `rosbags` (pure Python), so the core never needs rclpy. Our
 custom message definitions are registered from the package's `.msg` files, found in the source
