@@ -1,0 +1,397 @@
+"""
+The executor: newest observation + newest context -> chunks -> one safe command per tick.
+
+Shapes: V cameras, H x W pixels, A action dim, K chunk length.
+
+Threads: subscription callbacks call `update_joints` / `update_images` / `accept_context`; a
+chunk worker (the optional built-in thread, or the caller's own callback group) calls
+`compute_chunk`; the command timer calls `tick`. Every entry point is thread-safe and `tick`
+never waits for inference. The same object serves the ROS node, the bag evaluator and tests.
+"""
+
+from dataclasses import dataclass, field
+import logging
+import math
+import threading
+import time
+from typing import Callable, Dict, NamedTuple, Optional, Tuple
+
+from ahawam_ros.runtime.chunk_scheduler import ACCEPTED, ActionChunk, ChunkScheduler
+from ahawam_ros.runtime.chunk_scheduler import SchedulerConfig
+from ahawam_ros.runtime.context_slot import ContextSlot, resolve
+from ahawam_ros.runtime.policy_api import ChunkPolicy, step_at
+from ahawam_ros.runtime.safety import HoldReason, SafetyConfig, SafetyFilter
+from ahawam_ros.runtime.stats import ReasonCounter, RollingStats
+from ahawam_ros.runtime.worker import WakeableWorker
+import numpy as np
+
+_LOG = logging.getLogger(__name__)
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """
+    Executor settings; validated on construction.
+
+    Attributes
+    ----------
+    safety : SafetyConfig
+        Joint limits, max step, max context and joint-state ages.
+    scheduler : SchedulerConfig
+        Seam blending.
+    max_image_age : float
+        Frames older than this (s) are not used to compute a chunk.
+    execute_steps : int
+        Compute a chunk only from a joint state at least this many control steps newer than
+        the newest chunk's step 0 (the paper executes 4 of 16 actions, then asks again);
+        0 recomputes whenever an input changed.
+    worker_poll : float
+        Longest real-time wait (s) of the worker between checks when no input arrives.
+    stats_window : int
+        Samples kept for latency percentiles.
+
+    """
+
+    safety: SafetyConfig
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    max_image_age: float = 0.5
+    execute_steps: int = 0
+    worker_poll: float = 0.02
+    stats_window: int = 200
+
+    def __post_init__(self):
+        for name in ('max_image_age', 'worker_poll'):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0.0):
+                raise ValueError(f'{name} must be a finite number > 0, got {value}')
+        if self.execute_steps < 0:
+            raise ValueError(f'execute_steps must be >= 0, got {self.execute_steps}')
+        if self.stats_window < 1:
+            raise ValueError(f'stats_window must be >= 1, got {self.stats_window}')
+
+
+@dataclass(frozen=True)
+class Command:
+    """
+    One joint command for the command timer; always safe to send.
+
+    Attributes
+    ----------
+    positions : np.ndarray or None
+        float64 (A,) joint targets. None only before the first fresh joint state (send
+        nothing then).
+    is_hold : bool
+        True when holding (first command, stale inputs, no chunk, rejected action).
+    reason : str
+        A `HoldReason` value; 'ok' when executing.
+    context_seq : int
+        Sequence number of the context behind the action (-1 if none).
+    context_age : float
+        Seconds since that context's observation (NaN if none).
+    stamp : float
+        Time (s) the command is for.
+    clipped, rate_limited : bool
+        The action hit the joint limits / the max-step clamp.
+
+    """
+
+    positions: Optional[np.ndarray]
+    is_hold: bool
+    reason: str
+    context_seq: int
+    context_age: float
+    stamp: float
+    clipped: bool = False
+    rate_limited: bool = False
+
+
+class ChunkOutcome(NamedTuple):
+    """Result of one `compute_chunk` call: 'accepted', or why it was skipped or dropped."""
+
+    status: str
+    latency: float  # wall-clock seconds of policy.predict_chunk, NaN if not called
+    context_seq: int
+    chunk: Optional[ActionChunk] = None  # the chunk handed to the scheduler, when accepted
+
+
+class _Observation(NamedTuple):
+    value: np.ndarray  # joints (A,) float64, or images (V, H, W, 3) uint8
+    stamp: float
+
+
+class ExecutorCore:
+    """
+    Thread-safe executor shared by the ROS executor node, the bag evaluator and tests.
+
+    Parameters
+    ----------
+    policy : ChunkPolicy
+        Provides `predict_chunk`, `chunk_len`, `action_dim`, `control_period`.
+    slot : ContextSlot
+        Where the newest planner context is read (shared with a `PlannerCore` in-process, or
+        fed through `accept_context(handle)`).
+    config : ExecutorConfig
+        Settings; `config.safety` must have `policy.action_dim` joints.
+    clock : Callable[[], float]
+        Seconds; `time.monotonic` by default, ROS node time (sim time) in the node, a fake
+        clock in tests. All stamps given to this object must be on the same clock.
+    episode_start : float, optional
+        Time of control step 0 (default: the clock at construction).
+    wall_clock : Callable[[], float]
+        Real seconds for the inference latency statistics (`time.perf_counter`).
+
+    """
+
+    def __init__(self, policy: ChunkPolicy, slot: ContextSlot, config: ExecutorConfig,
+                 clock: Clock = time.monotonic, episode_start: Optional[float] = None,
+                 wall_clock: Clock = time.perf_counter):
+        if config.safety.action_dim != policy.action_dim:
+            raise ValueError(f'safety config has {config.safety.action_dim} joints, the '
+                             f'policy {policy.action_dim}')
+        self.policy = policy
+        self.slot = slot
+        self.config = config
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.scheduler = ChunkScheduler(config.scheduler)
+        self._safety = SafetyFilter(config.safety)
+        self._episode_start = clock() if episode_start is None else episode_start
+        self._joints: Optional[_Observation] = None
+        self._images: Optional[_Observation] = None
+        self._last_inputs: Optional[Tuple[int, float, float]] = None
+        self._generation = 0
+        self._lock = threading.Lock()  # observations, episode
+        self._tick_lock = threading.Lock()  # safety filter state
+        self._worker = WakeableWorker(self.compute_chunk, 'ahawam-chunk-worker',
+                                      config.worker_poll)
+        self.chunk_latency = RollingStats(config.stats_window)
+        self.holds = ReasonCounter()
+        self.chunk_results = ReasonCounter()  # 'accepted' and every skip / drop reason
+        self._ticks = 0
+        self._clipped = 0
+        self._rate_limited = 0
+        self.rejected_joint_states = 0
+        self.last_error = ''
+
+    # ---- inputs (subscription callbacks) -------------------------------------------------
+
+    def update_joints(self, positions: np.ndarray, stamp: float) -> bool:
+        """Store the newest joint state, float (A,); False if rejected (shape, NaN, older)."""
+        positions = np.asarray(positions, dtype=np.float64)
+        if positions.shape != (self.policy.action_dim,) or not np.all(np.isfinite(positions)):
+            self.rejected_joint_states += 1
+            return False
+        return self._store('_joints', _Observation(positions.copy(), float(stamp)))
+
+    def update_images(self, images: np.ndarray, stamp: float) -> bool:
+        """Store the newest frames, uint8 (V, H, W, 3) by reference; False if older."""
+        if images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f'images must be (V, H, W, 3), got {images.shape}')
+        return self._store('_images', _Observation(images, float(stamp)))
+
+    def accept_context(self, handle: str) -> bool:
+        """Resolve a context handle from a message and install it if newer (may raise)."""
+        installed = self.slot.offer(resolve(handle))
+        if installed:
+            self._worker.wake()
+        return installed
+
+    def _store(self, name: str, observation: _Observation) -> bool:
+        with self._lock:
+            current = getattr(self, name)
+            if current is not None and observation.stamp < current.stamp:
+                return False
+            setattr(self, name, observation)
+        self._worker.wake()
+        return True
+
+    # ---- chunk computation (worker thread or the caller's callback group) ----------------
+
+    def compute_chunk(self) -> ChunkOutcome:
+        """
+        Compute one chunk from the newest context and observation and hand it to the scheduler.
+
+        Skips (without calling the policy) when an input is missing or stale, nothing changed
+        since the last chunk, or the executing chunk is not yet due for replacement. Policy
+        exceptions are caught, logged and counted ('policy_error').
+        """
+        snapshot = self.slot.latest()
+        with self._lock:
+            joints, images, generation = self._joints, self._images, self._generation
+            episode_start = self._episode_start
+        skip = self._skip_reason(self.clock(), snapshot, joints, images)
+        if skip:
+            return self._outcome(skip, math.nan, -1 if snapshot is None else snapshot.seq)
+        inputs = (snapshot.seq, joints.stamp, images.stamp)
+        step = step_at(joints.stamp, episode_start, self.policy.control_period)
+        started = self.wall_clock()
+        try:
+            actions = self.policy.predict_chunk(images.value, joints.value.astype(np.float32),
+                                                snapshot.context, step)
+        except Exception as error:  # a failing model must not take the executor down
+            self._report(error)
+            with self._lock:
+                self._last_inputs = inputs  # retry on new inputs only
+            return self._outcome('policy_error', math.nan, snapshot.seq)
+        latency = self.wall_clock() - started
+        self.chunk_latency.add(latency)
+        actions = np.asarray(actions, dtype=np.float64)
+        status = self._check_actions(actions)
+        with self._lock:  # one step with the generation check: a reset cannot slip between
+            if generation != self._generation:
+                return self._outcome('reset', latency, snapshot.seq)
+            self._last_inputs = inputs
+            chunk = None
+            if not status:
+                chunk = ActionChunk(actions, t0=joints.stamp, period=self.policy.control_period,
+                                    context_seq=snapshot.seq,
+                                    context_stamp=snapshot.obs_stamp)
+                status = self.scheduler.offer(chunk, self.clock())
+        return self._outcome(status, latency, snapshot.seq,
+                             chunk if status == ACCEPTED else None)
+
+    def _report(self, error: Exception) -> None:
+        message = f'{type(error).__name__}: {error}'
+        if message != self.last_error:  # once per distinct error, not at the chunk rate
+            _LOG.error('predict_chunk failed: %s', message, exc_info=error)
+        self.last_error = message
+
+    def _check_actions(self, actions: np.ndarray) -> str:
+        if actions.ndim != 2 or actions.shape[0] < 1 or actions.shape[1] != self.policy.action_dim:
+            self.last_error = f'predict_chunk returned shape {actions.shape}'
+            return 'bad_shape'
+        if not np.all(np.isfinite(actions)):
+            return 'nonfinite_chunk'
+        return ''
+
+    def _skip_reason(self, now, snapshot, joints, images) -> str:
+        limits = self.config.safety
+        if snapshot is None:
+            return 'no_context'
+        if snapshot.age(now) > limits.max_context_age:
+            return 'stale_context'
+        if joints is None:
+            return 'no_joint_state'
+        if now - joints.stamp > limits.max_observation_age:
+            return 'stale_joint_state'
+        if images is None:
+            return 'no_images'
+        if now - images.stamp > self.config.max_image_age:
+            return 'stale_images'
+        with self._lock:
+            if (snapshot.seq, joints.stamp, images.stamp) == self._last_inputs:
+                return 'no_new_input'
+        if self.config.execute_steps:
+            executed = self.scheduler.steps_since_chunk(joints.stamp)
+            if executed is not None and executed < self.config.execute_steps:
+                return 'not_due'
+        return ''
+
+    def _outcome(self, status: str, latency: float, seq: int,
+                 chunk: Optional[ActionChunk] = None) -> ChunkOutcome:
+        self.chunk_results.add(status)
+        return ChunkOutcome(status, latency, seq, chunk)
+
+    def start_worker(self) -> None:
+        """Run `compute_chunk` in a daemon thread, woken by new inputs."""
+        self._worker.start()
+
+    def stop_worker(self, timeout: float = 5.0) -> bool:
+        """Stop the worker after its current chunk; True if it ended within `timeout`."""
+        return self._worker.stop(timeout)
+
+    # ---- command timer --------------------------------------------------------------------
+
+    def tick(self, now: Optional[float] = None) -> Command:
+        """
+        Return the command for time `now` (default: the clock); never blocks on inference.
+
+        Returns
+        -------
+        Command
+            Finite, within limits, rate-limited; a hold with a reason when needed.
+
+        """
+        now = self.clock() if now is None else now
+        with self._lock:
+            joints = self._joints
+        planned = self.scheduler.next_action(now)
+        if planned is not None:
+            seq, context_stamp = planned.context_seq, planned.context_stamp
+        else:
+            snapshot = self.slot.latest()
+            seq = -1 if snapshot is None else snapshot.seq
+            context_stamp = None if snapshot is None else snapshot.obs_stamp
+        with self._tick_lock:
+            reason = self._safety.check_inputs(
+                now, None if joints is None else joints.stamp, context_stamp)
+            result = self._safety.apply(None if planned is None else planned.action,
+                                        None if joints is None else joints.value, reason)
+            self._ticks += 1
+            self._clipped += result.clipped
+            self._rate_limited += result.rate_limited
+        if result.is_hold:
+            self.holds.add(result.reason)
+        age = math.nan if context_stamp is None else now - context_stamp
+        return Command(result.positions, result.is_hold, result.reason, seq, age, now,
+                       result.clipped, result.rate_limited)
+
+    def final_command(self, now: Optional[float] = None) -> Command:
+        """
+        Return a hold at the last command sent, for shutdown (reason 'stopped').
+
+        The positions are None if nothing was ever sent; then nothing should be sent now.
+        """
+        now = self.clock() if now is None else now
+        with self._tick_lock:
+            positions = self._safety.last_command
+        self.holds.add(HoldReason.STOPPED.value)
+        return Command(positions, True, HoldReason.STOPPED.value, -1, math.nan, now)
+
+    # ---- episode and diagnostics ----------------------------------------------------------
+
+    def reset(self, episode_start: Optional[float] = None, clear_context: bool = False) -> None:
+        """
+        Start a new episode: drop the plan and the observations; the next command holds.
+
+        Parameters
+        ----------
+        episode_start : float, optional
+            Time of control step 0 (default: now).
+        clear_context : bool
+            Also clear the slot (when this executor owns it; a `PlannerCore` sharing the slot
+            clears it in its own reset).
+
+        """
+        with self._lock:
+            self._generation += 1
+            self._episode_start = self.clock() if episode_start is None else episode_start
+            self._joints = self._images = None
+            self._last_inputs = None
+            self.scheduler.reset()
+        with self._tick_lock:
+            self._safety.reset()
+        if clear_context:
+            self.slot.clear()
+
+    def stats(self) -> Dict[str, float]:
+        """Return counters and latency percentiles as a flat dict (diagnostics key/values)."""
+        with self._tick_lock:
+            out = {'ticks': float(self._ticks), 'clipped': float(self._clipped),
+                   'rate_limited': float(self._rate_limited)}
+        out['holds'] = float(self.holds.total())
+        out.update({f'holds_{k}': float(v) for k, v in self.holds.as_dict().items()})
+        results = self.chunk_results.as_dict()
+        out['chunks_computed'] = float(self.chunk_latency.total)
+        out['chunks_accepted'] = float(results.get(ACCEPTED, 0))
+        out['chunks_dropped'] = out['chunks_computed'] - out['chunks_accepted']
+        out.update({f'chunk_{k}': float(v) for k, v in results.items() if k != ACCEPTED})
+        out.update(self.chunk_latency.summary('chunk_latency'))
+        out['rejected_joint_states'] = float(self.rejected_joint_states)
+        out['context_seq'] = float(self.slot.last_seq)
+        return out
+
+    @property
+    def holds_by_reason(self) -> Dict[str, int]:
+        return self.holds.as_dict()

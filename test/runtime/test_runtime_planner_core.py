@@ -1,0 +1,115 @@
+"""The planner core: newest frames -> plan -> a numbered snapshot in the slot."""
+
+import math
+import time
+
+from ahawam_ros.runtime.clock import ManualClock
+from ahawam_ros.runtime.context_slot import ContextRegistry, ContextSlot
+from ahawam_ros.runtime.planner_core import PlannerConfig, PlannerCore
+from ahawam_ros.runtime.policy_api import FakePolicy
+import numpy as np
+import pytest
+
+START = 20.0
+PERIOD = 0.02
+IMAGES = np.zeros((2, 6, 8, 3), np.uint8)
+
+
+def make(**config):
+    clock = ManualClock(START)
+    policy = FakePolicy(action_dim=3, control_period=PERIOD, plan_latency=0.1,
+                        sleep=clock.advance)
+    slot = ContextSlot(ContextRegistry())
+    planner = PlannerCore(policy, slot, PlannerConfig(**config), clock=clock,
+                          episode_start=START, wall_clock=clock)
+    return planner, policy, slot, clock
+
+
+def test_refresh_publishes_the_newest_frames_with_their_stamp_and_step():
+    planner, policy, slot, clock = make()
+    planner.update_images(IMAGES, START + 0.2)
+    clock.set_time(START + 0.25)
+    outcome = planner.refresh()
+    assert outcome.status == 'published' and outcome.snapshot is slot.latest()
+    snap = outcome.snapshot
+    assert (snap.seq, snap.step, snap.obs_stamp) == (1, 10, START + 0.2)
+    assert snap.planner_latency == pytest.approx(0.1) == outcome.latency
+    assert snap.publish_time == pytest.approx(START + 0.35)
+    np.testing.assert_array_equal(snap.context.target.numpy(), policy.target_of(10))
+    assert policy.plan_calls == [10]
+
+
+def test_refresh_skips_when_there_is_nothing_new_or_the_frames_are_stale():
+    planner, policy, slot, clock = make(max_image_age=0.5)
+    assert planner.refresh().status == 'no_images'
+    planner.update_images(IMAGES, START)
+    assert planner.refresh().status == 'published'
+    assert planner.refresh().status == 'no_new_images'
+    assert not planner.update_images(IMAGES, START - 1.0)  # older than the newest
+    planner.update_images(IMAGES, START + 0.05)
+    clock.set_time(START + 0.6)
+    assert planner.refresh().status == 'stale_images'
+    assert len(policy.plan_calls) == 1 and slot.last_seq == 1
+    stats = planner.stats()
+    assert stats['published'] == 1 and stats['plan_no_new_images'] == 1
+    assert stats['plan_stale_images'] == 1 and stats['plan_latency_count'] == 1
+
+
+def test_min_interval_throttles_refreshes():
+    planner, _, slot, clock = make(min_interval=0.3)
+    planner.update_images(IMAGES, START)
+    planner.refresh()  # started at START, clock now START + 0.1
+    planner.update_images(IMAGES, START + 0.1)
+    assert planner.refresh().status == 'not_due'
+    clock.set_time(START + 0.3)
+    planner.update_images(IMAGES, START + 0.3)
+    assert planner.refresh().status == 'published' and slot.last_seq == 2
+
+
+def test_reset_resets_the_policy_clears_the_slot_and_keeps_numbering():
+    planner, policy, slot, clock = make()
+    planner.update_images(IMAGES, START)
+    planner.refresh()
+    planner.reset(episode_start=START + 1.0)
+    assert policy.resets == 1 and slot.latest() is None
+    assert planner.refresh().status == 'no_images'  # frames of the old episode are gone
+    clock.set_time(START + 1.1)
+    planner.update_images(IMAGES, START + 1.1)
+    snap = planner.refresh().snapshot
+    assert snap.seq == 2 and snap.step == 5
+
+
+def test_a_failing_policy_is_counted_and_publishes_nothing():
+    planner, policy, slot, _ = make()
+    planner.update_images(IMAGES, START)
+    policy.plan = lambda images, step: 1 / 0
+    outcome = planner.refresh()
+    assert outcome.status == 'policy_error' and math.isnan(outcome.latency)
+    assert slot.latest() is None and 'ZeroDivisionError' in planner.last_error
+    assert planner.stats()['plan_policy_error'] == 1
+    assert planner.refresh().status == 'no_new_images'  # retried on the next frame only
+
+
+def test_worker_publishes_in_the_background():
+    policy = FakePolicy(action_dim=3)
+    slot = ContextSlot(ContextRegistry())
+    planner = PlannerCore(policy, slot, PlannerConfig(worker_poll=0.005))
+    planner.start_worker()
+    try:
+        for _ in range(200):
+            planner.update_images(IMAGES, planner.clock())
+            if slot.last_seq >= 3:
+                break
+            time.sleep(0.01)
+    finally:
+        assert planner.stop_worker()
+    assert slot.last_seq >= 3
+
+
+@pytest.mark.parametrize('kwargs, field', [({'max_image_age': 0.0}, 'max_image_age'),
+                                           ({'min_interval': -1.0}, 'min_interval'),
+                                           ({'worker_poll': math.nan}, 'worker_poll'),
+                                           ({'stats_window': 0}, 'stats_window')])
+def test_config_names_the_bad_field(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        PlannerConfig(**kwargs)
