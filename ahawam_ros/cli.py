@@ -12,8 +12,12 @@ from typing import Dict, List, Optional, Tuple
 # subcommand -> (module with main(argv), one-line help)
 SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
     'info': ('ahawam_ros.info', 'print versions and what this install can do'),
-    # Until the simulator and the nodes land, the demo describes the install.
-    'demo': ('ahawam_ros.info', 'run the system on the embedded default'),
+    'train': ('ahawam_ros.train.cli', 'train AHA-WAM on a directory of demonstration bags'),
+    'export': ('ahawam_ros.train.export', 'package a trained checkpoint (fp16 weights)'),
+    'record-demos': ('ahawam_ros.sim.record_demos', 'record scripted-expert demonstrations '
+                     'in the simulator as rosbag2 (mcap)'),
+    'demo': ('ahawam_ros.ros.demo', 'run the system on the embedded default (ROS 2 nodes, '
+             'simulator, packaged checkpoint)'),
 }
 
 

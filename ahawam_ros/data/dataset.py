@@ -1,0 +1,244 @@
+"""
+Training data: episodes from a directory of bags (cached) or from the simulator, as datasets.
+
+- `load_episodes` decodes every bag under a directory once (`EpisodeCache`), resizing frames
+  to the model's view size when asked, and returns the episodes and their cache keys.
+- `PolicyDataset` turns episodes into AHA-WAM training samples with the model's own
+  `sample_builder.build_sample` (planner clip, history frames, per-chunk actions, proprio and
+  frames at o + nK, task id). Starts s run over every episode with a stride.
+- `FrameDataset` serves single steps' views for the autoencoder stage.
+
+Both datasets are indexed by a *draw id*, `epoch * len(dataset) + i` (see `DrawSampler`):
+the sample is `i mod len` and its random offset o is drawn from a generator seeded by
+(seed, draw id), so a sample does not depend on worker processes, ranks or resumption.
+
+Shapes: T steps, V views, H x W pixels, A joints (sample keys: `sample_builder`).
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+from ahawam_ros.data.bag_reader import find_bags, read_episode
+from ahawam_ros.data.cache import cache_key, EpisodeCache
+from ahawam_ros.data.episode import Episode
+from ahawam_ros.data.features import feature_preset, FeatureConfig
+from ahawam_ros.model.config import ModelConfig
+from ahawam_ros.model.sample_builder import build_sample, sample_offset
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, DistributedSampler
+
+
+PathLike = Union[str, Path]
+FRAMES = 'frames'  # FrameDataset batch key: (B, V, H, W, 3) uint8
+
+
+@dataclass
+class DataConfig:
+    """
+    Where the demonstrations are and how they are decoded.
+
+    Attributes
+    ----------
+    bags : str
+        Directory holding rosbag2 bag directories (searched recursively).
+    cache_dir : str, optional
+        Decoded-episode cache; `<bags>/.ahawam_cache` when omitted.
+    feature_preset : str, optional
+        FeatureConfig preset naming topics and cameras; each bag's recorded features if None.
+    resize_images : bool
+        Resize frames of another size to the model's view size (cv2 INTER_AREA, as the live
+        nodes do) instead of failing.
+    start_stride : int
+        Control steps between consecutive sample starts within an episode.
+
+    """
+
+    bags: str = ''
+    cache_dir: Optional[str] = None
+    feature_preset: Optional[str] = None
+    resize_images: bool = False
+    start_stride: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.bags, str) or not self.bags:
+            raise ValueError(f'DataConfig.bags = {self.bags!r}: must name a directory')
+        if isinstance(self.start_stride, bool) or not isinstance(self.start_stride, int) \
+                or self.start_stride < 1:
+            raise ValueError(f'DataConfig.start_stride = {self.start_stride!r}: must be an '
+                             'int >= 1')
+        if self.feature_preset is not None:
+            feature_preset(self.feature_preset)  # fails listing the valid presets
+
+    @property
+    def cache_path(self) -> Path:
+        """Return the cache directory."""
+        return Path(self.cache_dir) if self.cache_dir else Path(self.bags) / '.ahawam_cache'
+
+    @property
+    def features(self) -> Optional[FeatureConfig]:
+        """Return the configured FeatureConfig, or None to use each bag's recorded one."""
+        return feature_preset(self.feature_preset) if self.feature_preset else None
+
+
+def resize_episode(episode: Episode, height: int, width: int) -> Episode:
+    """Return `episode` with every frame resized to (height, width) with cv2 INTER_AREA."""
+    frames = episode.images.reshape(-1, *episode.image_shape)  # (T V, H, W, 3)
+    resized = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA)
+                        for f in frames])
+    images = resized.reshape(len(episode), len(episode.cameras), height, width, 3)
+    return Episode(images=images, joint_positions=episode.joint_positions,
+                   actions=episode.actions, timestamps=episode.timestamps, task=episode.task,
+                   cameras=episode.cameras, joint_names=episode.joint_names)
+
+
+def check_episode(episode: Episode, config: ModelConfig, source: str = 'episode') -> None:
+    """Fail naming `source` unless the episode's views, size, joints and task fit `config`."""
+    ae = config.autoencoder
+    want = (ae.num_views, ae.view_height, ae.view_width, 3)
+    if tuple(episode.images.shape[1:]) != want:
+        raise ValueError(f'{source}: frames (V, H, W, 3) = {tuple(episode.images.shape[1:])}, '
+                         f'the model {config.name!r} expects {want} (cameras '
+                         f'{episode.cameras}; resize with resize_images / --resize-images)')
+    if len(episode.joint_names) != config.executor.action_dim:
+        raise ValueError(f'{source}: {len(episode.joint_names)} joints, the model expects '
+                         f'{config.executor.action_dim}')
+    if episode.task not in config.task.task_names:
+        raise ValueError(f"{source}: task {episode.task!r} is not one of the model's tasks "
+                         f'{config.task.task_names}')
+
+
+def load_episodes(config: DataConfig, model: ModelConfig,
+                  cache: Optional[EpisodeCache] = None) -> Tuple[List[Episode], List[str]]:
+    """
+    Decode (or read from the cache) every bag under `config.bags`.
+
+    Returns
+    -------
+    episodes : list of Episode
+        In bag path order, checked against `model` (`check_episode`).
+    keys : list of str
+        Their cache keys.
+
+    """
+    bags = find_bags(config.bags)
+    if not bags:
+        raise FileNotFoundError(f'no rosbag2 bags (directories with metadata.yaml) under '
+                                f'{config.bags}')
+    cache = cache or EpisodeCache(config.cache_path)
+    ae = model.autoencoder
+    size = (ae.view_height, ae.view_width) if config.resize_images else None
+    episodes, keys = [], []
+    for bag in bags:
+        key = cache_key(bag, config.features, size)
+
+        def build(bag: Path = bag) -> Episode:
+            episode = read_episode(bag, config.features)
+            if size and episode.image_shape[:2] != size:
+                episode = resize_episode(episode, *size)
+            return episode
+
+        episode = cache.get(key, build, source=str(bag))
+        check_episode(episode, model, source=f'bag {bag}')
+        episodes.append(episode)
+        keys.append(key)
+    return episodes, keys
+
+
+class PolicyDataset(Dataset):
+    """
+    AHA-WAM training samples over episodes, indexed by draw id (module docstring).
+
+    Parameters
+    ----------
+    episodes : sequence of Episode
+        Checked against `config`.
+    config : ModelConfig
+        Clip geometry, chunking, max offset O and task names.
+    seed : int
+        Seeds the per-draw offsets.
+    start_stride : int
+        Steps between sample starts; starts run over 0 .. max(T - K, 0).
+
+    """
+
+    def __init__(self, episodes: Sequence[Episode], config: ModelConfig, seed: int = 0,
+                 start_stride: int = 1) -> None:
+        if not episodes:
+            raise ValueError('PolicyDataset needs at least one episode')
+        for i, episode in enumerate(episodes):
+            check_episode(episode, config, source=f'episode {i}')
+        self.episodes = list(episodes)
+        self.config = config
+        self.seed = seed
+        self.task_ids = [config.task.task_names.index(e.task) for e in self.episodes]
+        chunk = config.executor.chunk_len
+        self.windows = np.array([(e, s) for e, episode in enumerate(self.episodes)
+                                 for s in range(0, max(len(episode) - chunk, 0) + 1,
+                                                start_stride)], dtype=np.int64)  # (N, 2)
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def offset(self, draw: int) -> int:
+        """Return the offset o of draw id `draw`."""
+        rng = np.random.default_rng((self.seed, int(draw)))
+        return sample_offset(rng, self.config.objective.max_offset)
+
+    def __getitem__(self, draw: int) -> Dict[str, np.ndarray]:
+        """Return the sample of draw id `draw` (keys and shapes: `sample_builder`)."""
+        index, start = self.windows[int(draw) % len(self.windows)]
+        episode = self.episodes[index]
+        return build_sample(episode.images, episode.joint_positions, episode.actions,
+                            int(start), self.offset(draw), self.config, self.task_ids[index])
+
+
+class FrameDataset(Dataset):
+    """Every step's views, (V, H, W, 3) uint8, for the autoencoder; indexed by draw id."""
+
+    def __init__(self, episodes: Sequence[Episode]) -> None:
+        if not episodes:
+            raise ValueError('FrameDataset needs at least one episode')
+        self.episodes = list(episodes)
+        self.index = np.array([(e, t) for e, episode in enumerate(self.episodes)
+                               for t in range(len(episode))], dtype=np.int64)  # (N, 2)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, draw: int) -> Dict[str, np.ndarray]:
+        episode, step = self.index[int(draw) % len(self.index)]
+        return {FRAMES: np.asarray(self.episodes[episode].images[step])}
+
+
+def collate_frames(samples: Sequence[Dict[str, np.ndarray]]) -> Dict[str, torch.Tensor]:
+    """Stack FrameDataset samples to {'frames': (B, V, H, W, 3) uint8}."""
+    return {FRAMES: torch.from_numpy(np.stack([s[FRAMES] for s in samples]))}
+
+
+class DrawSampler(DistributedSampler):
+    """
+    `DistributedSampler` that yields draw ids `epoch * len(dataset) + i` instead of i.
+
+    Same shuffling and rank split as its parent (drop_last: every rank gets as many).
+    """
+
+    def __init__(self, dataset: Dataset, num_replicas: int = 1, rank: int = 0, seed: int = 0,
+                 shuffle: bool = True) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle,
+                         seed=seed, drop_last=True)
+
+    def __iter__(self) -> Iterator[int]:
+        base = self.epoch * len(self.dataset)
+        return (base + i for i in super().__iter__())
+
+
+def epoch_batches(sampler: DrawSampler, epoch: int, batch_size: int,
+                  skip: int = 0) -> List[List[int]]:
+    """Return epoch `epoch`'s full batches of draw ids, without the first `skip` batches."""
+    sampler.set_epoch(epoch)
+    draws = list(sampler)
+    count = len(draws) // batch_size
+    return [draws[i * batch_size:(i + 1) * batch_size] for i in range(skip, count)]

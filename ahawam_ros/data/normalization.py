@@ -1,0 +1,95 @@
+"""
+Normalisation statistics of a dataset: per-joint mean and std of actions and joint positions.
+
+The statistics are the model's `NormStats` (the model standardises x -> (x - mean) / std and a
+checkpoint carries them). They are computed once over every step of a dataset's episodes and
+saved as JSON beside the episode cache, keyed by the episodes they were computed from, so a
+later run over the same data loads them instead of recomputing.
+
+Shapes: T steps, A joints.
+"""
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Iterable, Optional, Sequence, Union
+
+from ahawam_ros.model.norm_stats import NormStats
+import numpy as np
+
+
+MIN_STD = 1e-2  # a joint that never moves (std ~ 0) keeps unit scale instead of exploding
+PathLike = Union[str, Path]
+
+
+def compute_norm_stats(episodes: Iterable, min_std: float = MIN_STD) -> NormStats:
+    """
+    Compute per-joint statistics over every step of `episodes`.
+
+    Parameters
+    ----------
+    episodes : iterable of Episode
+        Each with `actions` and `joint_positions`, (T, A) arrays.
+    min_std : float
+        Lower bound of every std.
+
+    Returns
+    -------
+    NormStats
+        Mean and std (length A each) of actions and of joint positions.
+
+    """
+    episodes = list(episodes)
+    if not episodes:
+        raise ValueError('cannot compute normalisation statistics over no episodes')
+    actions = np.concatenate([np.asarray(e.actions, np.float64) for e in episodes])  # (N, A)
+    joints = np.concatenate([np.asarray(e.joint_positions, np.float64) for e in episodes])
+    return NormStats.from_arrays(actions, joints, min_std=min_std)
+
+
+def stats_path(cache_dir: PathLike, episode_keys: Sequence[str]) -> Path:
+    """Return the JSON path of the statistics of the episodes with these cache keys."""
+    digest = hashlib.sha256('\n'.join(sorted(episode_keys)).encode()).hexdigest()[:16]
+    return Path(cache_dir) / f'norm_stats-{digest}.json'
+
+
+def save_norm_stats(path: PathLike, stats: NormStats, num_steps: int,
+                    episode_keys: Sequence[str] = ()) -> None:
+    """Write `stats` with how many steps and which episodes they summarise."""
+    data = {'norm_stats': stats.to_dict(), 'num_steps': int(num_steps),
+            'episodes': sorted(episode_keys)}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f'.tmp{id(data)}')
+    tmp.write_text(json.dumps(data, indent=2) + '\n')
+    tmp.replace(path)  # atomic: a reader never sees half a file
+
+
+def load_norm_stats(path: PathLike) -> NormStats:
+    """Read statistics written by `save_norm_stats`."""
+    return NormStats.from_dict(json.loads(Path(path).read_text())['norm_stats'])
+
+
+def dataset_norm_stats(episodes: Sequence, episode_keys: Sequence[str],
+                       cache_dir: Optional[PathLike] = None) -> NormStats:
+    """
+    Return the statistics of `episodes`, loaded from `cache_dir` when computed before.
+
+    Parameters
+    ----------
+    episodes : sequence of Episode
+        The dataset's episodes.
+    episode_keys : sequence of str
+        Their cache keys (identify the data the statistics belong to).
+    cache_dir : str or Path, optional
+        Where the JSON lives; without one the statistics are computed and not saved.
+
+    """
+    if cache_dir is None:
+        return compute_norm_stats(episodes)
+    path = stats_path(cache_dir, episode_keys)
+    if path.is_file():
+        return load_norm_stats(path)
+    stats = compute_norm_stats(episodes)
+    save_norm_stats(path, stats, sum(len(e) for e in episodes), episode_keys)
+    return stats

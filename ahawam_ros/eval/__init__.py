@@ -1,0 +1,1 @@
+"""Evaluation: offline (bag) and closed-loop evaluation, and benchmarks."""

@@ -1,0 +1,223 @@
+"""
+Action DiT, the executor.
+
+One token per control step of a noisy K-step action chunk (Linear A -> Da), timestep adaLN,
+1-D RoPE over the action positions, and, at every layer, joint attention of the action tokens
+over [planner context keys/values of that layer ; the chunk's own keys/values]. The executor
+has its own norms and Q/K/V/O projections, with the planner's number of layers and
+heads x head_dim. Each block also cross-attends to the task tokens plus one proprioception
+token (the joint state at the chunk start) and runs an MLP; a linear head maps back to A.
+
+The executor runs N times per update, so it is kept lean: what does not change over the Euler
+steps (context keys/values, cross-attention keys/values, RoPE factors) is computed once by
+`prepare`; the modulations of all steps come from one call of `step_modulations` (and a policy
+keeps them: they depend only on the weights); a batch-shared modulation is applied as
+LayerNorm's own affine; the cross-attention has one head.
+
+Shapes: B batch (chunks), K chunk length, A action dim, Da executor width, H heads, hd head
+dim, L layers, M context tokens, Lt task tokens, Dt task width.
+"""
+
+from dataclasses import dataclass
+from typing import List, Tuple
+
+from ahawam_ros.model.config import ModelConfig
+from ahawam_ros.model.layers import (CrossAttention, Mlp, norm_modulate, QKNormRope,
+                                     rope_factors_1d, TimestepEmbedder)
+from einops import rearrange
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+KV = Tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class ExecutorCache:
+    """
+    Per-update constants of the executor, reused by every Euler step.
+
+    Attributes
+    ----------
+    context_keys, context_values : torch.Tensor
+        (L, B, H, M, hd) planner context (possibly OVCR-edited).
+    cross_kv : list of (torch.Tensor, torch.Tensor)
+        L pairs (B, 1, Lt + 1, Da): one-head cross-attention keys/values of
+        [task tokens ; proprio token].
+    rope : torch.Tensor
+        (K, 1, 1, hd / 2) complex 1-D RoPE factors of the action positions.
+
+    """
+
+    context_keys: torch.Tensor
+    context_values: torch.Tensor
+    cross_kv: List[KV]
+    rope: torch.Tensor
+
+
+class ExecutorBlock(nn.Module):
+    """One executor layer: joint attention over [context ; own], cross-attention, MLP."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        width, heads, hd = config.executor.width, config.num_heads, config.head_dim
+        self.qkv = nn.Linear(width, 3 * heads * hd)
+        self.qk = QKNormRope(heads, hd)
+        self.proj = nn.Linear(heads * hd, width)
+        self.cross_norm = nn.LayerNorm(width, eps=1e-6)
+        # One head over the Lt + 1 conditioning tokens: 4 fewer ops per layer and Euler step.
+        self.cross = CrossAttention(width, config.task.width, 1)
+        self.mlp = Mlp(width, int(width * config.executor.mlp_ratio))
+        # (shift, scale, gate) for attention then MLP; added to the timestep modulation.
+        self.modulation = nn.Parameter(torch.empty(6, width))
+
+    def forward(self, x: torch.Tensor, mod: torch.Tensor, rope: torch.Tensor, context: KV,
+                cross_kv: KV) -> torch.Tensor:
+        """
+        Run the layer on (B, K, Da) action tokens.
+
+        `mod` is (6, B, 1, Da), or (6, Da) when shared by the batch: shift, 1 + scale, gate
+        for attention, then for the MLP (see `ActionDiT.step_modulations`); `context` holds
+        this layer's (B, H, M, hd) keys and values; `rope` is (K, 1, 1, hd / 2).
+        """
+        shift1, scale1, gate1, shift2, scale2, gate2 = mod  # (B, 1, Da) or (Da,) each
+        h = norm_modulate(x, shift1, scale1)  # (B, K, Da)
+        q, k, v = self.qk(self.qkv(h), rope)  # (B, H, K, hd)
+        keys = torch.cat([context[0], k], dim=2)  # (B, H, M + K, hd)
+        values = torch.cat([context[1], v], dim=2)
+        out = F.scaled_dot_product_attention(q, keys, values)  # (B, H, K, hd)
+        x = torch.addcmul(x, gate1, self.proj(rearrange(out, 'b h k d -> b k (h d)')))
+        x = x + self.cross(self.cross_norm(x), cross_kv)
+        return torch.addcmul(x, gate2, self.mlp(norm_modulate(x, shift2, scale2)))
+
+
+class ActionDiT(nn.Module):
+    """
+    The executor: a flow-matching DiT over one action chunk.
+
+    Parameters
+    ----------
+    config : ModelConfig
+        Uses `executor`, the shared attention geometry and `task.width`.
+
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        width, action_dim = config.executor.width, config.executor.action_dim
+        self.action_embed = nn.Linear(action_dim, width)
+        self.proprio_embed = nn.Linear(action_dim, config.task.width)
+        self.time_embed = TimestepEmbedder(width)
+        self.time_proj = nn.Linear(width, 6 * width)
+        self.blocks = nn.ModuleList(ExecutorBlock(config) for _ in range(config.num_layers))
+        self.head_time_proj = nn.Linear(width, 2 * width)
+        self.head_modulation = nn.Parameter(torch.empty(2, width))
+        self.head = nn.Linear(width, action_dim)
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        """Xavier linears, small timestep MLP, random modulation tables, zero output head."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+        for linear in (self.time_embed.mlp[0], self.time_embed.mlp[2]):
+            nn.init.normal_(linear.weight, std=0.02)
+        width = self.config.executor.width
+        for block in self.blocks:
+            nn.init.normal_(block.modulation, std=width ** -0.5)
+        nn.init.normal_(self.head_modulation, std=width ** -0.5)
+        # Zero head: training starts from a zero velocity instead of a random field.
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def prepare(self, context_keys: torch.Tensor, context_values: torch.Tensor,
+                task_tokens: torch.Tensor, proprio: torch.Tensor) -> ExecutorCache:
+        """
+        Precompute what stays fixed over the Euler steps of one update.
+
+        Parameters
+        ----------
+        context_keys, context_values : torch.Tensor
+            (L, B, H, M, hd) planner context; referenced, not copied.
+        task_tokens : torch.Tensor
+            (B, Lt, Dt).
+        proprio : torch.Tensor
+            (B, A) normalised joint state at the chunk start.
+
+        Returns
+        -------
+        ExecutorCache
+
+        """
+        cond = torch.cat([task_tokens, self.proprio_embed(proprio)[:, None]], dim=1)
+        cross_kv = [block.cross.project_kv(cond) for block in self.blocks]  # (B, 1, Lt + 1, Da)
+        rope = rope_factors_1d(self.config.executor.chunk_len, self.config.head_dim,
+                               self.config.rope_theta, device=proprio.device)
+        return ExecutorCache(context_keys, context_values, cross_kv, rope)
+
+    def step_modulations(self, timesteps: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """
+        Compute the timestep modulation of a batch of timesteps (e.g. all Euler steps).
+
+        The scale rows already hold 1 + scale, and the batch axis sits where the blocks
+        broadcast it, so a block does no modulation arithmetic of its own.
+
+        Parameters
+        ----------
+        timesteps : torch.Tensor
+            (..., B) timesteps in [0, 1000].
+
+        Returns
+        -------
+        layer_mod : torch.Tensor
+            (..., L, 6, B, 1, Da): per layer (shift, 1 + scale, gate) x (attention, MLP).
+        head_mod : torch.Tensor
+            (..., 2, B, 1, Da): (shift, 1 + scale) of the output head.
+
+        """
+        temb = F.silu(self.time_embed(timesteps))  # (..., B, Da)
+        rows = self.time_proj(temb).unflatten(-1, (6, -1)).movedim(-2, -3)  # (..., 6, B, Da)
+        table = torch.stack([block.modulation for block in self.blocks])  # (L, 6, Da)
+        unit = temb.new_tensor([0.0, 1.0, 0.0, 0.0, 1.0, 0.0])[:, None, None, None]  # 1 + scale
+        layer_mod = rows[..., None, :, :, None, :] + (table[:, :, None, None, :] + unit)
+        head = self.head_time_proj(temb).unflatten(-1, (2, -1)).movedim(-2, -3)  # (.., 2, B, Da)
+        head_unit = temb.new_tensor([0.0, 1.0])[:, None, None, None]
+        head_mod = head[..., None, :] + (self.head_modulation[:, None, None, :] + head_unit)
+        return layer_mod, head_mod
+
+    def velocity(self, noisy_actions: torch.Tensor, layer_mod: torch.Tensor,
+                 head_mod: torch.Tensor, cache: ExecutorCache) -> torch.Tensor:
+        """
+        Predict the flow velocity of a noisy chunk.
+
+        Parameters
+        ----------
+        noisy_actions : torch.Tensor
+            (B, K, A) normalised noisy actions.
+        layer_mod, head_mod : torch.Tensor
+            (L, 6, B, 1, Da) and (2, B, 1, Da) from `step_modulations`, or (L, 6, Da) and
+            (2, Da) when the whole batch shares one timestep.
+        cache : ExecutorCache
+            From `prepare`.
+
+        Returns
+        -------
+        torch.Tensor
+            (B, K, A) velocity.
+
+        """
+        x = self.action_embed(noisy_actions)  # (B, K, Da)
+        layers = zip(self.blocks, layer_mod, cache.context_keys, cache.context_values,
+                     cache.cross_kv)
+        for block, mod, keys, values, cross_kv in layers:
+            x = block(x, mod, cache.rope, (keys, values), cross_kv)
+        shift, scale = head_mod
+        return self.head(norm_modulate(x, shift, scale))
+
+    def forward(self, noisy_actions: torch.Tensor, timesteps: torch.Tensor,
+                cache: ExecutorCache) -> torch.Tensor:
+        """Velocity of (B, K, A) noisy actions at (B,) timesteps; returns (B, K, A)."""
+        layer_mod, head_mod = self.step_modulations(timesteps)
+        return self.velocity(noisy_actions, layer_mod, head_mod, cache)

@@ -1,0 +1,1 @@
+"""The ROS 2 shell: rclpy nodes and message conversion. The only subpackage that imports rclpy."""

@@ -1,0 +1,203 @@
+"""
+The action_executor node: joint commands on a fast timer from chunks computed off-timer.
+
+Three callback groups keep the command timer's rate whatever inference costs: the command
+timer (50 Hz by default: next action of the aligned, blended plan, through the safety filter),
+the chunk timer (executor update: OVCR + Euler steps against the newest planner context), and
+the inputs (joint states, camera frames, world-context descriptors, resolved by reference).
+"""
+
+import math
+import sys
+from typing import Optional
+
+from ahawam_ros.kinematics import ArmKinematics
+from ahawam_ros.msg import ActionChunk, WorldContext
+from ahawam_ros.ros import conversions as conv
+from ahawam_ros.ros.camera_set import CameraSet
+from ahawam_ros.ros.node_configs import ActionExecutorConfig
+from ahawam_ros.ros.params import declare_config
+from ahawam_ros.ros.qos import COMMAND_QOS, CONTEXT_QOS
+from ahawam_ros.ros.spin import run_nodes
+from ahawam_ros.ros.torch_threads import use_torch_threads
+from ahawam_ros.runtime.chunk_scheduler import ACCEPTED, SchedulerConfig
+from ahawam_ros.runtime.context_slot import ContextSlot, ContextUnavailableError
+from ahawam_ros.runtime.executor_core import Command, ExecutorConfig, ExecutorCore
+from ahawam_ros.runtime.loading import load_policy, policy_image_hw
+from ahawam_ros.runtime.policy_api import ChunkPolicy
+from ahawam_ros.runtime.safety import SafetyConfig
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.duration import Duration
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray, Header
+from trajectory_msgs.msg import JointTrajectory
+from visualization_msgs.msg import MarkerArray
+
+
+def executor_config(config: ActionExecutorConfig) -> ExecutorConfig:
+    """Map the node's parameters onto the ROS-free runtime's config."""
+    dims = len(config.joint_names)
+    safety = SafetyConfig(lower=config.lower_limits, upper=config.upper_limits,
+                          max_step=(config.max_step,) * dims,
+                          max_context_age=config.max_context_age,
+                          max_observation_age=config.max_observation_age)
+    return ExecutorConfig(safety=safety, scheduler=SchedulerConfig(config.blend,
+                                                                   config.blend_steps),
+                          max_image_age=config.max_image_age,
+                          execute_steps=config.execute_steps)
+
+
+class ActionExecutorNode(Node):
+    """Publishes one safe joint command per control tick; computes chunks off the timer."""
+
+    def __init__(self, policy: Optional[ChunkPolicy] = None, **node_kwargs):
+        super().__init__('action_executor', **node_kwargs)
+        self.config = config = declare_config(self, ActionExecutorConfig)
+        self.policy = policy or load_policy(config.checkpoint, config.device)
+        if config.num_inference_steps and hasattr(self.policy, 'num_steps'):
+            self.policy.num_steps = config.num_inference_steps
+        self.core = ExecutorCore(self.policy, ContextSlot(), executor_config(config),
+                                 clock=self.now)
+        self.period = 1.0 / config.control_rate_hz
+        inputs = MutuallyExclusiveCallbackGroup()
+        image_hw = policy_image_hw(self.policy, config.image_height, config.image_width)
+        self.cameras = CameraSet(self, config.camera_topics, image_hw, config.resize_images,
+                                 inputs)
+        self._make_publishers(config)
+        self.create_subscription(JointState, config.joint_state_topic, self._on_joint_state, 10,
+                                 callback_group=inputs)
+        self.create_subscription(WorldContext, config.context_topic, self._on_context,
+                                 CONTEXT_QOS, callback_group=inputs)
+        self.create_subscription(Header, config.episode_topic, self._on_episode_start, 10,
+                                 callback_group=inputs)
+        self.create_timer(self.period, self._on_command_tick,
+                          callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_timer(self.period, self._on_chunk_timer,
+                          callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_timer(config.diagnostics_period, self._on_diagnostics,
+                          callback_group=MutuallyExclusiveCallbackGroup())
+        self.last_command: Optional[Command] = None
+        self._last_reason = ''
+        self._reported = set()
+
+    def _make_publishers(self, config: ActionExecutorConfig) -> None:
+        interfaces = set(config.command_interfaces)
+        self._trajectory_pub = (self.create_publisher(
+            JointTrajectory, config.trajectory_topic, COMMAND_QOS)
+            if 'trajectory' in interfaces else None)
+        self._position_pub = (self.create_publisher(
+            Float64MultiArray, config.position_topic, COMMAND_QOS)
+            if 'position' in interfaces else None)
+        self._commanded_pub = self.create_publisher(JointState, config.commanded_state_topic, 10)
+        self._chunk_pub = self.create_publisher(ActionChunk, config.chunk_topic, 10)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray,
+                                                      config.diagnostics_topic, 10)
+        self._markers_pub = self.create_publisher(MarkerArray, config.chunk_marker_topic, 5)
+        self._kinematics = None  # built on first use: only rviz needs it
+
+    def now(self) -> float:
+        """Return the node's clock in seconds (sim time when use_sim_time is set)."""
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # ---- inputs ---------------------------------------------------------------------------
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        try:
+            positions = conv.joint_positions(msg, self.config.joint_names)
+        except conv.JointStateError as error:
+            self._report_once('joint_state', f'ignoring joint state: {error}')
+            return
+        stamp = conv.stamp_seconds(msg.header.stamp) or self.now()
+        self.core.update_joints(positions, stamp)
+
+    def _on_context(self, msg: WorldContext) -> None:
+        try:
+            self.core.accept_context(msg.handle)
+        except ContextUnavailableError as error:
+            self._report_once('context', f'cannot use world context {msg.seq}: {error}')
+
+    def _on_episode_start(self, msg: Header) -> None:
+        self.core.reset(episode_start=conv.stamp_seconds(msg.stamp), clear_context=True)
+        self.cameras.clear()
+
+    # ---- timers ---------------------------------------------------------------------------
+
+    def _on_command_tick(self) -> None:
+        command = self.core.tick()
+        if command.positions is None:
+            return  # no joint state yet: nothing safe to send
+        self.publish_command(command)
+        if command.reason != self._last_reason:
+            self._last_reason = command.reason
+            if command.is_hold:
+                self.get_logger().warning(f'holding: {command.reason}')
+            else:
+                self.get_logger().info(f'executing (context {command.context_seq})')
+
+    def publish_command(self, command: Command) -> None:
+        """Send `command` on every configured interface (and as JointState for rviz)."""
+        self.last_command = command
+        positions, names, stamp = command.positions, self.config.joint_names, self.now()
+        if self._trajectory_pub is not None:
+            self._trajectory_pub.publish(conv.trajectory_command_msg(positions, names, stamp,
+                                                                     self.period))
+        if self._position_pub is not None:
+            self._position_pub.publish(conv.position_command_msg(positions))
+        self._commanded_pub.publish(conv.joint_state_msg(positions, names, stamp))
+
+    def _on_chunk_timer(self) -> None:
+        latest = self.cameras.latest()
+        if latest is not None:
+            self.core.update_images(*latest)
+        use_torch_threads(self.config.torch_threads)
+        outcome = self.core.compute_chunk()
+        if outcome.status != ACCEPTED or outcome.chunk is None:
+            return
+        chunk = outcome.chunk
+        age = chunk.t0 - chunk.context_stamp
+        self._chunk_pub.publish(conv.action_chunk_msg(
+            chunk.actions, self.config.joint_names, chunk.t0, chunk.period, chunk.context_seq,
+            age if math.isfinite(age) else -1.0, outcome.latency))
+        if self._markers_pub.get_subscription_count() > 0:
+            self._publish_markers(chunk.actions, chunk.t0)
+
+    def _publish_markers(self, actions, stamp: float) -> None:
+        if self._kinematics is None:
+            self._kinematics = ArmKinematics(self.config.joint_names)
+        paths = self._kinematics.paths(actions, self.config.marker_links)  # (K, P, 3)
+        self._markers_pub.publish(conv.chunk_markers_msg(paths, stamp,
+                                                         self.config.marker_frame))
+
+    def _on_diagnostics(self) -> None:
+        stats = self.core.stats()
+        ok = not self.last_command or not self.last_command.is_hold
+        message = 'executing' if ok else f'holding: {self.last_command.reason}'
+        self._diagnostics_pub.publish(conv.diagnostics_msg(
+            f'{self.get_name()}: executor', 'ahawam_ros', ok, message, stats, self.now()))
+
+    def _report_once(self, key: str, text: str) -> None:
+        if (key, text) not in self._reported:
+            self._reported.add((key, text))
+            self.get_logger().error(f'{text} (reported once)')
+
+    def on_shutdown(self) -> None:
+        """Send a final hold at the last safe position (Ctrl-C, SIGTERM) and wait for acks."""
+        hold = self.core.final_command()
+        if hold.positions is None:
+            return  # nothing was ever sent: nothing to hold
+        self.publish_command(hold)
+        for publisher in (self._trajectory_pub, self._position_pub):
+            if publisher is not None:
+                publisher.wait_for_all_acked(Duration(seconds=1.0))
+        self.get_logger().info('final hold sent')
+
+
+def main(args=None) -> int:
+    """Run the action_executor node alone (it needs a planner in the same process)."""
+    return run_nodes(lambda: [ActionExecutorNode()], args=args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

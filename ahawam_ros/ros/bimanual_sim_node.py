@@ -1,0 +1,215 @@
+"""
+The bimanual_sim node: the embedded ALOHA simulator behind the robot's topics.
+
+Publishes the configured cameras (sensor_msgs/Image rgb8) and /joint_states at the control
+rate, applies the newest command from the executor's command topic, publishes reward and
+success, and resets to a seeded episode on the `sim/reset` service. With `publish_clock` the
+node is the clock: each physics step advances /clock by one control period, and nodes with
+use_sim_time follow the simulation (at `real_time_factor` x wall time).
+"""
+
+import queue
+import sys
+import threading
+import time
+from typing import Optional
+
+from ahawam_ros.ros import conversions as conv
+from ahawam_ros.ros.image_conversion import rgb_to_image_msg
+from ahawam_ros.ros.node_configs import BimanualSimConfig
+from ahawam_ros.ros.params import declare_config
+from ahawam_ros.ros.qos import CAMERA_QOS, COMMAND_QOS
+from ahawam_ros.ros.spin import run_nodes
+from ahawam_ros.sim.aloha_env import AlohaSim, Observation, SimConfig
+from ahawam_ros.srv import ResetEpisode
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from rosgraph_msgs.msg import Clock as ClockMsg
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Bool, Float64, Float64MultiArray, Header
+from trajectory_msgs.msg import JointTrajectory
+
+
+class BimanualSimNode(Node):
+    """
+    Exposes the simulator through ROS topics; a thread of its own steps it like hardware.
+
+    MuJoCo's offscreen GL context belongs to the thread that created it, and the executor
+    runs callbacks on any of its threads, so one dedicated thread creates, steps, renders and
+    resets the simulator at the control rate (steady clock); the reset service hands it the
+    request and waits for the answer.
+    """
+
+    def __init__(self, **node_kwargs):
+        super().__init__('bimanual_sim', **node_kwargs)
+        self.config = config = declare_config(self, BimanualSimConfig)
+        self.period = 1.0 / config.control_rate_hz
+        self.sim: Optional[AlohaSim] = None
+        self.observation: Optional[Observation] = None
+        self.last_reset: Optional[Observation] = None  # the observation of the last reset
+        self._command = None  # newest valid (A,) command
+        self._command_lock = threading.Lock()
+        self._sim_time = 0.0  # seconds of simulated time since the node started
+        self._reported = set()
+        self._requests: 'queue.Queue' = queue.Queue()
+        self._stop = threading.Event()
+        self._make_publishers(config)
+        callbacks = MutuallyExclusiveCallbackGroup()
+        if config.command_interface == 'trajectory':
+            self.create_subscription(JointTrajectory, config.trajectory_topic,
+                                     self._on_trajectory, COMMAND_QOS, callback_group=callbacks)
+        else:
+            self.create_subscription(Float64MultiArray, config.position_topic,
+                                     self._on_position, COMMAND_QOS, callback_group=callbacks)
+        self.create_service(ResetEpisode, config.reset_service, self._on_reset,
+                            callback_group=callbacks)
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(ready,), name='bimanual-sim',
+                                        daemon=True)
+        self._thread.start()
+        ready.wait(timeout=60.0)
+        if self.sim is None:
+            raise RuntimeError('the simulator failed to start (see the log)')
+
+    def _sim_config(self, task: str) -> SimConfig:
+        return SimConfig(task=task, cameras=self.config.cameras,
+                         image_height=self.config.image_height,
+                         image_width=self.config.image_width, seed=self.config.seed)
+
+    def _make_publishers(self, config: BimanualSimConfig) -> None:
+        self._camera_pubs = {name: self.create_publisher(
+            Image, config.camera_topic_pattern.format(name=name), CAMERA_QOS)
+            for name in config.cameras}
+        self._joint_pub = self.create_publisher(JointState, config.joint_state_topic, 10)
+        self._reward_pub = self.create_publisher(Float64, config.reward_topic, 10)
+        self._success_pub = self.create_publisher(Bool, config.success_topic, 10)
+        self._episode_pub = self.create_publisher(Header, config.episode_topic, 10)
+        self._clock_pub = (self.create_publisher(ClockMsg, '/clock', 10)
+                           if config.publish_clock else None)
+
+    def now(self) -> float:
+        """Return the stamp of the current state: simulated time, or the node clock."""
+        if self._clock_pub is not None:
+            return self._sim_time
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # ---- commands -------------------------------------------------------------------------
+
+    def _on_trajectory(self, msg: JointTrajectory) -> None:
+        try:
+            self._set_command(conv.trajectory_positions(msg, self.sim.joint_names))
+        except ValueError as error:
+            self._report_once(f'ignoring trajectory command: {error}')
+
+    def _on_position(self, msg: Float64MultiArray) -> None:
+        try:
+            self._set_command(conv.command_positions(msg, len(self.sim.joint_names)))
+        except ValueError as error:
+            self._report_once(f'ignoring position command: {error}')
+
+    def _set_command(self, positions) -> None:
+        with self._command_lock:
+            self._command = positions
+
+    def _report_once(self, text: str) -> None:
+        if text not in self._reported:
+            self._reported.add(text)
+            self.get_logger().error(f'{text} (reported once)')
+
+    # ---- the simulator thread -------------------------------------------------------------
+
+    def _run(self, ready: threading.Event) -> None:
+        try:
+            self.sim = AlohaSim(self._sim_config(self.config.task))
+            self.observation = self._start_episode(self.config.seed)
+        except Exception as error:  # noqa: B902 - reported, then the constructor raises
+            self.get_logger().error(f'simulator start failed: {error}')
+            return
+        finally:
+            ready.set()
+        wall_period = self.period / self.config.real_time_factor
+        next_time = time.perf_counter()
+        while not self._stop.is_set():
+            self._serve_requests()
+            self._step()
+            next_time += wall_period
+            delay = next_time - time.perf_counter()
+            if delay > 0:
+                self._stop.wait(delay)
+            else:
+                next_time = time.perf_counter()  # running late: do not try to catch up
+        self.sim.close()
+
+    def _serve_requests(self) -> None:
+        while not self._requests.empty():
+            seed, task, reply = self._requests.get_nowait()
+            try:
+                self.observation = self._start_episode(seed, task)
+                reply.update(success=True, message=self.sim.config.task)
+            except (ValueError, RuntimeError) as error:
+                reply.update(success=False, message=str(error))
+            reply['done'].set()
+
+    def _start_episode(self, seed: int, task: Optional[str] = None) -> Observation:
+        if task and task != self.sim.config.task:
+            self.sim.close()
+            self.sim = AlohaSim(self._sim_config(task))
+        observation = self.sim.reset(seed)
+        with self._command_lock:
+            self._command = None  # commands of the previous episode must not leak into this one
+        self.last_reset = observation
+        self._publish_observation(observation, with_images=True)
+        self._episode_pub.publish(Header(stamp=conv.to_time_msg(self.now()),
+                                         frame_id=self.sim.config.task))
+        self.get_logger().info(f'episode reset: task {self.sim.config.task}, seed {seed}')
+        return observation
+
+    def _step(self) -> None:
+        with self._command_lock:
+            command = self._command
+        target = self.observation.qpos if command is None else command
+        self.observation = self.sim.step(target)
+        self._sim_time += self.period
+        with_images = self.observation.step % self.config.camera_every == 0
+        self._publish_observation(self.observation, with_images)
+
+    def _on_reset(self, request, response):
+        reply = {'done': threading.Event(), 'success': False, 'message': 'simulator stopped'}
+        self._requests.put((int(request.seed), request.task or None, reply))
+        reply['done'].wait(timeout=30.0)
+        response.success, response.message = reply['success'], reply['message']
+        return response
+
+    def on_shutdown(self) -> None:
+        """Stop the simulator thread (it closes the renderer in its own thread)."""
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+
+    def destroy_node(self):
+        """Stop the simulator thread before the node's publishers go away."""
+        self.on_shutdown()
+        return super().destroy_node()
+
+    def _publish_observation(self, observation: Observation, with_images: bool) -> None:
+        if self._clock_pub is not None:
+            self._clock_pub.publish(ClockMsg(clock=conv.to_time_msg(self._sim_time)))
+        stamp = self.now()
+        self._joint_pub.publish(conv.joint_state_msg(observation.qpos, self.sim.joint_names,
+                                                     stamp, observation.qvel))
+        self._reward_pub.publish(Float64(data=float(observation.reward)))
+        self._success_pub.publish(Bool(data=bool(observation.success)))
+        if not with_images:
+            return
+        images = observation.images
+        time_msg = conv.to_time_msg(stamp)
+        for name, publisher in self._camera_pubs.items():
+            publisher.publish(rgb_to_image_msg(images[name], time_msg, f'{name}_camera'))
+
+
+def main(args=None) -> int:
+    """Run the simulator node alone."""
+    return run_nodes(lambda: [BimanualSimNode()], args=args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

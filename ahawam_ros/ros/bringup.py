@@ -1,0 +1,61 @@
+"""
+The bringup executable: world planner and action executor in ONE process.
+
+Hosting both nodes in one process is what lets the world context travel by reference (the
+WorldContext topic carries only a descriptor and a handle). They spin on a
+MultiThreadedExecutor with a callback group per timer, so the 50 Hz command timer keeps its
+rate beside planner refreshes and chunk inference on 2 cores. `--with-sim` also hosts the
+simulator node. Parameters come from config/bimanual.yaml unless a --params-file is given.
+
+    ros2 run ahawam_ros bringup [--with-sim] [--ros-args --params-file my.yaml ...]
+"""
+
+import argparse
+import os
+import sys
+from typing import List, Optional
+
+# One intra-op thread per torch worker by default: the planner and the executor each get one
+# core's worth of work, and the command timer never waits for a core (set before torch loads).
+os.environ.setdefault('OMP_NUM_THREADS', '1')
+
+from ahawam_ros.ros.paths import share_file  # noqa: E402
+from ahawam_ros.ros.spin import run_nodes  # noqa: E402
+from rclpy.utilities import remove_ros_args  # noqa: E402
+
+DEFAULT_PARAMS = ('config', 'bimanual.yaml')
+
+
+def with_default_params(args: List[str]) -> List[str]:
+    """Append `--ros-args --params-file config/bimanual.yaml` unless a params file is given."""
+    if '--params-file' in args:
+        return args
+    return args + ['--ros-args', '--params-file', str(share_file(*DEFAULT_PARAMS))]
+
+
+def make_nodes(with_sim: bool):
+    """Build the nodes of the process: [simulator], planner, executor (one shared policy)."""
+    from ahawam_ros.ros.action_executor_node import ActionExecutorNode
+    from ahawam_ros.ros.world_planner_node import WorldPlannerNode
+    nodes = []
+    if with_sim:
+        from ahawam_ros.ros.bimanual_sim_node import BimanualSimNode
+        nodes.append(BimanualSimNode())
+    planner = WorldPlannerNode()
+    # Both nodes load through the per-process policy cache: one set of weights.
+    nodes += [planner, ActionExecutorNode()]
+    return nodes
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Parse `--with-sim`, then spin the nodes until Ctrl-C / SIGTERM."""
+    argv = list(sys.argv if argv is None else argv)
+    parser = argparse.ArgumentParser(prog='bringup', description=__doc__.splitlines()[1])
+    parser.add_argument('--with-sim', action='store_true',
+                        help='also host the bimanual simulator node in this process')
+    options = parser.parse_args(remove_ros_args(argv)[1:])
+    return run_nodes(lambda: make_nodes(options.with_sim), args=with_default_params(argv))
+
+
+if __name__ == '__main__':
+    sys.exit(main())

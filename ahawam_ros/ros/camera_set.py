@@ -1,0 +1,96 @@
+"""
+The newest frame of each configured camera, for the planner and executor nodes.
+
+Cameras are subscribed with sensor-data QoS, depth 1 (only the newest frame matters). A bad
+image (wrong size, unsupported encoding, empty data) is logged once per camera and reason and
+ignored; the node keeps running on the other frames.
+"""
+
+import threading
+from typing import Dict, Optional, Sequence, Set, Tuple
+
+from ahawam_ros.ros.conversions import stamp_seconds
+from ahawam_ros.ros.image_conversion import ImageConversionError, ImageConverter
+from ahawam_ros.ros.qos import CAMERA_QOS
+import cv2
+import numpy as np
+from rclpy.node import Node
+from sensor_msgs.msg import CompressedImage, Image
+
+
+class CameraSet:
+    """
+    Subscribes to V cameras and keeps the newest RGB frame of each.
+
+    Parameters
+    ----------
+    node : Node
+        The owning node (subscriptions, logger).
+    topics : sequence of str
+        Camera topics in view order; `.../compressed` topics carry CompressedImage.
+    image_hw : (int, int)
+        Expected (H, W) of every frame.
+    resize : bool
+        Resize frames of another size instead of rejecting them.
+    callback_group : optional
+        Callback group of the subscriptions.
+
+    """
+
+    def __init__(self, node: Node, topics: Sequence[str], image_hw: Tuple[int, int],
+                 resize: bool = False, callback_group=None):
+        self._node = node
+        self._topics = tuple(topics)
+        self._hw = tuple(int(v) for v in image_hw)
+        self._resize = resize
+        self._converter = ImageConverter()
+        self._frames: Dict[str, Tuple[np.ndarray, float]] = {}
+        self._lock = threading.Lock()
+        self._reported: Set[Tuple[str, str]] = set()
+        self.rejected = 0
+        for topic in self._topics:
+            msg_type = CompressedImage if topic.rstrip('/').endswith('compressed') else Image
+            node.create_subscription(msg_type, topic, lambda msg, t=topic: self._on_image(t, msg),
+                                     CAMERA_QOS, callback_group=callback_group)
+
+    @property
+    def uses_cv_bridge(self) -> bool:
+        return self._converter.uses_cv_bridge
+
+    def _on_image(self, topic: str, msg) -> None:
+        try:
+            rgb = self._converter.to_rgb(msg, None if self._resize else self._hw)
+        except ImageConversionError as error:
+            self.rejected += 1
+            self._report_once(topic, str(error))
+            return
+        if rgb.shape[:2] != self._hw:
+            rgb = cv2.resize(rgb, (self._hw[1], self._hw[0]), interpolation=cv2.INTER_AREA)
+        with self._lock:
+            self._frames[topic] = (rgb, stamp_seconds(msg.header.stamp))
+
+    def _report_once(self, topic: str, reason: str) -> None:
+        key = (topic, reason.split(':')[0])
+        if key not in self._reported:
+            self._reported.add(key)
+            self._node.get_logger().error(
+                f'ignoring image on {topic}: {reason} (reported once; the node keeps running)')
+
+    def latest(self) -> Optional[Tuple[np.ndarray, float]]:
+        """Return (uint8 (V, H, W, 3), stamp of the oldest of the V frames), or None."""
+        with self._lock:
+            frames = [self._frames.get(topic) for topic in self._topics]
+        if any(frame is None for frame in frames):
+            return None
+        images = np.stack([frame[0] for frame in frames])  # (V, H, W, 3)
+        return images, min(frame[1] for frame in frames)
+
+    def clear(self) -> None:
+        """Forget the frames (a new episode)."""
+        with self._lock:
+            self._frames.clear()
+
+
+def tile_views(images: np.ndarray) -> np.ndarray:
+    """Tile uint8 (V, H, W, 3) views side by side into one (H, V*W, 3) composite."""
+    return np.concatenate(list(images), axis=1)  # (H, V*W, 3)

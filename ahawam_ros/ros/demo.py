@@ -1,0 +1,144 @@
+"""
+`ahawam demo`: the whole system on the embedded default, as ROS 2 nodes in one process.
+
+The simulator, the world planner and the action executor (with the packaged checkpoint)
+run a few TransferCube episodes in real time; a supervisor node resets each episode with a
+seed, prints live status once a second (command rate, context age, latencies, reward),
+records each episode as a rosbag2 (mcap) and an mp4 of the top camera, and prints a summary.
+"""
+
+import argparse
+from dataclasses import dataclass
+import json
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import threading
+from typing import List, Optional
+
+os.environ.setdefault('OMP_NUM_THREADS', '1')  # before torch: one core per worker thread
+
+from ahawam_ros.ros.demo_supervisor import DemoSupervisor, EpisodeResult  # noqa: E402
+from ahawam_ros.ros.node_configs import BimanualSimConfig  # noqa: E402
+from ahawam_ros.ros.params import config_from_params_file  # noqa: E402
+from ahawam_ros.ros.paths import share_file  # noqa: E402
+import rclpy  # noqa: E402
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor  # noqa: E402
+from rclpy.signals import SignalHandlerOptions  # noqa: E402
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """What the demo runs."""
+
+    episodes: int = 3
+    seed: int = 0
+    checkpoint: str = ''
+    out: str = 'outputs/demo'
+    episode_seconds: float = 8.0
+    video: bool = True
+
+    def __post_init__(self):
+        if self.episodes < 1:
+            raise ValueError(f'episodes must be >= 1, got {self.episodes}')
+        if not self.episode_seconds > 0:
+            raise ValueError(f'episode_seconds must be > 0, got {self.episode_seconds}')
+
+
+def parse_options(argv: Optional[List[str]]) -> DemoOptions:
+    """Parse the command line into DemoOptions."""
+    parser = argparse.ArgumentParser(prog='ahawam demo', description=__doc__.splitlines()[1])
+    parser.add_argument('--episodes', type=int, default=3, help='episodes to run (3)')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the first episode (0)')
+    parser.add_argument('--checkpoint', default='', help='policy checkpoint directory '
+                        '(default: the packaged one)')
+    parser.add_argument('--out', default='outputs/demo', help='where bags and videos go')
+    parser.add_argument('--episode-seconds', type=float, default=8.0,
+                        help='episode length in seconds (TransferCube: 8 s = 400 steps)')
+    parser.add_argument('--no-video', action='store_true', help='do not write mp4 videos')
+    args = parser.parse_args(argv)
+    return DemoOptions(args.episodes, args.seed, args.checkpoint, args.out,
+                       args.episode_seconds, not args.no_video)
+
+
+def _ros_args(options: DemoOptions, params_file: str) -> List[str]:
+    args = ['--ros-args', '--params-file', params_file, '--log-level', 'warn']
+    if options.checkpoint:
+        args += ['-p', f'checkpoint:={Path(options.checkpoint).resolve()}']
+    return args
+
+
+def start_simulator(params_file: str) -> subprocess.Popen:
+    """Start the bimanual_sim node in its own process, as the robot would be."""
+    command = [sys.executable, '-m', 'ahawam_ros.ros.bimanual_sim_node', '--ros-args',
+               '--params-file', params_file, '--log-level', 'warn']
+    return subprocess.Popen(command, env=dict(os.environ, PYTHONUNBUFFERED='1'))
+
+
+def stop_simulator(process: subprocess.Popen) -> None:
+    """Stop the simulator process (SIGINT, then kill after 10 s)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=10.0)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def print_summary(results: List[EpisodeResult], supervisor: DemoSupervisor,
+                  out: Path) -> None:
+    """Print the per-episode table and the system figures; write summary.json."""
+    print('\n=== AHA-WAM demo summary ===')
+    print(f'{"episode":>7} {"seed":>5} {"success":>8} {"max reward":>10} {"cmd Hz":>7} '
+          f'{"holds":>6}  bag / video')
+    for r in results:
+        print(f'{r.index:>7} {r.seed:>5} {str(r.success):>8} {r.max_reward:>10.0f} '
+              f'{r.command_rate:>7.1f} {r.holds:>6}  {r.bag} {r.video or ""}')
+    figures = supervisor.system_figures()
+    successes = sum(r.success for r in results)
+    print(f'success: {successes}/{len(results)} episodes')
+    for key, value in figures.items():
+        print(f'{key}: {value:.4g}' if isinstance(value, float) else f'{key}: {value}')
+    summary = {'episodes': [r.__dict__ for r in results], 'success_rate':
+               successes / len(results), **figures}
+    (out / 'summary.json').write_text(json.dumps(summary, indent=2, default=str))
+    print(f'outputs: {out.resolve()}')
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the demo; return 0 when every episode ran (successful or not)."""
+    options = parse_options(argv)
+    out = Path(options.out)
+    out.mkdir(parents=True, exist_ok=True)
+    params_file = str(share_file('config', 'bimanual.yaml'))
+    sim_config = config_from_params_file(params_file, 'bimanual_sim', BimanualSimConfig)
+    simulator = start_simulator(params_file)
+    rclpy.init(args=['ahawam_demo'] + _ros_args(options, params_file),
+               signal_handler_options=SignalHandlerOptions.NO)
+    executor = MultiThreadedExecutor(num_threads=5)
+    supervisor, spinner = None, None
+    results: List[EpisodeResult] = []
+    try:
+        supervisor = DemoSupervisor.with_system(options, out, sim_config)
+        for node in supervisor.nodes:
+            executor.add_node(node)
+        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner.start()
+        for index in range(options.episodes):
+            results.append(supervisor.run_episode(index, options.seed + index))
+        print_summary(results, supervisor, out)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        print('\ninterrupted', file=sys.stderr)
+    finally:
+        if supervisor is not None:
+            supervisor.shutdown_system()
+        executor.shutdown(timeout_sec=2.0)
+        if spinner is not None:
+            spinner.join(timeout=5.0)
+        for node in supervisor.nodes if supervisor is not None else []:
+            node.destroy_node()
+        rclpy.try_shutdown()
+        stop_simulator(simulator)
+    return 0 if len(results) == options.episodes else 1

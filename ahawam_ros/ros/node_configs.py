@@ -1,0 +1,164 @@
+"""
+Typed configs of the nodes; field names are the ROS parameter names (config/*.yaml).
+
+`params.declare_config(node, Config)` declares every field as a parameter and builds the
+config from the values given (parameter file, launch, command line); `__post_init__` checks
+them and names a bad field with its value.
+"""
+
+from dataclasses import dataclass
+import math
+from typing import Tuple
+
+from ahawam_ros import robot
+from ahawam_ros.ros.params import field
+
+DEFAULT_CAMERAS = ('cameras/top/image_raw',)
+COMMAND_INTERFACES = ('trajectory', 'position')
+
+
+def _check_positive(config, *names: str) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f'{name} must be a finite number > 0, got {value}')
+
+
+def _check_cameras(config) -> None:
+    if not config.camera_topics or any(not topic for topic in config.camera_topics):
+        raise ValueError(f'camera_topics must list at least one topic, got '
+                         f'{list(config.camera_topics)}')
+    if config.image_height < 0 or config.image_width < 0:
+        raise ValueError(f'image size must be >= 0 (0 = the policy input size), got '
+                         f'{config.image_height}x{config.image_width}')
+
+
+@dataclass(frozen=True)
+class PolicySource:
+    """Where the policy comes from; shared by the planner and executor nodes."""
+
+    checkpoint: str = field('', 'checkpoint directory; empty = the packaged default; '
+                                '"fake" = a scripted stand-in policy (no model) for ROS tests')
+    device: str = field('cpu', 'torch device, e.g. cpu or cuda:0')
+    torch_threads: int = field(1, "torch intra-op threads of this node's worker thread",
+                               (1, 64))
+
+
+@dataclass(frozen=True)
+class WorldPlannerConfig(PolicySource):
+    """Parameters of the world_planner node."""
+
+    camera_topics: Tuple[str, ...] = field(
+        DEFAULT_CAMERAS, "camera topics in the policy's view order; a topic ending in "
+        '/compressed is a sensor_msgs/CompressedImage, any other a sensor_msgs/Image')
+    image_height: int = field(0, 'expected camera image height; 0 = the policy input size',
+                              (0, 4096))
+    image_width: int = field(0, 'expected camera image width; 0 = the policy input size',
+                             (0, 4096))
+    resize_images: bool = field(False, 'resize frames of another size instead of rejecting')
+    refresh_rate_hz: float = field(4.0, 'planner refresh timer rate', (0.05, 100.0))
+    max_image_age: float = field(0.5, 'frames older than this (s) are not planned from',
+                                 (0.001, 60.0))
+    context_topic: str = field('world_context', 'WorldContext descriptor topic')
+    composite_topic: str = field('~/composite_image', 'tiled planner input image topic (rviz)')
+    episode_topic: str = field('episode_start', 'std_msgs/Header: a new episode starts at '
+                                                'header.stamp (resets the rolling memory)')
+
+    def __post_init__(self):
+        _check_positive(self, 'refresh_rate_hz', 'max_image_age')
+        _check_cameras(self)
+
+
+@dataclass(frozen=True)
+class ActionExecutorConfig(PolicySource):
+    """Parameters of the action_executor node."""
+
+    camera_topics: Tuple[str, ...] = field(
+        DEFAULT_CAMERAS, "camera topics for OVCR, in the policy's view order (as the planner)")
+    image_height: int = field(0, 'expected camera image height; 0 = the policy input size',
+                              (0, 4096))
+    image_width: int = field(0, 'expected camera image width; 0 = the policy input size',
+                             (0, 4096))
+    resize_images: bool = field(False, 'resize frames of another size instead of rejecting')
+    joint_names: Tuple[str, ...] = field(robot.JOINT_NAMES, 'commanded joints, policy order')
+    lower_limits: Tuple[float, ...] = field(robot.JOINT_LOWER, 'joint position lower limits')
+    upper_limits: Tuple[float, ...] = field(robot.JOINT_UPPER, 'joint position upper limits')
+    max_step: float = field(0.05, 'largest change of a joint command per tick (rad, or '
+                                  'normalised gripper units)', (1e-4, 10.0))
+    control_rate_hz: float = field(robot.CONTROL_RATE_HZ, 'command timer rate', (1.0, 1000.0))
+    command_interfaces: Tuple[str, ...] = field(
+        COMMAND_INTERFACES, 'which command messages to publish: trajectory '
+        '(trajectory_msgs/JointTrajectory) and/or position (std_msgs/Float64MultiArray)')
+    joint_state_topic: str = field('joint_states', 'measured joint states')
+    trajectory_topic: str = field('joint_trajectory', 'JointTrajectory command topic')
+    position_topic: str = field('joint_commands', 'Float64MultiArray command topic')
+    commanded_state_topic: str = field('commanded_joint_states', 'commands as JointState (rviz)')
+    chunk_topic: str = field('action_chunk', 'ActionChunk topic (one message per new chunk)')
+    context_topic: str = field('world_context', 'WorldContext descriptor topic')
+    diagnostics_topic: str = field('/diagnostics', 'diagnostic_msgs/DiagnosticArray topic')
+    chunk_marker_topic: str = field('action_chunk_markers', 'MarkerArray of each planned '
+                                    'chunk (gripper paths, rviz)')
+    marker_links: Tuple[str, ...] = field(('left_gripper_link', 'right_gripper_link'),
+                                          'URDF links whose paths the chunk markers draw')
+    marker_frame: str = field('world', 'frame of the chunk markers (the URDF root)')
+    episode_topic: str = field('episode_start', 'std_msgs/Header: a new episode starts')
+    num_inference_steps: int = field(0, "Euler steps per chunk; 0 = the checkpoint's", (0, 100))
+    execute_steps: int = field(8, 'compute the next chunk once this many actions are due',
+                               (0, 1000))
+    blend: str = field('linear', 'seam blending between chunks: none, linear or weighted')
+    blend_steps: int = field(4, 'crossfade length (control steps) of the linear blend', (0, 100))
+    max_context_age: float = field(1.5, 'hold when the planner context is older (s)',
+                                   (0.001, 60.0))
+    max_observation_age: float = field(0.2, 'hold when the joint state is older (s)',
+                                       (0.001, 60.0))
+    max_image_age: float = field(0.5, 'frames older than this (s) are not used', (0.001, 60.0))
+    diagnostics_period: float = field(1.0, 'seconds between diagnostics messages', (0.05, 60.0))
+
+    def __post_init__(self):
+        _check_positive(self, 'control_rate_hz', 'max_step', 'max_context_age',
+                        'max_observation_age', 'max_image_age', 'diagnostics_period')
+        _check_cameras(self)
+        dims = {len(self.joint_names), len(self.lower_limits), len(self.upper_limits)}
+        if len(dims) != 1:
+            raise ValueError(f'joint_names, lower_limits and upper_limits must have one length, '
+                             f'got {len(self.joint_names)}, {len(self.lower_limits)}, '
+                             f'{len(self.upper_limits)}')
+        unknown = [name for name in self.command_interfaces if name not in COMMAND_INTERFACES]
+        if unknown or not self.command_interfaces:
+            raise ValueError(f'command_interfaces must be a non-empty subset of '
+                             f'{list(COMMAND_INTERFACES)}, got {list(self.command_interfaces)}')
+
+
+@dataclass(frozen=True)
+class BimanualSimConfig:
+    """Parameters of the bimanual_sim node (the embedded ALOHA simulator)."""
+
+    task: str = field('transfer_cube', 'transfer_cube or insertion')
+    cameras: Tuple[str, ...] = field(('top', 'left_wrist', 'right_wrist'), 'rendered cameras')
+    image_height: int = field(120, 'rendered image height', (8, 2048))
+    image_width: int = field(160, 'rendered image width', (8, 2048))
+    seed: int = field(0, 'seed of the first episode', (0, 2 ** 31 - 1))
+    control_rate_hz: float = field(robot.CONTROL_RATE_HZ, 'physics steps per second of '
+                                   'simulated time', (1.0, 1000.0))
+    real_time_factor: float = field(1.0, 'simulated seconds per wall second', (0.01, 100.0))
+    camera_every: int = field(2, 'render and publish the cameras every n-th step', (1, 100))
+    camera_topic_pattern: str = field('cameras/{name}/image_raw', 'camera topic per {name}')
+    joint_state_topic: str = field('joint_states', 'published joint states')
+    command_interface: str = field('trajectory', 'accepted commands: trajectory '
+                                   '(JointTrajectory) or position (Float64MultiArray)')
+    trajectory_topic: str = field('joint_trajectory', 'JointTrajectory command topic')
+    position_topic: str = field('joint_commands', 'Float64MultiArray command topic')
+    reward_topic: str = field('sim/reward', 'std_msgs/Float64 staged reward (0..4) per step')
+    success_topic: str = field('sim/success', 'std_msgs/Bool task success per step')
+    episode_topic: str = field('episode_start', 'std_msgs/Header at each reset (frame_id=task)')
+    reset_service: str = field('sim/reset', 'ahawam_ros/srv/ResetEpisode')
+    publish_clock: bool = field(False, 'publish /clock from simulated time (use_sim_time)')
+
+    def __post_init__(self):
+        _check_positive(self, 'control_rate_hz', 'real_time_factor')
+        if self.command_interface not in COMMAND_INTERFACES:
+            raise ValueError(f'command_interface must be one of {list(COMMAND_INTERFACES)}, '
+                             f'got {self.command_interface!r}')
+        if '{name}' not in self.camera_topic_pattern:
+            raise ValueError(f'camera_topic_pattern must contain {{name}}, got '
+                             f'{self.camera_topic_pattern!r}')

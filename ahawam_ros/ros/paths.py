@@ -1,0 +1,24 @@
+"""Where the package's files are (config, urdf, rviz): installed, or in the source tree."""
+
+from pathlib import Path
+
+PACKAGE = 'ahawam_ros'
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def share_dir() -> Path:
+    """Return the package's share directory (ament index), else the source tree root."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        return Path(get_package_share_directory(PACKAGE))
+    except (ImportError, LookupError, ValueError):
+        return SOURCE_ROOT
+
+
+def share_file(*parts: str) -> Path:
+    """Return an installed package file, falling back to the source tree; raise if missing."""
+    for root in (share_dir(), SOURCE_ROOT):
+        path = root.joinpath(*parts)
+        if path.exists():
+            return path
+    raise FileNotFoundError(f'{"/".join(parts)} not found in {share_dir()} or {SOURCE_ROOT}')

@@ -1,0 +1,100 @@
+"""
+The world_planner node: camera frames -> planner refresh on a slow timer -> world context.
+
+The layerwise context (per-layer K/V tensors) stays in this process: the node publishes a
+`WorldContext` descriptor whose `handle` resolves it by reference (zero-copy) for the
+action_executor node hosted in the same process (see bringup.py).
+"""
+
+import sys
+from typing import Optional
+
+from ahawam_ros.msg import WorldContext
+from ahawam_ros.ros.camera_set import CameraSet, tile_views
+from ahawam_ros.ros.conversions import stamp_seconds, to_time_msg, world_context_msg
+from ahawam_ros.ros.image_conversion import rgb_to_image_msg
+from ahawam_ros.ros.node_configs import WorldPlannerConfig
+from ahawam_ros.ros.params import declare_config
+from ahawam_ros.ros.qos import CONTEXT_QOS
+from ahawam_ros.ros.spin import run_nodes
+from ahawam_ros.ros.torch_threads import use_torch_threads
+from ahawam_ros.runtime.context_slot import ContextSlot
+from ahawam_ros.runtime.loading import load_policy, policy_image_hw
+from ahawam_ros.runtime.planner_core import PlannerConfig, PlannerCore, PUBLISHED
+from ahawam_ros.runtime.policy_api import ChunkPolicy
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+
+class WorldPlannerNode(Node):
+    """Runs planner refreshes on a slow timer and publishes the world context."""
+
+    def __init__(self, policy: Optional[ChunkPolicy] = None, **node_kwargs):
+        super().__init__('world_planner', **node_kwargs)
+        self.config = config = declare_config(self, WorldPlannerConfig)
+        self.policy = policy or load_policy(config.checkpoint, config.device)
+        image_hw = policy_image_hw(self.policy, config.image_height, config.image_width)
+        self.cameras = CameraSet(self, config.camera_topics, image_hw, config.resize_images,
+                                 MutuallyExclusiveCallbackGroup())
+        self.core = PlannerCore(self.policy, ContextSlot(),
+                                PlannerConfig(max_image_age=config.max_image_age),
+                                clock=self.now)
+        self._context_pub = self.create_publisher(WorldContext, config.context_topic,
+                                                  CONTEXT_QOS)
+        self._composite_pub = self.create_publisher(Image, config.composite_topic, 1)
+        self.create_subscription(Header, config.episode_topic, self._on_episode_start, 10)
+        self._waiting_logged = False
+        self.create_timer(1.0 / config.refresh_rate_hz, self._on_timer,
+                          callback_group=MutuallyExclusiveCallbackGroup())
+        self.get_logger().info(
+            f'planner up: {len(config.camera_topics)} camera(s) at {image_hw[0]}x{image_hw[1]}, '
+            f'refresh {config.refresh_rate_hz:g} Hz, context on {self._context_pub.topic_name}')
+
+    def now(self) -> float:
+        """Return the node's clock in seconds (sim time when use_sim_time is set)."""
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_episode_start(self, msg: Header) -> None:
+        self.core.reset(episode_start=stamp_seconds(msg.stamp))
+        self.cameras.clear()
+        self.get_logger().info('new episode: rolling memory cleared')
+
+    def _on_timer(self) -> None:
+        latest = self.cameras.latest()
+        if latest is None:
+            if not self._waiting_logged:
+                self.get_logger().info('waiting for a frame from every camera')
+                self._waiting_logged = True
+            return
+        use_torch_threads(self.config.torch_threads)
+        images, stamp = latest
+        self.core.update_images(images, stamp)
+        outcome = self.core.refresh()
+        if outcome.status != PUBLISHED:
+            return
+        snapshot = outcome.snapshot
+        info = context_info(self.policy, snapshot.context)
+        self._context_pub.publish(world_context_msg(
+            snapshot.seq, snapshot.obs_stamp, snapshot.step, info,
+            info.get('memory_fill', 0), info.get('memory_capacity', 0),
+            snapshot.planner_latency, snapshot.handle, self.get_name()))
+        if self._composite_pub.get_subscription_count() > 0:
+            self._composite_pub.publish(rgb_to_image_msg(
+                tile_views(images), to_time_msg(stamp), 'composite'))
+
+
+def context_info(policy: ChunkPolicy, context) -> dict:
+    """Shape and memory figures of a context, when the policy can describe it."""
+    describe = getattr(policy, 'describe_context', None)
+    return dict(describe(context)) if describe is not None else {}
+
+
+def main(args=None) -> int:
+    """Run the world_planner node alone (planner and executor share a process in bringup)."""
+    return run_nodes(lambda: [WorldPlannerNode()], args=args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Training: `ahawam train` (autoencoder stage, then the policy with the autoencoder frozen)."""

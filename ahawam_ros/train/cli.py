@@ -1,0 +1,102 @@
+"""
+`ahawam train`: train AHA-WAM on a directory of demonstration bags.
+
+    ahawam train --data DIR --preset small --out OUT [--steps N --ae-steps N ...]
+    ahawam train --resume OUT            # continue the run in OUT where it stopped
+    torchrun --nproc-per-node 2 -m ahawam_ros.train --data DIR ...   # data parallel
+
+A resumed run takes its settings from the checkpoint; flags given with --resume override them
+(only those that do not change the schedule are useful there: --num-workers, --device,
+--checkpoint-every, --log-every, --out).
+"""
+
+import argparse
+import json
+import sys
+from typing import Any, Dict, List, Optional
+
+from ahawam_ros.data.dataset import DataConfig
+from ahawam_ros.model.presets import PRESETS
+from ahawam_ros.train.config import DEVICES, PRECISIONS, TrainConfig
+from ahawam_ros.train.distributed import shutdown_distributed
+from ahawam_ros.train.state import load_trainer_state, resolve_resume
+
+
+# flag destination -> DataConfig field (the rest are TrainConfig fields)
+DATA_FLAGS = {'data': 'bags', 'cache_dir': 'cache_dir', 'features': 'feature_preset',
+              'resize_images': 'resize_images', 'start_stride': 'start_stride'}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='ahawam train', description=__doc__.strip().splitlines()[0],
+        argument_default=argparse.SUPPRESS)  # only given flags override config / checkpoint
+    defaults = TrainConfig(data=DataConfig(bags='DIR'))
+
+    def add(flag: str, text: str, **kwargs: Any) -> None:
+        value = getattr(defaults, flag[2:].replace('-', '_'), None)
+        if isinstance(value, (int, float, str)) and 'default' not in text:
+            text = f'{text} (default: {value})'
+        parser.add_argument(flag, help=text, **kwargs)
+
+    add('--data', 'directory of rosbag2 demonstration bags (required)', metavar='DIR')
+    add('--cache-dir', 'decoded-episode cache (default: DIR/.ahawam_cache)', metavar='DIR')
+    add('--features', "FeatureConfig preset (default: each bag's own)", metavar='PRESET')
+    add('--resize-images', "resize frames to the model's view size", action='store_true')
+    add('--start-stride', 'control steps between sample starts (default: 1)', type=int)
+    add('--preset', f'model preset, one of {sorted(PRESETS)}')
+    add('--out', 'output directory', metavar='DIR')
+    add('--steps', 'policy-stage optimiser steps', type=int)
+    add('--ae-steps', 'autoencoder-stage optimiser steps', type=int)
+    add('--autoencoder', 'trained autoencoder checkpoint (skips stage 1)', metavar='DIR')
+    add('--batch-size', 'global batch size, split over ranks', type=int)
+    add('--lr', 'peak learning rate of the policy stage', type=float)
+    add('--ae-lr', 'peak learning rate of the autoencoder stage', type=float)
+    add('--weight-decay', 'AdamW weight decay', type=float)
+    add('--seed', 'seed of initialisation, data order and noise', type=int)
+    add('--num-workers', 'DataLoader workers per rank', type=int)
+    add('--checkpoint-every', 'steps between checkpoints', type=int)
+    add('--log-every', 'steps between log lines', type=int)
+    add('--device', 'where to train', choices=DEVICES)
+    add('--precision', 'bf16 autocasts the forward passes', choices=PRECISIONS)
+    add('--resume', 'checkpoint or output directory to continue from', metavar='DIR')
+    return parser
+
+
+def build_config(args: Dict[str, Any], base: Optional[Dict[str, Any]] = None) -> TrainConfig:
+    """Merge parsed flags `args` into `base` (a TrainConfig dict, default: TrainConfig())."""
+    values = json.loads(json.dumps(base)) if base else TrainConfig(
+        data=DataConfig(bags=args.get('data', 'data'))).to_dict()
+    for flag, value in args.items():
+        if flag in DATA_FLAGS:
+            values['data'][DATA_FLAGS[flag]] = value
+        elif flag != 'resume':
+            values[flag] = value
+    return TrainConfig.from_dict(values)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Parse flags, train, print where the policy was saved; return the exit code."""
+    args = vars(_parser().parse_args(argv))
+    resume = args.get('resume')
+    try:
+        if resume is None and 'data' not in args:
+            raise ValueError('--data DIR is required (or --resume DIR)')
+        base = load_trainer_state(resolve_resume(resume))['train_config'] if resume else None
+        config = build_config(args, base)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f'ahawam train: {exc}', file=sys.stderr)
+        return 2
+    from ahawam_ros.train.trainer import Trainer  # torch-heavy: after the flags are valid
+    try:
+        try:
+            trainer = Trainer(config)  # loads the data: bad bags fail here, by name
+        except (ValueError, FileNotFoundError) as exc:
+            print(f'ahawam train: {exc}', file=sys.stderr)
+            return 2
+        final = trainer.run(resume)
+        if trainer.info.is_main:
+            print(f'policy saved to {final}')
+    finally:
+        shutdown_distributed()
+    return 0

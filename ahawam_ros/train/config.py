@@ -1,0 +1,145 @@
+"""
+`TrainConfig`: every setting of `ahawam train`, typed and validated on construction.
+
+Optimiser defaults follow the paper (AdamW betas (0.9, 0.95), weight decay 1e-2, 5 % linear
+warmup then cosine decay, gradient clipping at 1.0). The learning rates differ from the
+paper's 5e-5, which fine-tunes a pretrained 5B video model: here every module trains from
+scratch, where a larger rate converges in the step budget of a CPU run (default).
+"""
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Dict, Optional, Tuple
+
+from ahawam_ros.data.dataset import DataConfig
+from ahawam_ros.model.presets import PRESETS
+
+
+DEVICES = ('auto', 'cpu', 'cuda')
+PRECISIONS = ('fp32', 'bf16')
+
+
+def _fail(name: str, value: Any, why: str) -> None:
+    raise ValueError(f'TrainConfig.{name} = {value!r}: {why}')
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass
+class TrainConfig:
+    """
+    Settings of a training run (both stages).
+
+    Attributes
+    ----------
+    data : DataConfig
+        Where the bags are, the cache, the features.
+    preset : str
+        Model preset (`ahawam_ros.model.presets`).
+    out : str
+        Output directory: checkpoints, logs, the final policy.
+    steps, ae_steps : int
+        Optimiser steps of the policy stage and of the autoencoder stage (0: skip stage 1,
+        then `autoencoder` must name a trained one).
+    autoencoder : str, optional
+        A saved autoencoder checkpoint to use instead of training stage 1.
+    batch_size : int
+        Global batch (split evenly over the data-parallel ranks).
+    lr, ae_lr : float
+        Peak learning rates of the policy and autoencoder stages.
+    weight_decay, betas, warmup_frac, grad_clip : float, (float, float), float, float
+        AdamW and schedule settings (decay applies to matrices only).
+    seed : int
+        Seeds initialisation, data order, offsets, timesteps and noise.
+    num_workers : int
+        DataLoader worker processes per rank.
+    checkpoint_every, log_every : int
+        Steps between checkpoints and between log lines (rank 0 writes).
+    calib_batches : int
+        Batches of frames that calibrate the latent statistics after stage 1.
+    device : str
+        'auto' (cuda when available), 'cpu' or 'cuda'.
+    precision : str
+        'fp32', or 'bf16' autocast of the forward passes (the paper's; weights and optimiser
+        stay float32).
+
+    """
+
+    data: DataConfig = field(default_factory=lambda: DataConfig(bags='data'))
+    preset: str = 'small'
+    out: str = 'outputs/train'
+    steps: int = 20000
+    ae_steps: int = 2000
+    autoencoder: Optional[str] = None
+    batch_size: int = 32
+    lr: float = 3e-4
+    ae_lr: float = 1e-3
+    weight_decay: float = 1e-2
+    betas: Tuple[float, float] = (0.9, 0.95)
+    warmup_frac: float = 0.05
+    grad_clip: float = 1.0
+    seed: int = 0
+    num_workers: int = 0
+    checkpoint_every: int = 1000
+    log_every: int = 10
+    calib_batches: int = 8
+    device: str = 'auto'
+    precision: str = 'fp32'
+
+    def __post_init__(self) -> None:
+        if isinstance(self.data, dict):
+            self.data = DataConfig(**self.data)
+        if not isinstance(self.data, DataConfig):
+            _fail('data', self.data, 'must be a DataConfig')
+        if self.preset not in PRESETS:
+            _fail('preset', self.preset, f'unknown model preset; valid: {sorted(PRESETS)}')
+        if not isinstance(self.out, str) or not self.out:
+            _fail('out', self.out, 'must name a directory')
+        for name in ('steps', 'ae_steps', 'num_workers'):
+            if not _is_int(getattr(self, name)) or getattr(self, name) < 0:
+                _fail(name, getattr(self, name), 'must be an int >= 0')
+        for name in ('batch_size', 'checkpoint_every', 'log_every', 'calib_batches'):
+            if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
+                _fail(name, getattr(self, name), 'must be an int >= 1')
+        if not _is_int(self.seed) or self.seed < 0:
+            _fail('seed', self.seed, 'must be an int >= 0')
+        self._check_optimiser()
+        if self.device not in DEVICES:
+            _fail('device', self.device, f'must be one of {DEVICES}')
+        if self.precision not in PRECISIONS:
+            _fail('precision', self.precision, f'must be one of {PRECISIONS}')
+        if self.ae_steps == 0 and self.steps > 0 and not self.autoencoder:
+            _fail('ae_steps', 0, 'without autoencoder stage a trained autoencoder is needed '
+                  '(--autoencoder DIR)')
+
+    def _check_optimiser(self) -> None:
+        for name in ('lr', 'ae_lr', 'grad_clip'):
+            if not _is_number(getattr(self, name)) or getattr(self, name) <= 0:
+                _fail(name, getattr(self, name), 'must be a number > 0')
+        if not _is_number(self.weight_decay) or self.weight_decay < 0:
+            _fail('weight_decay', self.weight_decay, 'must be a number >= 0')
+        self.betas = tuple(self.betas)
+        if len(self.betas) != 2 or not all(_is_number(b) and 0 <= b < 1 for b in self.betas):
+            _fail('betas', self.betas, 'must be two numbers in [0, 1)')
+        if not _is_number(self.warmup_frac) or not 0 <= self.warmup_frac < 1:
+            _fail('warmup_frac', self.warmup_frac, 'must be a number in [0, 1)')
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Return a JSON-serialisable dict."""
+        out = asdict(self)
+        out['betas'] = list(self.betas)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> 'TrainConfig':
+        """Build from `to_dict` output; unknown keys raise naming the valid ones."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f'TrainConfig: unknown keys {unknown}; valid: {sorted(names)}')
+        return cls(**data)

@@ -1,0 +1,80 @@
+"""
+Bring up AHA-WAM on a bimanual robot, or on the embedded simulator (use_sim:=true).
+
+    ros2 launch ahawam_ros bimanual.launch.py use_sim:=true use_rviz:=true
+
+Starts the bringup process (world planner and action executor in one process, so that the
+world context travels by reference), the simulator when use_sim, and rviz2 with two
+robot_state_publishers (measured and commanded joint states) when use_rviz.
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+
+ARGUMENTS = (
+    ('params_file', os.path.join('config', 'bimanual.yaml'),
+     'ROS parameter file of the nodes (relative paths resolve in the package share)'),
+    ('checkpoint', '', 'policy checkpoint directory; empty = the packaged default'),
+    ('use_sim', 'false', 'start the embedded bimanual simulator (gym-aloha / MuJoCo)'),
+    ('use_rviz', 'false', 'start rviz2 with the robot model, commands, chunk and images'),
+    ('use_sim_time', 'false', 'follow /clock (the simulator publishes it when this is true, '
+                              'or `ros2 bag play --clock`)'),
+    ('namespace', '', 'namespace of every node and relative topic'),
+)
+
+
+def _share(*parts: str) -> str:
+    return os.path.join(get_package_share_directory('ahawam_ros'), *parts)
+
+
+def generate_launch_description() -> LaunchDescription:
+    """Declare the arguments and the processes of the bimanual system."""
+    share = get_package_share_directory('ahawam_ros')
+    arg = {name: LaunchConfiguration(name) for name, _, _ in ARGUMENTS}
+    declared = [DeclareLaunchArgument(
+        name, default_value=os.path.join(share, default) if name == 'params_file' else default,
+        description=description) for name, default, description in ARGUMENTS]
+    sim_time = ParameterValue(arg['use_sim_time'], value_type=bool)
+    with open(_share('urdf', 'aloha_bimanual.urdf')) as urdf:
+        robot_description = urdf.read()
+
+    bringup = Node(
+        package='ahawam_ros', executable='bringup', name='ahawam_bringup',
+        namespace=arg['namespace'], output='screen', emulate_tty=True,
+        arguments=['--ros-args', '--params-file', arg['params_file']],
+        parameters=[{'checkpoint': arg['checkpoint'], 'use_sim_time': sim_time}])
+    simulator = Node(
+        package='ahawam_ros', executable='bimanual_sim', namespace=arg['namespace'],
+        output='screen', condition=IfCondition(arg['use_sim']),
+        parameters=[arg['params_file'], {'publish_clock': sim_time}])
+    measured_model = Node(
+        package='robot_state_publisher', executable='robot_state_publisher',
+        name='robot_state_publisher', namespace=arg['namespace'],
+        condition=IfCondition(arg['use_rviz']),
+        parameters=[{'robot_description': robot_description, 'use_sim_time': sim_time}])
+    commanded_model = Node(
+        package='robot_state_publisher', executable='robot_state_publisher',
+        name='commanded_state_publisher', namespace=arg['namespace'],
+        condition=IfCondition(arg['use_rviz']),
+        remappings=[('joint_states', 'commanded_joint_states'),
+                    ('robot_description', 'commanded_robot_description')],
+        parameters=[{'robot_description': robot_description, 'frame_prefix': 'commanded/',
+                     'use_sim_time': sim_time}])
+    # The commanded model's frames are prefixed; pin its root onto the measured one.
+    commanded_root = Node(
+        package='tf2_ros', executable='static_transform_publisher', namespace=arg['namespace'],
+        condition=IfCondition(arg['use_rviz']),
+        arguments=['--frame-id', 'world', '--child-frame-id', 'commanded/world'])
+    rviz = Node(
+        package='rviz2', executable='rviz2', namespace=arg['namespace'],
+        arguments=['-d', _share('rviz', 'bimanual.rviz')],
+        condition=IfCondition(arg['use_rviz']), parameters=[{'use_sim_time': sim_time}])
+    return LaunchDescription(declared + [bringup, simulator, measured_model, commanded_model,
+                                         commanded_root, rviz])

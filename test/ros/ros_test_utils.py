@@ -1,0 +1,45 @@
+"""Helpers for tests that run real rclpy graphs (imported by the test modules)."""
+
+import contextlib
+import threading
+import time
+
+import numpy as np
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.parameter import Parameter
+
+
+def params(**values):
+    """Build rclpy parameter overrides from keyword arguments."""
+    return [Parameter(name, value=value) for name, value in values.items()]
+
+
+@contextlib.contextmanager
+def spinning(context, nodes, threads: int = 5):
+    """Spin `nodes` on a MultiThreadedExecutor in a background thread while the block runs."""
+    executor = MultiThreadedExecutor(num_threads=threads, context=context)
+    for node in nodes:
+        executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    try:
+        yield executor
+    finally:
+        executor.shutdown(timeout_sec=2.0)
+        thread.join(timeout=5.0)
+
+
+def wait_for(predicate, timeout: float = 10.0, period: float = 0.02) -> bool:
+    """Poll `predicate` until it is true or `timeout` passes; return its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(period)
+    return bool(predicate())
+
+
+def rgb_frame(height: int, width: int, value: int = 0) -> np.ndarray:
+    """Return a deterministic uint8 (H, W, 3) test image."""
+    ramp = np.arange(height * width * 3, dtype=np.int64).reshape(height, width, 3)
+    return ((ramp * 7 + value) % 251).astype(np.uint8)

@@ -1,0 +1,106 @@
+"""Process-level behaviour: the bringup's shutdown, and a context reader in another process."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+
+from ahawam_ros.robot import JOINT_NAMES
+from ahawam_ros.ros import conversions as conv
+from ahawam_ros.ros.world_planner_node import WorldPlannerNode
+import numpy as np
+import pytest
+from robot_stub import RobotStub
+from ros_test_utils import params, spinning, wait_for
+
+pytestmark = pytest.mark.ros
+VIEWS, HEIGHT, WIDTH = 2, 16, 16
+
+
+def _params_file(tmp_path, checkpoint: str, cameras) -> str:
+    topics = '[' + ', '.join(cameras) + ']'
+    text = textwrap.dedent(f"""\
+        /**/world_planner:
+          ros__parameters:
+            checkpoint: {checkpoint}
+            camera_topics: {topics}
+            refresh_rate_hz: 10.0
+        /**/action_executor:
+          ros__parameters:
+            checkpoint: {checkpoint}
+            camera_topics: {topics}
+        """)
+    path = tmp_path / 'params.yaml'
+    path.write_text(text)
+    return str(path)
+
+
+def test_sigterm_sends_a_final_hold_and_exits_zero(ros_context, tiny_checkpoint, tmp_path):
+    namespace = f'/p{uuid.uuid4().hex[:8]}'
+    stub = RobotStub(VIEWS, HEIGHT, WIDTH, context=ros_context, namespace=namespace)
+    command = [sys.executable, '-m', 'ahawam_ros.ros.bringup', '--ros-args', '--params-file',
+               _params_file(tmp_path, tiny_checkpoint, stub.camera_topics),
+               '-r', f'__ns:={namespace}']
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env=dict(os.environ, PYTHONUNBUFFERED='1'))
+    try:
+        with spinning(ros_context, [stub]):
+            flowing = wait_for(lambda: len(stub.received()[1]) >= 1
+                               and len(stub.received()[0]) >= 20, timeout=60)
+            process.send_signal(signal.SIGTERM)
+            returncode = process.wait(timeout=30)
+            time.sleep(0.5)  # let the last reliable messages arrive
+    finally:
+        if process.poll() is None:
+            process.kill()
+    output = process.stdout.read()
+    assert flowing, f'no commands arrived:\n{output}'
+    assert returncode == 0, output
+    assert 'final hold sent' in output, output
+    assert 'Traceback' not in output, output
+    commands = stub.received()[0]
+    last, before = (conv.trajectory_positions(c, JOINT_NAMES) for c in commands[-1:-3:-1])
+    assert np.array_equal(last, before), 'the last command is not a hold of the one before'
+
+
+FOREIGN_READER = textwrap.dedent("""
+    import sys
+    import rclpy
+    from ahawam_ros.msg import WorldContext
+    from ahawam_ros.runtime.context_slot import ContextUnavailableError, resolve
+    rclpy.init()
+    node = rclpy.create_node('foreign_reader')
+    result = []
+    def on_context(msg):
+        try:
+            resolve(msg.handle)
+            result.append('RESOLVED (wrong)')
+        except ContextUnavailableError as error:
+            result.append(f'ERROR: {error}')
+    node.create_subscription(WorldContext, sys.argv[1], on_context, 1)
+    while not result:
+        rclpy.spin_once(node, timeout_sec=0.1)
+    print(result[0], flush=True)
+""")
+
+
+def test_a_reader_in_another_process_gets_a_clear_error(ros_context, tiny_checkpoint):
+    namespace = f'/f{uuid.uuid4().hex[:8]}'
+    stub = RobotStub(VIEWS, HEIGHT, WIDTH, context=ros_context, namespace=namespace)
+    planner = WorldPlannerNode(context=ros_context, namespace=namespace,
+                               parameter_overrides=params(checkpoint=tiny_checkpoint,
+                                                          camera_topics=stub.camera_topics))
+    reader = subprocess.Popen([sys.executable, '-c', FOREIGN_READER,
+                               f'{namespace}/world_context'],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        with spinning(ros_context, [stub, planner]):
+            output, _ = reader.communicate(timeout=60)
+    finally:
+        if reader.poll() is None:
+            reader.kill()
+    assert output.startswith('ERROR: '), output
+    assert 'must run in one process' in output and str(reader.pid) in output

@@ -1,0 +1,114 @@
+"""The bimanual_sim node: real MuJoCo simulator behind the robot's topics."""
+
+import threading
+import time
+import uuid
+
+from ahawam_ros.robot import JOINT_NAMES
+from ahawam_ros.ros import conversions as conv
+from ahawam_ros.ros.bimanual_sim_node import BimanualSimNode
+from ahawam_ros.ros.image_conversion import ImageConverter
+from ahawam_ros.ros.qos import CAMERA_QOS
+from ahawam_ros.srv import ResetEpisode
+import numpy as np
+import pytest
+from rclpy.node import Node
+from ros_test_utils import params, spinning, wait_for
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float64
+from trajectory_msgs.msg import JointTrajectory
+
+pytestmark = [pytest.mark.ros, pytest.mark.sim]
+CAMERAS = ('top', 'left_wrist')
+
+
+class Listener(Node):
+    """Records joint states, images and rewards from the simulator; sends commands."""
+
+    def __init__(self, **kwargs):
+        super().__init__('sim_listener', **kwargs)
+        self.lock = threading.Lock()
+        self.joints, self.images, self.rewards = [], {c: [] for c in CAMERAS}, []
+        self.create_subscription(JointState, 'joint_states', self._keep(self.joints), 50)
+        for camera in CAMERAS:
+            self.create_subscription(Image, f'cameras/{camera}/image_raw',
+                                     self._keep(self.images[camera]), CAMERA_QOS)
+        self.create_subscription(Float64, 'sim/reward', self._keep(self.rewards), 50)
+        self.command_pub = self.create_publisher(JointTrajectory, 'joint_trajectory', 10)
+        self.reset_client = self.create_client(ResetEpisode, 'sim/reset')
+
+    def _keep(self, store):
+        def callback(msg):
+            with self.lock:
+                store.append((time.monotonic(), msg))
+        return callback
+
+    def reset(self, seed: int):
+        """Call the reset service and wait for its answer."""
+        future = self.reset_client.call_async(ResetEpisode.Request(seed=seed))
+        assert wait_for(future.done, timeout=10)
+        return future.result()
+
+
+def _system(context):
+    namespace = f'/s{uuid.uuid4().hex[:8]}'
+    sim = BimanualSimNode(context=context, namespace=namespace, parameter_overrides=params(
+        cameras=list(CAMERAS), image_height=48, image_width=64, camera_every=2))
+    return sim, Listener(context=context, namespace=namespace)
+
+
+def test_sim_publishes_at_control_rate_and_a_command_moves_the_arms(ros_context):
+    sim, listener = _system(ros_context)
+    with spinning(ros_context, [sim, listener]):
+        assert wait_for(lambda: len(listener.joints) >= 10, timeout=15)
+        time.sleep(2.0)
+        with listener.lock:
+            joints = list(listener.joints)
+            images = {c: list(v) for c, v in listener.images.items()}
+        target = conv.joint_positions(joints[-1][1], JOINT_NAMES).copy()
+        start = target.copy()
+        target[0] += 0.3  # left waist
+        target[7] -= 0.3  # right waist
+        for _ in range(40):
+            listener.command_pub.publish(
+                conv.trajectory_command_msg(target, JOINT_NAMES, sim.now(), 0.02))
+            time.sleep(0.02)
+        time.sleep(0.5)
+        with listener.lock:
+            final = conv.joint_positions(listener.joints[-1][1], JOINT_NAMES)
+    recent = [t for t, _ in joints if t > joints[-1][0] - 1.5]
+    rate = (len(recent) - 1) / (recent[-1] - recent[0])
+    assert 40.0 <= rate <= 60.0, f'joint states at {rate:.1f} Hz'
+    for camera in CAMERAS:
+        rgb = ImageConverter().to_rgb(images[camera][-1][1])
+        assert rgb.shape == (48, 64, 3) and rgb.std() > 1.0
+        assert len(images[camera]) >= 0.3 * len(joints)  # every 2nd step
+    assert abs(final[0] - start[0]) > 0.2 and abs(final[7] - start[7]) > 0.2
+    assert np.allclose(final[1:7], start[1:7], atol=0.1)
+
+
+def test_reset_with_a_seed_is_reproducible(ros_context):
+    sim, listener = _system(ros_context)
+    with spinning(ros_context, [sim, listener]):
+        assert wait_for(lambda: listener.reset_client.service_is_ready(), timeout=10)
+        first, second, other = [], [], []
+        for seed, store in ((7, first), (7, second), (8, other)):
+            assert listener.reset(seed).success
+            store.append(sim.last_reset.object_pose.copy())
+            store.append(sim.last_reset.images['top'].copy())
+    assert np.array_equal(first[0], second[0]) and np.array_equal(first[1], second[1])
+    assert not np.array_equal(first[0], other[0])
+
+
+def test_sim_rejects_bad_commands_and_keeps_running(ros_context):
+    sim, listener = _system(ros_context)
+    with spinning(ros_context, [sim, listener]):
+        assert wait_for(lambda: len(listener.joints) >= 5, timeout=15)
+        bad = conv.trajectory_command_msg(np.full(14, np.nan), JOINT_NAMES, 0.0, 0.02)
+        listener.command_pub.publish(bad)
+        time.sleep(0.3)
+        count = len(listener.joints)
+        assert wait_for(lambda: len(listener.joints) >= count + 10, timeout=5)
+    with listener.lock:
+        last = conv.joint_positions(listener.joints[-1][1], JOINT_NAMES)
+    assert np.all(np.isfinite(last))

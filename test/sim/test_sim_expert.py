@@ -1,0 +1,80 @@
+"""The scripted expert: keyframe paths, the mocap scene and successful joint-space replays."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip('gym_aloha', reason='the simulator (requirements/sim.txt) is not installed')
+
+from ahawam_ros.robot import JOINT_LOWER, JOINT_UPPER  # noqa: E402, I100
+from ahawam_ros.sim.aloha_env import CONTROL_PERIOD, SimConfig  # noqa: E402
+from ahawam_ros.sim.expert_plans import ArmPath, Keyframe, make_plan  # noqa: E402
+from ahawam_ros.sim.mocap_sim import MocapSim  # noqa: E402
+from ahawam_ros.sim.scripted_expert import generate_episode, ScriptedExpert  # noqa: E402
+from ahawam_ros.sim.tasks import get_task  # noqa: E402
+from gym_aloha.constants import START_ARM_POSE  # noqa: E402
+
+pytestmark = pytest.mark.sim
+IDENTITY = np.array([1.0, 0.0, 0.0, 0.0])
+
+
+def test_arm_path_passes_keyframes_with_eased_motion():
+    path = ArmPath([Keyframe(10, np.zeros(3), IDENTITY, 0.0),
+                    Keyframe(20, np.array([1.0, 0.0, 0.0]), IDENTITY, 1.0)])
+    pose, grip = path.at(0)  # before the first keyframe: hold it
+    assert pose[0] == 0.0 and grip == 0.0
+    pose, grip = path.at(15)
+    assert pose[0] == pytest.approx(0.5) and grip == pytest.approx(0.5)
+    assert path.at(11)[0][0] < 0.1  # eased: slow start
+    pose, grip = path.at(25)
+    np.testing.assert_allclose(pose, [1.0, 0, 0, 1.0, 0, 0, 0])
+    with pytest.raises(ValueError, match='increase'):
+        ArmPath([Keyframe(5, np.zeros(3), IDENTITY, 0.0), Keyframe(1, np.zeros(3), IDENTITY, 0)])
+
+
+def test_unknown_task_has_no_plan():
+    sim = MocapSim(get_task('transfer_cube'))
+    sim.reset(0)
+    with pytest.raises(ValueError, match='no scripted expert'):
+        make_plan('stack_blocks', sim)
+
+
+def test_mocap_reset_leaves_the_arms_at_the_start_pose():
+    sim = MocapSim(get_task('transfer_cube'))
+    sim.reset(0)
+    start = sim.joint_positions()
+    for _ in range(25):  # holding the mocap bodies still must not drag the arms
+        sim.step(sim.mocap_pose(0), sim.mocap_pose(1), start[[6, 13]])
+    arm = [0, 1, 2, 3, 4, 5]
+    np.testing.assert_allclose(sim.joint_positions()[arm], np.array(START_ARM_POSE)[arm],
+                               atol=0.02)
+
+
+@pytest.mark.parametrize('task,seeds', [('transfer_cube', (0, 1, 2)), ('insertion', (0,))])
+def test_expert_commands_succeed_in_the_joint_scene(task, seeds):
+    with ScriptedExpert(SimConfig(task=task, cameras=())) as expert:
+        for seed in seeds:
+            commands = expert.joint_commands(seed)
+            assert commands.shape == (400, 14)
+            assert np.all(commands >= np.array(JOINT_LOWER) - 1e-6)
+            assert np.all(commands <= np.array(JOINT_UPPER) + 1e-6)
+            assert expert.replay_succeeds(seed, commands), f'{task} seed {seed} failed'
+
+
+def test_generate_episode_records_a_consistent_episode():
+    config = SimConfig(cameras=('top',), image_height=32, image_width=40)
+    episode = generate_episode('transfer_cube', 3, config)
+    assert episode is not None and episode.success and episode.task == 'transfer_cube'
+    steps = len(episode)
+    assert steps == 400
+    assert episode.images['top'].shape == (steps, 32, 40, 3)
+    assert episode.qpos.shape == episode.qvel.shape == episode.actions.shape == (steps, 14)
+    np.testing.assert_allclose(episode.time, np.arange(steps) * CONTROL_PERIOD, atol=1e-9)
+    np.testing.assert_allclose(episode.qpos[0, :6], START_ARM_POSE[:6])
+    assert episode.reward[0] == 0 and episode.reward.max() == 4
+    # The arm joints track the commands: the state after command t is close to command t.
+    arm = [0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12]
+    assert np.abs(episode.qpos[1:, arm] - episode.actions[:-1, arm]).max() < 0.1
+    # The recorded first image is the reset image of that seed.
+    from ahawam_ros.sim.aloha_env import AlohaSim
+    with AlohaSim(config) as sim:
+        np.testing.assert_array_equal(sim.reset(3).images['top'], episode.images['top'][0])

@@ -1,0 +1,157 @@
+"""The trainer on the tiny preset: both stages, checkpoints, exact resumption, the CLI."""
+
+from pathlib import Path
+from types import SimpleNamespace
+
+from ahawam_ros.data.dataset import DataConfig
+from ahawam_ros.data.demo_bags import write_episode_bag
+from ahawam_ros.data.features import FeatureConfig
+from ahawam_ros.model.checkpoint import load_checkpoint
+from ahawam_ros.robot import JOINT_NAMES
+from ahawam_ros.train import cli
+from ahawam_ros.train import trainer as trainer_module
+from ahawam_ros.train.config import TrainConfig
+from ahawam_ros.train.state import load_trainer_state, resolve_resume
+from ahawam_ros.train.trainer import Trainer
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+import torch
+
+FEATURES = FeatureConfig(cameras=('top', 'left_wrist'), image_height=16, image_width=16)
+AE_STEPS, STEPS = 4, 4
+
+
+def _episode(steps: int, seed: int) -> SimpleNamespace:
+    rng = np.random.default_rng(seed)
+    qpos = np.cumsum(rng.normal(0, 0.05, (steps, len(JOINT_NAMES))), axis=0)
+    images = {c: rng.integers(0, 256, (steps, 16, 16, 3), dtype=np.uint8)
+              for c in FEATURES.cameras}
+    return SimpleNamespace(task='transfer_cube', seed=seed, success=True, images=images,
+                           qpos=qpos, qvel=np.zeros_like(qpos), actions=qpos + 0.1,
+                           reward=np.zeros(steps), time=np.arange(steps) * 0.02)
+
+
+@pytest.fixture(scope='module')
+def bags(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp('bags')
+    for seed, steps in enumerate((40, 36)):
+        write_episode_bag(_episode(steps, seed), root / f'ep{seed}', FEATURES)
+    return root
+
+
+def _config(bags: Path, out: Path, **changes) -> TrainConfig:
+    values = {'data': DataConfig(bags=str(bags)), 'preset': 'tiny', 'out': str(out),
+              'steps': STEPS, 'ae_steps': AE_STEPS, 'batch_size': 4, 'checkpoint_every': 2,
+              'log_every': 1, 'device': 'cpu', 'seed': 7}
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+def _losses(history, stage):
+    return {row['step']: row['loss'] for row in history if row['stage'] == stage}
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(bags, tmp_path_factory):
+    out = tmp_path_factory.mktemp('uninterrupted')
+    trainer = Trainer(_config(bags, out))
+    final = trainer.run()
+    return SimpleNamespace(out=out, final=final, history=trainer.history)
+
+
+def test_both_stages_train_and_save_self_describing_checkpoints(uninterrupted):
+    out, history = uninterrupted.out, uninterrupted.history
+    assert sorted(_losses(history, 'autoencoder')) == list(range(1, AE_STEPS + 1))
+    assert sorted(_losses(history, 'policy')) == list(range(1, STEPS + 1))
+    assert all(np.isfinite(row['loss']) and row['samples_per_s'] > 0 for row in history)
+    model, info = load_checkpoint(uninterrupted.final)
+    assert info.step == STEPS and info.configs['train']['steps'] == STEPS
+    assert info.configs['data']['cameras'] == list(FEATURES.cameras)
+    assert info.norm_stats is not None and info.norm_stats.action_dim == len(JOINT_NAMES)
+    assert not any(p.requires_grad for p in model.autoencoder.parameters())
+    # The policy carries the calibrated autoencoder of stage 1.
+    autoencoder = load_file(str(out / 'autoencoder' / 'model.safetensors'))
+    assert torch.equal(model.autoencoder.latent_std, autoencoder['latent_std'])
+    assert not torch.equal(autoencoder['latent_std'], torch.ones_like(autoencoder['latent_std']))
+    state = load_trainer_state(resolve_resume(out))
+    assert state['stage'] == 'policy' and state['step'] == STEPS and state['optimizer']['state']
+
+
+@pytest.mark.parametrize('stage,interrupt_at', [('autoencoder', 3), ('policy', AE_STEPS + 3)])
+def test_resume_after_interruption_matches_the_uninterrupted_run(
+        bags, tmp_path, monkeypatch, uninterrupted, stage, interrupt_at):
+    calls = []
+    real_backward = trainer_module.backward
+
+    def interrupted_backward(*args):
+        calls.append(1)
+        if len(calls) == interrupt_at:
+            raise KeyboardInterrupt
+        return real_backward(*args)
+
+    monkeypatch.setattr(trainer_module, 'backward', interrupted_backward)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(_config(bags, tmp_path)).run()
+    monkeypatch.setattr(trainer_module, 'backward', real_backward)
+    assert load_trainer_state(resolve_resume(tmp_path))['stage'] == stage
+
+    resumed = Trainer(_config(bags, tmp_path))
+    final = resumed.run(resume=str(tmp_path))
+    expected = load_file(str(uninterrupted.final / 'model.safetensors'))
+    weights = load_file(str(final / 'model.safetensors'))
+    assert weights.keys() == expected.keys()
+    for name in expected:
+        assert torch.equal(weights[name], expected[name]), name
+    # The steps after the resumption log the losses the uninterrupted run logged.
+    for name in {stage, 'policy'}:
+        after = _losses(resumed.history, name)
+        assert min(after) == 3 if name == stage else min(after) == 1
+        assert after == {s: v for s, v in _losses(uninterrupted.history, name).items()
+                         if s in after}
+
+
+def test_cli_trains_resumes_and_rejects_bad_flags(bags, tmp_path, capsys):
+    out = tmp_path / 'run'
+    flags = ['--data', str(bags), '--preset', 'tiny', '--out', str(out), '--steps', '2',
+             '--ae-steps', '1', '--batch-size', '2', '--device', 'cpu', '--seed', '3']
+    assert cli.main(flags) == 0
+    assert (out / 'policy' / 'model.safetensors').is_file()
+    assert cli.main(['--resume', str(out), '--steps', '3']) == 0
+    _, info = load_checkpoint(out / 'policy')
+    assert info.step == 3 and info.configs['train']['seed'] == 3  # settings came from the run
+    capsys.readouterr()
+    assert cli.main(['--preset', 'tiny']) == 2
+    assert '--data DIR is required' in capsys.readouterr().err
+    assert cli.main(['--data', str(bags), '--preset', 'huge']) == 2
+    assert "'huge'" in capsys.readouterr().err
+    assert cli.main(['--data', str(bags), '--batch-size', '0']) == 2
+    assert 'TrainConfig.batch_size = 0' in capsys.readouterr().err
+    (tmp_path / 'empty').mkdir()
+    assert cli.main(['--data', str(tmp_path / 'empty'), '--preset', 'tiny']) == 2
+    assert 'no rosbag2 bags' in capsys.readouterr().err
+
+
+def test_trains_on_simulator_episodes_directly(tmp_path):
+    sim_episodes = [_episode(30, seed) for seed in (5, 6)]
+    for episode in sim_episodes:
+        episode.joint_names = JOINT_NAMES
+    trainer = Trainer(_config(Path('unused'), tmp_path, steps=1, ae_steps=1), sim_episodes)
+    assert trainer.episodes[1].images.shape == (30, 2, 16, 16, 3)
+    np.testing.assert_allclose(trainer.norm_stats.action_mean,
+                               np.concatenate([e.actions for e in sim_episodes]).mean(0))
+    _, info = load_checkpoint(trainer.run())
+    assert info.step == 1 and info.norm_stats == trainer.norm_stats
+
+
+def test_config_validation_names_the_field():
+    with pytest.raises(ValueError, match=r'TrainConfig.lr = -1'):
+        TrainConfig(lr=-1)
+    with pytest.raises(ValueError, match=r'TrainConfig.device'):
+        TrainConfig(device='tpu')
+    with pytest.raises(ValueError, match=r'--autoencoder'):
+        TrainConfig(ae_steps=0)
+    with pytest.raises(ValueError, match=r'unknown keys \[.bogus.\]'):
+        TrainConfig.from_dict({'bogus': 1})
+    config = _config(Path('bags'), Path('out'))
+    assert TrainConfig.from_dict(config.to_dict()) == config
