@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import List, Tuple
 
 from ahawam_ros.model.config import ModelConfig
-from ahawam_ros.model.layers import (CrossAttention, Mlp, norm_modulate, QKNormRope,
-                                     rope_factors_1d, TimestepEmbedder)
+from ahawam_ros.model.layers import (CrossAttention, init_dit_weights, Mlp, norm_modulate,
+                                     QKNormRope, rope_factors_1d, TimestepEmbedder)
 from einops import rearrange
 import torch
 from torch import nn
@@ -118,19 +118,7 @@ class ActionDiT(nn.Module):
 
     def initialize_weights(self) -> None:
         """Xavier linears, small timestep MLP, random modulation tables, zero output head."""
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.xavier_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
-        for linear in (self.time_embed.mlp[0], self.time_embed.mlp[2]):
-            nn.init.normal_(linear.weight, std=0.02)
-        width = self.config.executor.width
-        for block in self.blocks:
-            nn.init.normal_(block.modulation, std=width ** -0.5)
-        nn.init.normal_(self.head_modulation, std=width ** -0.5)
-        # Zero head: training starts from a zero velocity instead of a random field.
-        nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
+        init_dit_weights(self, self.config.executor.width)
 
     def prepare(self, context_keys: torch.Tensor, context_values: torch.Tensor,
                 task_tokens: torch.Tensor, proprio: torch.Tensor) -> ExecutorCache:

@@ -54,6 +54,33 @@ class TimestepEmbedder(nn.Module):
         return self.mlp(timestep_embedding(t, self.frequency_dim))
 
 
+def xavier_linears(module: nn.Module) -> None:
+    """Xavier-uniform weights and zero biases for every nn.Linear inside `module`."""
+    for child in module.modules():
+        if isinstance(child, nn.Linear):
+            nn.init.xavier_uniform_(child.weight)
+            nn.init.zeros_(child.bias)
+
+
+def init_dit_weights(dit: nn.Module, width: int) -> None:
+    """
+    Initialise a DiT (planner or executor) the same way.
+
+    Xavier linears, a small timestep MLP, random per-block and head modulation tables, and a
+    zero output head. `dit` has `time_embed`, `blocks` (each with `modulation`),
+    `head_modulation` and `head`.
+    """
+    xavier_linears(dit)
+    for linear in (dit.time_embed.mlp[0], dit.time_embed.mlp[2]):
+        nn.init.normal_(linear.weight, std=0.02)
+    for block in dit.blocks:
+        nn.init.normal_(block.modulation, std=width ** -0.5)
+    nn.init.normal_(dit.head_modulation, std=width ** -0.5)
+    # Zero head: training starts from a zero velocity instead of a random field.
+    nn.init.zeros_(dit.head.weight)
+    nn.init.zeros_(dit.head.bias)
+
+
 class Mlp(nn.Module):
     """Two-layer GELU MLP, D -> hidden -> D."""
 

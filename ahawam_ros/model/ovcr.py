@@ -25,7 +25,7 @@ Do observation width, r delta rank, C latent channels, h x w latent grid.
 from typing import Tuple
 
 from ahawam_ros.model.config import ModelConfig
-from ahawam_ros.model.layers import Mlp
+from ahawam_ros.model.layers import Mlp, xavier_linears
 from einops import rearrange, repeat
 import torch
 from torch import nn
@@ -73,10 +73,7 @@ class Ovcr(nn.Module):
 
     def initialize_weights(self) -> None:
         """Initialise all weights; the delta output is zero so OVCR starts as the identity."""
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.xavier_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
+        xavier_linears(self)
         nn.init.normal_(self.obs_pos, std=0.02)
         nn.init.normal_(self.base_queries, std=1.0)
         obs, width = self.route_weight.shape[1:]

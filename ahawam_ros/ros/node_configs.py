@@ -45,17 +45,24 @@ class PolicySource:
 
 
 @dataclass(frozen=True)
-class WorldPlannerConfig(PolicySource):
-    """Parameters of the world_planner node."""
+class CameraInputs(PolicySource):
+    """The policy and its camera inputs; shared by the planner and executor nodes."""
 
     camera_topics: Tuple[str, ...] = field(
-        DEFAULT_CAMERAS, "camera topics in the policy's view order; a topic ending in "
-        '/compressed is a sensor_msgs/CompressedImage, any other a sensor_msgs/Image')
+        DEFAULT_CAMERAS, "camera topics in the policy's view order (the same for planner and "
+        'executor); a topic ending in /compressed is a sensor_msgs/CompressedImage, any other '
+        'a sensor_msgs/Image')
     image_height: int = field(0, 'expected camera image height; 0 = the policy input size',
                               (0, 4096))
     image_width: int = field(0, 'expected camera image width; 0 = the policy input size',
                              (0, 4096))
     resize_images: bool = field(False, 'resize frames of another size instead of rejecting')
+
+
+@dataclass(frozen=True)
+class WorldPlannerConfig(CameraInputs):
+    """Parameters of the world_planner node."""
+
     refresh_rate_hz: float = field(4.0, 'planner refresh timer rate', (0.05, 100.0))
     max_image_age: float = field(0.5, 'frames older than this (s) are not planned from',
                                  (0.001, 60.0))
@@ -70,16 +77,9 @@ class WorldPlannerConfig(PolicySource):
 
 
 @dataclass(frozen=True)
-class ActionExecutorConfig(PolicySource):
+class ActionExecutorConfig(CameraInputs):
     """Parameters of the action_executor node."""
 
-    camera_topics: Tuple[str, ...] = field(
-        DEFAULT_CAMERAS, "camera topics for OVCR, in the policy's view order (as the planner)")
-    image_height: int = field(0, 'expected camera image height; 0 = the policy input size',
-                              (0, 4096))
-    image_width: int = field(0, 'expected camera image width; 0 = the policy input size',
-                             (0, 4096))
-    resize_images: bool = field(False, 'resize frames of another size instead of rejecting')
     joint_names: Tuple[str, ...] = field(robot.JOINT_NAMES, 'commanded joints, policy order')
     lower_limits: Tuple[float, ...] = field(robot.JOINT_LOWER, 'joint position lower limits')
     upper_limits: Tuple[float, ...] = field(robot.JOINT_UPPER, 'joint position upper limits')
