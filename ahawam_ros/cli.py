@@ -18,6 +18,8 @@ SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
                      'in the simulator as rosbag2 (mcap)'),
     'demo': ('ahawam_ros.ros.demo', 'run the system on the embedded default (ROS 2 nodes, '
              'simulator, packaged checkpoint)'),
+    'eval-bag': ('ahawam_ros.eval.bag_eval', 'replay recorded bags through the async runtime '
+                 'and compare with the commands sent'),
 }
 
 

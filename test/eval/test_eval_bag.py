@@ -1,0 +1,229 @@
+"""Bag replay through the async runtime: known policies and latencies give known figures."""
+
+import time
+from typing import List, Optional, Tuple
+
+from ahawam_ros.data.features import FeatureConfig
+from ahawam_ros.eval.bag_eval import BagEvalConfig, evaluate_bag
+from ahawam_ros.eval.bag_metrics import figures
+from ahawam_ros.eval.bag_replay import EvalError
+from ahawam_ros.eval.bag_testing import lockstep_messages, write_bag
+import numpy as np
+import pytest
+from rosbags.rosbag2 import StoragePlugin
+
+FEATURES = FeatureConfig(cameras=('top', 'left_wrist'), image_height=8, image_width=12)
+PERIOD = 0.02
+BASE = 0.2 + 0.01 * np.arange(14)  # inside every joint's limits, grippers included
+SLOPE = 0.003  # per control step: well under the safety filter's max_step
+
+
+def ramp(steps) -> np.ndarray:
+    """(N, A) joint targets of control steps `steps`: BASE + SLOPE * step."""
+    return BASE[None, :] + SLOPE * np.asarray(steps, np.float64).reshape(-1, 1)
+
+
+class RampPolicy:
+    """
+    Deterministic policy on the ramp: action k of the chunk from step s is for step s + k.
+
+    With `piecewise`, every action of the chunk from step s is ramp(s) (a constant plan, so
+    the command changes only where chunks switch); `drift` adds drift * k to action k.
+    """
+
+    chunk_len, action_dim, control_period = 16, 14, PERIOD
+
+    def __init__(self, drift: float = 0.0, piecewise: bool = False, plan_sleep: float = 0.0,
+                 chunk_sleep: float = 0.0, image_size: Optional[Tuple[int, int]] = None):
+        self.drift, self.piecewise = drift, piecewise
+        self.plan_sleep, self.chunk_sleep = plan_sleep, chunk_sleep
+        if image_size is not None:
+            self.image_size = image_size
+        self.shapes: List[tuple] = []
+
+    def reset(self) -> None:
+        pass
+
+    def plan(self, images: np.ndarray, step: int) -> int:
+        self.shapes.append(images.shape)
+        time.sleep(self.plan_sleep)
+        return step
+
+    def predict_chunk(self, images, proprio, context, step) -> np.ndarray:
+        time.sleep(self.chunk_sleep)
+        k = np.arange(self.chunk_len)
+        steps = np.full(self.chunk_len, step) if self.piecewise else step + k
+        return ramp(steps) + self.drift * k[:, None]  # (K, A)
+
+
+def make_bag(tmp_path, commands: np.ndarray, storage=StoragePlugin.MCAP, trajectory=False):
+    """Bag of len(commands) steps tracking the ramp exactly, recording `commands`."""
+    joints = ramp(np.arange(len(commands)))
+    return write_bag(tmp_path / f'bag_{storage.name}_{trajectory}',
+                     lockstep_messages(FEATURES, joints, commands, trajectory), FEATURES,
+                     storage)
+
+
+def replay(bag, policy, **settings):
+    config = BagEvalConfig(progress=False, **settings)
+    return evaluate_bag(bag, policy, config)
+
+
+def test_ramp_policy_follows_recorded_timing(tmp_path):
+    """
+    Recording what the runtime sends gives zero error.
+
+    With planner latency 0.05 s and executor latency 0.025 s the runtime holds ramp(0) until
+    step 5, then sends ramp(n): context at 0.05, first chunk from the step-3 observation at
+    0.06, available at 0.085 and executed from the 0.10 tick (step 5).
+    """
+    steps, first = 40, 5
+    expected = ramp(np.arange(steps))
+    expected[:first] = ramp([0])
+    trace = replay(make_bag(tmp_path, expected), RampPolicy(), planner_rate_hz=10.0,
+                   planner_latency=0.05, executor_latency=0.025, execute_steps=4)
+    np.testing.assert_allclose(trace.command, expected, atol=1e-12)
+    assert trace.holds == {'startup': 1, 'no_context': 2, 'no_chunk': 2}
+    values = figures([trace])
+    assert values['compared_ticks'] == steps and values['executing_ticks'] == steps - first
+    assert values['mae_mean'] < 1e-12 and values['rmse_mean'] < 1e-12
+
+
+@pytest.mark.parametrize('storage,trajectory', [(StoragePlugin.MCAP, False),
+                                                (StoragePlugin.SQLITE3, False),
+                                                (StoragePlugin.MCAP, True)])
+def test_offset_recording_gives_the_offset_as_error(tmp_path, storage, trajectory):
+    offset = 0.01 * np.arange(1, 15)  # a different constant per joint
+    expected = ramp(np.arange(30))
+    expected[:5] = ramp([0])
+    trace = replay(make_bag(tmp_path, expected - offset, storage, trajectory), RampPolicy(),
+                   planner_rate_hz=10.0, planner_latency=0.05, executor_latency=0.025,
+                   execute_steps=4)
+    values = figures([trace])
+    assert values['compared_ticks'] == 30
+    np.testing.assert_allclose(list(values['mae'].values()), offset, atol=1e-9)
+    np.testing.assert_allclose(list(values['rmse'].values()), offset, atol=1e-9)
+    assert values['mae_mean'] == pytest.approx(offset.mean())
+
+
+@pytest.mark.parametrize('planner_latency,ages', [(0.02, {0.04}), (0.04, {0.06, 0.08})])
+def test_context_age_is_planner_latency_plus_the_executor_tick(tmp_path, planner_latency,
+                                                               ages):
+    """
+    Context age at a command is the planner latency plus one tick.
+
+    A 50 Hz planner refreshes as soon as it is free; a chunk computed at t (5 ms) is first
+    executed at the t + 20 ms tick, from a context observed planner_latency (+ one period
+    when the planner was busy then) before t.
+    """
+    trace = replay(make_bag(tmp_path, ramp(np.arange(40))), RampPolicy(),
+                   planner_rate_hz=50.0, planner_latency=planner_latency,
+                   executor_latency=0.005, execute_steps=0)
+    executing = ~trace.is_hold
+    assert executing.sum() > 30
+    assert set(np.round(trace.context_age[executing], 9)) == ages
+    assert figures([trace])['context_age']['p50'] == pytest.approx(min(ages), abs=0.021)
+
+
+@pytest.mark.parametrize('blend,seam,within', [('none', 4 * SLOPE, 0.0),
+                                               ('linear', 0.4 * 4 * SLOPE, 0.2 * 4 * SLOPE)])
+def test_seam_jumps_of_piecewise_constant_chunks(tmp_path, blend, seam, within):
+    """
+    Constant chunks jump at the seams only; the linear blend spreads the jump.
+
+    Chunks every 4 steps, each a constant ramp(s): a hard switch jumps 4 * SLOPE at every seam
+    and never within a chunk; the linear blend (4 steps) spreads it: 0.4 of it at the seam
+    (its first executed action has weight 2/5), 0.2 per tick after.
+    """
+    trace = replay(make_bag(tmp_path, ramp(np.arange(40))), RampPolicy(piecewise=True),
+                   planner_rate_hz=50.0, planner_latency=0.005, executor_latency=0.005,
+                   execute_steps=4, blend=blend, blend_steps=4)
+    values = figures([trace])
+    assert values['seam_jump']['count'] >= 8
+    assert values['seam_jump']['mean'] == pytest.approx(seam, abs=1e-12)
+    assert values['seam_jump']['max'] == pytest.approx(seam, abs=1e-12)
+    assert values['within_chunk_jump']['max'] == pytest.approx(within, abs=1e-12)
+    assert values['recorded_step']['max'] == pytest.approx(SLOPE, abs=1e-12)
+    assert values['rate_limited_ticks'] == 0
+
+
+def test_rate_limited_seams_jump_max_step(tmp_path):
+    """A seam of 4 * SLOPE = 0.012 under max_step 0.005 takes 3 ticks, 2 of them clamped."""
+    trace = replay(make_bag(tmp_path, ramp(np.arange(40))), RampPolicy(piecewise=True),
+                   planner_rate_hz=50.0, planner_latency=0.005, executor_latency=0.005,
+                   execute_steps=4, blend='none', max_step=0.005)
+    values = figures([trace])
+    assert values['seam_jump']['max'] == pytest.approx(0.005, abs=1e-12)
+    assert values['rate_limited_ticks'] == 2 * values['seam_jump']['count']
+
+
+def test_error_grows_with_the_index_in_the_chunk(tmp_path):
+    """A drift of 0.005 per action: ticks executing action k of a chunk err by 0.005 k."""
+    trace = replay(make_bag(tmp_path, ramp(np.arange(40))), RampPolicy(drift=0.005),
+                   planner_rate_hz=50.0, planner_latency=0.005, executor_latency=0.005,
+                   execute_steps=4, blend='none')
+    values = figures([trace])
+    counts = values['chunk_step_count']
+    assert [k for k, n in enumerate(counts) if n] == [1, 2, 3, 4]
+    for k in (1, 2, 3, 4):
+        assert values['chunk_step_mae'][k] == pytest.approx(0.005 * k, abs=1e-12)
+
+
+def test_measured_latencies_are_spent_in_bag_time(tmp_path):
+    """With no fixed latency, a chunk is executed only from the first tick after it is ready."""
+    trace = replay(make_bag(tmp_path, ramp(np.arange(30))),
+                   RampPolicy(plan_sleep=0.011, chunk_sleep=0.031), planner_rate_hz=4.0,
+                   execute_steps=4)
+    for role, floor in (('planner', 0.011), ('executor', 0.031)):
+        np.testing.assert_array_equal(trace.simulated[role], trace.measured[role])
+        assert trace.measured[role].min() >= floor
+    context_ready = trace.measured['planner'][0]
+    chunk_start = np.ceil(context_ready / PERIOD - 1e-9) * PERIOD
+    ready = chunk_start + trace.measured['executor'][0]
+    first_executing = trace.tick_time[~trace.is_hold][0]
+    assert first_executing == pytest.approx(np.ceil(ready / PERIOD - 1e-9) * PERIOD)
+
+
+def test_frames_of_another_size_fail_unless_resized(tmp_path):
+    bag = make_bag(tmp_path, ramp(np.arange(10)))
+    with pytest.raises(EvalError, match='8x12.*6x10.*--resize-images'):
+        replay(bag, RampPolicy(image_size=(6, 10)))
+    policy = RampPolicy(image_size=(6, 10))
+    replay(bag, policy, resize_images=True)
+    assert policy.shapes and set(policy.shapes) == {(2, 6, 10, 3)}
+
+
+def test_config_names_the_bad_field():
+    with pytest.raises(ValueError, match='planner_rate_hz'):
+        BagEvalConfig(planner_rate_hz=0.0)
+    with pytest.raises(ValueError, match='executor_latency'):
+        BagEvalConfig(executor_latency=-0.1)
+    with pytest.raises(ValueError, match="blend: 'cubic'"):
+        BagEvalConfig(blend='cubic')
+
+
+def test_ticks_without_a_recorded_command_are_not_compared(tmp_path):
+    """Commands recorded for the first 20 of 30 steps: the last 10 ticks have no match."""
+    messages = [m for m in lockstep_messages(FEATURES, ramp(np.arange(30)), ramp(np.arange(30)))
+                if m[0] != FEATURES.command_topic or m[2] < 20 * 20_000_000]
+    trace = replay(write_bag(tmp_path / 'bag', messages, FEATURES), RampPolicy(),
+                   planner_latency=0.0, executor_latency=0.0)
+    values = figures([trace])
+    assert values['sent_ticks'] == 30
+    assert (values['compared_ticks'], values['unmatched_ticks']) == (20, 10)
+
+
+def test_nothing_is_planned_before_every_camera_has_spoken(tmp_path):
+    """
+    The planner waits for a frame of every camera.
+
+    The wrist camera starts at step 5: with zero latencies, the context planned from step 5's
+    frames drives the step-5 command, and ticks 1-4 hold for want of a context.
+    """
+    messages = [m for m in lockstep_messages(FEATURES, ramp(np.arange(20)), ramp(np.arange(20)))
+                if m[0] != '/cameras/left_wrist/image_raw' or m[2] >= 5 * 20_000_000]
+    policy = RampPolicy()
+    trace = replay(write_bag(tmp_path / 'bag', messages, FEATURES), policy,
+                   planner_rate_hz=50.0, planner_latency=0.0, executor_latency=0.0)
+    assert policy.shapes and trace.tick_time[~trace.is_hold][0] == pytest.approx(5 * PERIOD)
+    assert trace.holds == {'startup': 1, 'no_context': 4}

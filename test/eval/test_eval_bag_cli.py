@@ -1,0 +1,151 @@
+"""`ahawam eval-bag`: the report it writes, and bad bags failing clearly with nothing left."""
+
+import json
+from pathlib import Path
+import re
+
+from ahawam_ros import cli
+from ahawam_ros.data.features import FeatureConfig
+from ahawam_ros.eval import bag_eval
+from ahawam_ros.eval.bag_testing import lockstep_messages, STORE, write_bag
+import numpy as np
+import pytest
+from rosbags.rosbag2 import StoragePlugin
+
+FEATURES = FeatureConfig(cameras=('top', 'left_wrist'), image_height=8, image_width=12)
+PNG = b'\x89PNG\r\n\x1a\n'
+FIXED = ['--planner-latency', '0.01', '--executor-latency', '0.005', '--no-progress']
+
+
+def messages(steps: int = 25, trajectory: bool = False):
+    joints = 0.2 + 0.003 * np.arange(steps)[:, None] + np.zeros((1, 14))  # (T, A)
+    return lockstep_messages(FEATURES, joints, joints, trajectory)
+
+
+def eval_bag(*args: str) -> int:
+    return cli.main(['eval-bag', *map(str, args), '--checkpoint', 'fake', *FIXED])
+
+
+def test_report_files(tmp_path, capsys):
+    bag = write_bag(tmp_path / 'episode', messages(), FEATURES)
+    out = tmp_path / 'report'
+    assert eval_bag(bag, '--out', out) == 0
+    assert 'MAE' in capsys.readouterr().out
+    results = json.loads((out / 'metrics.json').read_text())
+    assert set(results) == {'settings', 'bags', 'all'}
+    bag_figures = results['bags']['episode']
+    for key in ('mae', 'rmse', 'chunk_step_mae', 'seam_jump', 'within_chunk_jump',
+                'context_age', 'latency', 'holds'):
+        assert key in bag_figures, key
+    assert list(bag_figures['mae']) == list(FEATURES.joint_names)
+    assert bag_figures['latency']['executor']['simulated']['p50'] == pytest.approx(0.005)
+    page = (out / 'report.html').read_text()
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    assert sorted(sources) == sorted(f'episode/{name}' for name in (
+        'joints_left.png', 'joints_right.png', 'error.png', 'latency.png'))
+    for source in sources:
+        assert (out / source).read_bytes().startswith(PNG), source
+    assert '<table>' in page and 'compared ticks' in page
+    trace = np.load(out / 'episode' / 'trace.npz')
+    assert trace['command'].shape == (25, 14)
+
+
+def test_a_directory_means_every_bag_in_it(tmp_path):
+    root = tmp_path / 'bags'
+    write_bag(root / 'a', messages(), FEATURES)
+    write_bag(root / 'b' / 'c', messages(20, trajectory=True), FEATURES, StoragePlugin.SQLITE3)
+    out = tmp_path / 'report'
+    assert eval_bag(root, '--out', out) == 0
+    results = json.loads((out / 'metrics.json').read_text())
+    assert sorted(results['bags']) == ['a', 'b__c']
+    assert results['all']['ticks'] == 25 + 20
+    page = (out / 'report.html').read_text()
+    assert 'b__c/joints_right.png' in page and 'all bags' in page
+
+
+def _without(topic: str):
+    return [m for m in messages() if m[0] != topic]
+
+
+def _retyped(topic: str):
+    string = STORE.types['std_msgs/msg/String'](data='x')
+    return [(t, 'std_msgs/msg/String', s, string) if t == topic else (t, ty, s, m)
+            for t, ty, s, m in messages()]
+
+
+BAD_BAGS = {
+    'missing topic': (lambda: _without('/joint_states'), None,
+                      "lacks topic '/joint_states'"),
+    'missing camera': (lambda: _without('/cameras/left_wrist/image_raw'), None,
+                       "lacks topic '/cameras/left_wrist/image_raw'"),
+    'no command topic': (lambda: _without('/joint_commands'), None,
+                         "no command topic: it lacks '/joint_commands'"),
+    'wrong type': (lambda: _retyped('/joint_commands'), None,
+                   "'/joint_commands' has type std_msgs/msg/String"),
+    'empty': (lambda: [], FEATURES.topic_types(), "no messages on topic '/cameras/top"),
+    'bad message': (lambda: [(t, ty, s, STORE.types['std_msgs/msg/Float64MultiArray'](
+        layout=m.layout, data=np.zeros(3))) if t == '/joint_commands' else (t, ty, s, m)
+        for t, ty, s, m in messages()], None, 'expected 14 joints'),
+}
+
+
+def assert_nothing_written(tmp_path, out: Path) -> None:
+    assert not out.exists()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith('.')]
+
+
+@pytest.mark.parametrize('case', sorted(BAD_BAGS))
+def test_bad_bags_fail_clearly_and_write_nothing(tmp_path, capsys, case):
+    make, topics, expected = BAD_BAGS[case]
+    bag = write_bag(tmp_path / 'bag', make(), FEATURES, topics=topics)
+    out = tmp_path / 'report'
+    assert eval_bag(bag, '--out', out) == 2
+    error = capsys.readouterr().err
+    assert expected in error and str(bag) in error, error
+    assert_nothing_written(tmp_path, out)
+
+
+@pytest.mark.parametrize('storage,suffix', [(StoragePlugin.MCAP, '.mcap'),
+                                            (StoragePlugin.SQLITE3, '.db3')])
+def test_truncated_bag(tmp_path, capsys, storage, suffix):
+    good = write_bag(tmp_path / 'a_good', messages(), FEATURES, storage)
+    bag = write_bag(tmp_path / 'b_truncated', messages(), FEATURES, storage)
+    (data,) = bag.glob(f'*{suffix}')
+    data.write_bytes(data.read_bytes()[:data.stat().st_size // 2])
+    out = tmp_path / 'report'
+    assert eval_bag(tmp_path, '--out', out) == 2  # the good bag is not reported alone
+    assert 'truncated or corrupt' in capsys.readouterr().err
+    assert_nothing_written(tmp_path, out)
+    assert good.exists()
+
+
+def test_no_bags_existing_output_and_bad_settings(tmp_path, capsys):
+    out = tmp_path / 'report'
+    assert eval_bag(tmp_path, '--out', out) == 2
+    assert 'no rosbag2 bags' in capsys.readouterr().err
+    bag = write_bag(tmp_path / 'bag', messages(), FEATURES)
+    assert eval_bag(bag, '--out', out, '--planner-rate', '0') == 2
+    assert 'planner_rate_hz' in capsys.readouterr().err
+    out.mkdir()
+    assert eval_bag(bag, '--out', out) == 2
+    assert 'pass --force' in capsys.readouterr().err
+    assert eval_bag(bag, '--out', out, '--force') == 0
+    assert (out / 'metrics.json').is_file()
+
+
+def test_a_failure_while_writing_leaves_nothing(tmp_path):
+    out = tmp_path / 'report'
+
+    def build(staging: Path) -> None:
+        (staging / 'metrics.json').write_text('{}')
+        raise RuntimeError('plotting failed')
+
+    with pytest.raises(RuntimeError, match='plotting failed'):
+        bag_eval.write_atomically(out, build)
+    assert_nothing_written(tmp_path, out)
+    out.mkdir()
+    (out / 'old.txt').write_text('kept')
+    with pytest.raises(RuntimeError, match='plotting failed'):
+        bag_eval.write_atomically(out, build, force=True)
+    assert [p.name for p in out.iterdir()] == ['old.txt']  # --force replaces only on success
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith('.')]
