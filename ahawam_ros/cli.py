@@ -18,8 +18,12 @@ SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
                      'in the simulator as rosbag2 (mcap)'),
     'demo': ('ahawam_ros.ros.demo', 'run the system on the embedded default (ROS 2 nodes, '
              'simulator, packaged checkpoint)'),
+    'eval-sim': ('ahawam_ros.eval.sim_eval', 'closed-loop episodes in the simulator: async vs '
+                 'sync vs planner-off'),
     'eval-bag': ('ahawam_ros.eval.bag_eval', 'replay recorded bags through the async runtime '
                  'and compare with the commands sent'),
+    'bench': ('ahawam_ros.eval.bench_suite', 'model, runtime and ROS benchmarks side by side '
+              '(JSON and a table)'),
 }
 
 

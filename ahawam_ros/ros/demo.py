@@ -24,6 +24,7 @@ from ahawam_ros.ros.demo_supervisor import DemoSupervisor, EpisodeResult  # noqa
 from ahawam_ros.ros.node_configs import BimanualSimConfig  # noqa: E402
 from ahawam_ros.ros.params import config_from_params_file  # noqa: E402
 from ahawam_ros.ros.paths import share_file  # noqa: E402
+from ahawam_ros.ros.spin import shutdown_executor  # noqa: E402
 import rclpy  # noqa: E402
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor  # noqa: E402
 from rclpy.signals import SignalHandlerOptions  # noqa: E402
@@ -107,6 +108,11 @@ def print_summary(results: List[EpisodeResult], supervisor: DemoSupervisor,
     print(f'outputs: {out.resolve()}')
 
 
+def _spin_until(executor: MultiThreadedExecutor, stop: threading.Event) -> None:
+    while not stop.is_set() and rclpy.ok():
+        executor.spin_once(timeout_sec=0.1)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the demo; return 0 when every episode ran (successful or not)."""
     options = parse_options(argv)
@@ -124,7 +130,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         supervisor = DemoSupervisor.with_system(options, out, sim_config)
         for node in supervisor.nodes:
             executor.add_node(node)
-        spinner = threading.Thread(target=executor.spin, daemon=True)
+        stop = threading.Event()
+        spinner = threading.Thread(target=_spin_until, args=(executor, stop), daemon=True)
         spinner.start()
         for index in range(options.episodes):
             results.append(supervisor.run_episode(index, options.seed + index))
@@ -134,9 +141,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     finally:
         if supervisor is not None:
             supervisor.shutdown_system()
-        executor.shutdown(timeout_sec=2.0)
-        if spinner is not None:
+        if spinner is not None:  # no new callbacks once the spinner is gone ...
+            stop.set()
             spinner.join(timeout=5.0)
+        shutdown_executor(executor)  # ... and the running ones finish here
         for node in supervisor.nodes if supervisor is not None else []:
             node.destroy_node()
         rclpy.try_shutdown()

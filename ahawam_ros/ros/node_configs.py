@@ -103,7 +103,7 @@ class ActionExecutorConfig(CameraInputs):
     marker_frame: str = field('world', 'frame of the chunk markers (the URDF root)')
     episode_topic: str = field('episode_start', 'std_msgs/Header: a new episode starts')
     num_inference_steps: int = field(0, "Euler steps per chunk; 0 = the checkpoint's", (0, 100))
-    execute_steps: int = field(8, 'compute the next chunk once this many actions are due',
+    execute_steps: int = field(4, 'compute the next chunk once this many actions are due',
                                (0, 1000))
     blend: str = field('linear', 'seam blending between chunks: none, linear or weighted')
     blend_steps: int = field(4, 'crossfade length (control steps) of the linear blend', (0, 100))

@@ -13,6 +13,21 @@ from rclpy.signals import SignalHandlerOptions
 DEFAULT_THREADS = 5
 
 
+def shutdown_executor(executor, timeout: float = 5.0) -> None:
+    """
+    Shut an executor down after its running callbacks have ended.
+
+    Call it once nothing spins any more. rclpy's `Executor.shutdown` (9.1.2) does not wait for
+    running callbacks before it destroys the executor's guard condition, which those callbacks
+    trigger when they end ("cannot use Destroyable ..." at exit): wait for them here. The
+    work tracker is private to rclpy; where a version lacks it, this is a plain shutdown.
+    """
+    tracker = getattr(executor, '_work_tracker', None)
+    if tracker is not None:
+        tracker.wait(timeout)
+    executor.shutdown(timeout_sec=timeout)
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -45,7 +60,7 @@ def run_nodes(make_nodes: Callable[[], List[Node]], args: Optional[Sequence[str]
             hook = getattr(node, 'on_shutdown', None)
             if hook is not None:
                 hook()
-        executor.shutdown(timeout_sec=1.0)
+        shutdown_executor(executor)
         for node in nodes:
             node.destroy_node()
         rclpy.try_shutdown()

@@ -4,6 +4,7 @@ import contextlib
 import threading
 import time
 
+from ahawam_ros.ros.spin import shutdown_executor
 import numpy as np
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
@@ -20,13 +21,20 @@ def spinning(context, nodes, threads: int = 5):
     executor = MultiThreadedExecutor(num_threads=threads, context=context)
     for node in nodes:
         executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set() and context.ok():
+            executor.spin_once(timeout_sec=0.05)
+
+    thread = threading.Thread(target=spin, daemon=True)
     thread.start()
     try:
         yield executor
     finally:
-        executor.shutdown(timeout_sec=2.0)
+        stop.set()  # first stop scheduling callbacks, then let the running ones finish
         thread.join(timeout=5.0)
+        shutdown_executor(executor)
 
 
 def wait_for(predicate, timeout: float = 10.0, period: float = 0.02) -> bool:

@@ -1,0 +1,149 @@
+"""
+ROS-free rows of `ahawam bench`: update rates, a long planner run, training throughput.
+
+Shapes: V views, H x W pixels.
+
+The timings reuse the model benchmark (`bench_model`: its stages on fixed inputs and its
+interleaved timer); training uses the trainer's own step (`losses.training_step`).
+"""
+
+import math
+import os
+from typing import Any, Dict, List
+
+from ahawam_ros.eval.bench_model import (ideal_ratio, PAPER_SPEEDUP, stage_macs, Stages,
+                                         time_round_robin)
+from ahawam_ros.eval.sim_metrics import latency_summary
+from ahawam_ros.eval.sim_policy import policy_views
+from ahawam_ros.model.aha_wam import AhaWamModel
+from ahawam_ros.model.losses import trainable_parameters, training_step
+from ahawam_ros.model.policy import AhaWamPolicy
+from ahawam_ros.model.presets import get_preset
+from ahawam_ros.model.testing import synthetic_batch
+from ahawam_ros.runtime.clock import ManualClock
+from ahawam_ros.runtime.context_slot import ContextSlot
+from ahawam_ros.runtime.planner_core import PlannerConfig, PlannerCore, PUBLISHED
+import numpy as np
+import torch
+
+STATUS_FILE = '/proc/self/status'
+
+
+def resident_mb() -> float:
+    """Return this process's resident memory (VmRSS) in MiB; NaN where /proc is missing."""
+    try:
+        with open(STATUS_FILE) as status:
+            for line in status:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1]) / 1024.0  # kB -> MiB
+    except OSError:
+        pass
+    return math.nan
+
+
+def update_rates(policy: AhaWamPolicy, repeats: int) -> Dict[str, float]:
+    """
+    Time an executor update (async) against a synchronous update on the same weights.
+
+    Returns
+    -------
+    dict
+        Median milliseconds and rates (Hz) of both, the measured sync/async ratio, the
+        compute-bound ideal ratio from the stages' MACs and the paper's ratio.
+
+    """
+    stages = Stages(policy)  # fills the rolling memory: a refresh at full cost
+    with torch.inference_mode():
+        timing = time_round_robin({'async': stages.executor_update,
+                                   'sync': stages.sync_update}, repeats)
+        macs = stage_macs(stages)
+    policy.reset()
+    fast, slow = timing['async']['median'], timing['sync']['median']
+    return {'num_steps': policy.num_steps, 'async_ms': fast, 'sync_ms': slow,
+            'async_p95_ms': timing['async']['p95'], 'sync_p95_ms': timing['sync']['p95'],
+            'async_hz': 1e3 / fast, 'sync_hz': 1e3 / slow, 'ratio': slow / fast,
+            'ideal_ratio': ideal_ratio(macs, policy.num_steps),
+            'paper_ratio': PAPER_SPEEDUP.get(policy.num_steps, math.nan)}
+
+
+def planner_run(policy: AhaWamPolicy, refreshes: int = 300, rate_hz: float = 3.0,
+                samples: int = 30) -> Dict[str, Any]:
+    """
+    Refresh the planner `refreshes` times in one episode; follow latency and resident memory.
+
+    The `PlannerCore` runs on a simulated clock at `rate_hz` with distinct frames, so the
+    rolling memory fills and then rolls, and the context registry keeps evicting, as over a
+    long episode. Memory should stay flat once the memory is full.
+
+    Returns
+    -------
+    dict
+        Latency percentiles (ms) of the first and the last tenth of the refreshes, resident
+        memory (MiB) after the memory filled and at the end, its growth, and the memory fill.
+
+    """
+    views = policy_views(policy)
+    height, width = policy.image_size
+    frames = np.random.default_rng(0).integers(0, 256, (8, views, height, width, 3),
+                                               dtype=np.uint8)  # (8, V, H, W, 3)
+    clock = ManualClock()
+    core = PlannerCore(policy, ContextSlot(), PlannerConfig(), clock, episode_start=0.0)
+    core.reset(episode_start=0.0)
+    latencies: List[float] = []
+    memory: List[List[float]] = []
+    every = max(1, refreshes // samples)
+    for index in range(refreshes):
+        clock.set_time(index / rate_hz)
+        core.update_images(frames[index % len(frames)], clock())
+        outcome = core.refresh()
+        if outcome.status != PUBLISHED:
+            raise RuntimeError(f'refresh {index} was not published: {outcome.status}')
+        latencies.append(outcome.latency)
+        if index % every == 0 or index == refreshes - 1:
+            memory.append([index + 1, resident_mb()])
+    fill = policy.memory_size
+    core.reset()
+    tenth = max(1, refreshes // 10)
+    filled = next((mb for count, mb in memory if count > fill), math.nan)
+    return {'refreshes': refreshes, 'first_ms': latency_summary(latencies[:tenth]),
+            'last_ms': latency_summary(latencies[-tenth:]),
+            'rss_filled_mb': filled, 'rss_end_mb': memory[-1][1],
+            'rss_max_mb': max(mb for _, mb in memory),
+            'rss_growth_mb': memory[-1][1] - filled, 'memory_fill': fill,
+            'rss_trace_mb': memory}
+
+
+def training_throughput(preset: str, batch_size: int = 8, repeats: int = 3,
+                        threads: int = 0) -> Dict[str, float]:
+    """
+    Time the trainer's step (forward, backward, clipping, AdamW) of a fresh `preset` model.
+
+    Parameters
+    ----------
+    preset : str
+        Model preset.
+    batch_size, repeats : int
+        Samples per step; timed steps after one warm-up step.
+    threads : int
+        torch threads (0: every core).
+
+    Returns
+    -------
+    dict
+        Median step time (ms) and samples per second.
+
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    try:
+        torch.manual_seed(0)
+        model = AhaWamModel(get_preset(preset))
+        batch = synthetic_batch(model.config, batch_size, seed=1, length=200)
+        optimizer = torch.optim.AdamW(trainable_parameters(model), lr=1e-4)
+        timing = time_round_robin({'train': lambda: training_step(model, optimizer, batch)},
+                                  repeats, warmup=1)['train']
+        used = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(previous)
+    return {'batch_size': batch_size, 'threads': used, 'step_ms': timing['median'],
+            'samples_per_s': 1e3 * batch_size / timing['median']}

@@ -1,0 +1,202 @@
+"""
+`ahawam bench`: the model, runtime and ROS benchmarks side by side, one process, same weights.
+
+    ahawam bench [--checkpoint CKPT] [--presets small tiny] [--out DIR] [--ros-seconds S]
+
+Rows (figures only, nothing asserted):
+1. executor update rate, async vs synchronous, for each preset that fits in memory, and the
+   ratio beside the paper's 4.59x (`bench_model`'s stages and timer);
+2. the ROS graph (planner + executor nodes and a sensor stand-in on a MultiThreadedExecutor):
+   command period p50 / p99 at 50 Hz while the planner refreshes, and the achieved chunk update
+   rate against the update latency (the cost of the ROS shell);
+3. context handoff by reference (WorldContext descriptor + registry) vs serialized (the K/V
+   floats in a Float32MultiArray), same process;
+4. planner refresh latency and resident memory over a long episode (rolling memory);
+5. training throughput (samples/s) per preset.
+The ROS rows are imported lazily: without rclpy they say so and the rest still runs.
+Prints a table and writes `<out>/bench.json`; the load average is recorded with the figures.
+"""
+
+import argparse
+import os
+from pathlib import Path
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from ahawam_ros.eval.bench_runtime import planner_run, training_throughput, update_rates
+from ahawam_ros.eval.sim_metrics import write_json
+from ahawam_ros.eval.sim_policy import load_eval_policy, policy_views, RANDOM_PREFIX
+from ahawam_ros.model.aha_wam import AhaWamModel, parameter_counts
+from ahawam_ros.model.presets import get_preset, PRESETS
+import numpy as np
+import torch
+
+REPORT_FILE = 'bench.json'
+MEMINFO = '/proc/meminfo'
+
+
+def available_bytes() -> float:
+    """Return MemAvailable in bytes (infinite where /proc/meminfo is missing)."""
+    try:
+        with open(MEMINFO) as meminfo:
+            for line in meminfo:
+                if line.startswith('MemAvailable:'):
+                    return int(line.split()[1]) * 1024.0
+    except OSError:
+        pass
+    return float('inf')
+
+
+def preset_fits(name: str) -> Tuple[bool, str]:
+    """Return whether a preset trains here: weights, gradients and two AdamW moments in RAM."""
+    with torch.device('meta'):
+        count = parameter_counts(AhaWamModel(get_preset(name)))['total']
+    needed, available = 16.0 * count, available_bytes()
+    reason = f'{count / 1e6:.1f} M parameters need ~{needed / 2 ** 30:.2f} GiB to train, ' \
+             f'{available / 2 ** 30:.1f} GiB available'
+    return needed < available, reason
+
+
+def build_policies(presets: Sequence[str], checkpoint: str, device: str) -> Dict[str, Any]:
+    """Return preset -> policy: the checkpoint for its own preset, seeded random weights else."""
+    policies = {}
+    if checkpoint:
+        policy = load_eval_policy(checkpoint, device)
+        policies[policy.model.config.name] = policy
+    for name in presets:
+        if name not in policies:
+            policies[name] = load_eval_policy(RANDOM_PREFIX + name, device)
+    return policies
+
+
+def ros_rows(policy, args: argparse.Namespace) -> Dict[str, Any]:
+    """Measure the ROS graph and the context handoff, or say why not."""
+    try:
+        from ahawam_ros.ros import bench_ros  # lazily: the rest runs without ROS
+    except ImportError as error:
+        return {'skipped': f'ROS 2 is not available here ({error})'}
+    shape = (policy_views(policy), *policy.image_size)
+    system = bench_ros.measure_system(policy, shape, seconds=args.ros_seconds,
+                                      planner_rate_hz=args.planner_rate, execute_steps=0)
+    policy.reset()
+    context = policy.plan(np.zeros((*shape, 3), np.uint8), 0)  # (V, H, W, 3) black frame
+    policy.reset()
+    return {'system': system, 'handoff': bench_ros.measure_handoff(context, args.handoffs)}
+
+
+def run(args: argparse.Namespace) -> Dict[str, Any]:
+    """Run every row; return the report."""
+    torch.set_num_threads(args.threads)
+    report: Dict[str, Any] = {'load_average_before': os.getloadavg()[0],
+                              'cpus': os.cpu_count(), 'torch_threads': args.threads,
+                              'checkpoint': args.checkpoint or 'random weights (seeded)'}
+    fits = {name: preset_fits(name) for name in args.presets}
+    report['presets'] = {name: {'fits': ok, 'why': why} for name, (ok, why) in fits.items()}
+    presets = [name for name, (ok, _) in fits.items() if ok]
+    policies = build_policies(presets, args.checkpoint, args.device)
+    main = policies.get('small') or next(iter(policies.values()))
+    report['main_preset'] = main.model.config.name
+    print('update rates ...', flush=True)
+    report['update_rates'] = {name: update_rates(p, args.repeats) for name, p in policies.items()}
+    print('ROS graph and handoff ...', flush=True)
+    report['ros'] = ros_rows(main, args)
+    print(f'planner: {args.refreshes} refreshes ...', flush=True)
+    report['planner_run'] = planner_run(main, args.refreshes, args.planner_rate)
+    print('training throughput ...', flush=True)
+    report['training'] = {name: training_throughput(name, args.train_batch, args.train_repeats,
+                                                    args.train_threads)
+                          for name in presets if args.train_batch > 0}
+    report['load_average_after'] = os.getloadavg()[0]
+    return report
+
+
+def _lines_ros(report: Dict[str, Any]) -> List[str]:
+    ros = report['ros']
+    if 'skipped' in ros:
+        return [f'ROS rows skipped: {ros["skipped"]}']
+    system, handoff = ros['system'], ros['handoff']
+    period, rates = system['command_period_ms'], report['update_rates'][report['main_preset']]
+    own = system['chunk_latency_ms']['p50']
+    achieved = 1e3 / system['chunk_rate_hz'] if system['chunk_rate_hz'] else float('nan')
+    mb = handoff['payload_bytes'] / 2 ** 20
+    return [
+        f'ROS graph ({report["main_preset"]}, {system["window_s"]:.0f} s, planner timer '
+        f'{system["planner_rate_hz"]:g} Hz, chunks as fast as possible):',
+        f'  command period      p50 {period["p50"]:.1f} ms  p99 {period["p99"]:.1f} ms  max '
+        f'{period["max"]:.1f} ms  ({system["command_rate_hz"]:.1f} Hz, target 50 Hz)',
+        f'  planner             {system["planner_refreshes"]} refreshes, p50 '
+        f'{system["plan_latency_ms"]["p50"]:.0f} ms in the graph',
+        f'  chunk updates       {system["chunk_rate_hz"]:.1f} Hz achieved ({achieved:.1f} ms '
+        f'each); update latency p50 {own:.1f} ms in the graph, {rates["async_ms"]:.1f} ms '
+        f'alone -> ROS shell + waiting {achieved - own:.1f} ms per update',
+        f'context handoff ({mb:.2f} MiB of K/V):',
+        f'  by reference        p50 {handoff["by_reference_ms"]["p50"]:.2f} ms  p99 '
+        f'{handoff["by_reference_ms"]["p99"]:.2f} ms  (identical object: '
+        f'{handoff["identical_object"]})',
+        f'  serialized topic    p50 {handoff["serialized_ms"]["p50"]:.2f} ms  p99 '
+        f'{handoff["serialized_ms"]["p99"]:.2f} ms  (equal tensors: '
+        f'{handoff["serialized_equal"]})']
+
+
+def format_report(report: Dict[str, Any]) -> str:
+    """Return the printed table of a bench report."""
+    lines = [f'ahawam bench: {report["checkpoint"]}, {report["cpus"]} CPUs, torch threads '
+             f'{report["torch_threads"]}, load average {report["load_average_before"]:.1f} '
+             f'-> {report["load_average_after"]:.1f}']
+    lines += [f'  preset {n}: skipped ({p["why"]})' for n, p in report['presets'].items()
+              if not p['fits']]
+    lines.append(f'{"preset":<8}{"async ms":>10}{"sync ms":>9}{"async Hz":>10}{"sync Hz":>9}'
+                 f'{"ratio":>8}{"ideal":>8}{"paper":>8}')
+    for name, row in report['update_rates'].items():
+        lines.append(f'{name:<8}{row["async_ms"]:>10.1f}{row["sync_ms"]:>9.1f}'
+                     f'{row["async_hz"]:>10.1f}{row["sync_hz"]:>9.1f}{row["ratio"]:>7.2f}x'
+                     f'{row["ideal_ratio"]:>7.2f}x{row["paper_ratio"]:>7.2f}x')
+    lines += _lines_ros(report)
+    run = report['planner_run']
+    lines += [f'planner over {run["refreshes"]} refreshes (memory {run["memory_fill"]} deep): '
+              f'p50 {run["first_ms"]["p50"]:.0f} ms first tenth, {run["last_ms"]["p50"]:.0f} ms '
+              f'last tenth; RSS {run["rss_filled_mb"]:.0f} -> {run["rss_end_mb"]:.0f} MiB '
+              f'(growth {run["rss_growth_mb"]:+.1f} MiB, max {run["rss_max_mb"]:.0f})']
+    for name, row in report['training'].items():
+        lines.append(f'training {name:<6} batch {row["batch_size"]}, {row["threads"]} threads: '
+                     f'{row["step_ms"]:.0f} ms/step, {row["samples_per_s"]:.1f} samples/s')
+    return '\n'.join(lines)
+
+
+def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(prog='ahawam bench',
+                                     description=__doc__.split('\n\n')[0].strip())
+    parser.add_argument('--checkpoint', default='', help='checkpoint for its preset '
+                        '(default: seeded random weights for every preset)')
+    parser.add_argument('--presets', nargs='+', default=list(PRESETS), choices=sorted(PRESETS),
+                        help='presets to try; those that do not fit in memory are skipped')
+    parser.add_argument('--repeats', type=int, default=30, help='timed updates per kind')
+    parser.add_argument('--threads', type=int, default=1, help='torch threads for inference')
+    parser.add_argument('--ros-seconds', type=float, default=10.0, help='ROS graph window')
+    parser.add_argument('--planner-rate', type=float, default=3.0, help='planner timer (Hz)')
+    parser.add_argument('--handoffs', type=int, default=50, help='handoffs per kind')
+    parser.add_argument('--refreshes', type=int, default=300, help='long planner episode')
+    parser.add_argument('--train-batch', type=int, default=8, help='0 skips training')
+    parser.add_argument('--train-repeats', type=int, default=3)
+    parser.add_argument('--train-threads', type=int, default=1, help='torch threads for '
+                        'training (0: every core; on a loaded machine more threads than free '
+                        'cores stall at every OpenMP barrier)')
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--out', default='outputs/bench', help='where bench.json goes')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the benchmark suite, print the table and write the JSON; returns 0."""
+    args = parse_args(argv)
+    started = time.monotonic()
+    report = run(args)
+    report['wall_seconds'] = time.monotonic() - started
+    print(format_report(report))
+    print(f'report: {write_json(report, Path(args.out) / REPORT_FILE).resolve()}')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,274 @@
+"""
+`ahawam eval-sim`: closed-loop episodes of a checkpoint in the embedded ALOHA simulator.
+
+    ahawam eval-sim --checkpoint CKPT --episodes N [--mode async|sync|planner-off|all]
+                    [--through runtime|ros] [--video] [--bags] [--out DIR] [--seed S]
+
+`--through runtime` (default) steps the simulator in lock-step with the runtime on a simulated
+clock and hands every result over after its measured latency (`closed_loop`): real-time
+asynchrony without running in real time. `--through ros` runs the deployed system, the ROS
+nodes in real time (`ahawam_ros.ros.demo`), async only. Every mode runs the same seeds.
+Prints one table (success with its 68 % Wilson interval, mean max staged reward, executed
+command and chunk rates per simulated second, latency percentiles) and writes it as JSON.
+"""
+
+import argparse
+from dataclasses import asdict, dataclass, replace
+import json
+import math
+import os
+from pathlib import Path
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from ahawam_ros.eval.closed_loop import ClosedLoopConfig, run_episode
+from ahawam_ros.eval.sim_metrics import format_table, summarize_mode, write_json
+from ahawam_ros.eval.sim_modes import ASYNC, MODES
+from ahawam_ros.eval.sim_policy import (DEMO_HW, load_eval_policy, PolicyViews,
+                                        sim_config_for)
+from ahawam_ros.eval.sim_record import EpisodeRecorder, write_bag, write_video
+from ahawam_ros.robot import CONTROL_RATE_HZ
+from ahawam_ros.sim.aloha_env import AlohaSim
+from ahawam_ros.sim.tasks import TASKS
+import torch
+import yaml
+
+ALL = 'all'
+THROUGH = ('runtime', 'ros')
+REPORT_FILE = 'eval_sim.json'
+PARAMS_FILE = 'bimanual.yaml'
+EXECUTOR_PARAMS = ('execute_steps', 'blend', 'blend_steps', 'max_step', 'max_context_age',
+                   'max_observation_age', 'max_image_age')
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """What `ahawam eval-sim` runs; validated on construction."""
+
+    checkpoint: str
+    episodes: int = 10
+    mode: str = ASYNC
+    through: str = 'runtime'
+    video: bool = False
+    bags: bool = False
+    out: str = 'outputs/eval_sim'
+    seed: int = 0
+    task: str = 'transfer_cube'
+    steps: int = 400
+    render_hw: Optional[Tuple[int, int]] = DEMO_HW
+    threads: int = 1
+    device: str = 'cpu'
+    params_file: str = ''
+
+    def __post_init__(self):
+        if not self.checkpoint:
+            raise ValueError('checkpoint must name a checkpoint directory, fake or '
+                             'random:<preset>')
+        if self.episodes < 1 or self.steps < 1 or self.threads < 1:
+            raise ValueError(f'episodes, steps and threads must be >= 1, got {self.episodes}, '
+                             f'{self.steps}, {self.threads}')
+        if self.mode not in MODES + (ALL,):
+            raise ValueError(f'mode must be one of {list(MODES + (ALL,))}, got {self.mode!r}')
+        if self.through not in THROUGH:
+            raise ValueError(f'through must be one of {list(THROUGH)}, got {self.through!r}')
+        if self.through == 'ros' and self.mode != ASYNC:
+            raise ValueError('--through ros runs the deployed system, which is async; '
+                             'evaluate sync and planner-off --through runtime')
+        if self.task not in TASKS:
+            raise ValueError(f'task must be one of {sorted(TASKS)}, got {self.task!r}')
+
+    @property
+    def modes(self) -> Tuple[str, ...]:
+        return MODES if self.mode == ALL else (self.mode,)
+
+
+def _size(text: str) -> Optional[Tuple[int, int]]:
+    if text == 'native':
+        return None
+    height, _, width = text.partition('x')
+    return int(height), int(width)
+
+
+def parse_options(argv: Optional[Sequence[str]]) -> EvalOptions:
+    """Parse the command line into EvalOptions."""
+    parser = argparse.ArgumentParser(prog='ahawam eval-sim',
+                                     description=__doc__.split('\n\n')[0].strip())
+    parser.add_argument('--checkpoint', required=True,
+                        help='checkpoint directory, fake, or random:<preset> (untrained)')
+    parser.add_argument('--episodes', type=int, default=10, help='episodes per mode (10)')
+    parser.add_argument('--mode', default=ASYNC, choices=MODES + (ALL,))
+    parser.add_argument('--through', default='runtime', choices=THROUGH)
+    parser.add_argument('--video', action='store_true', help='write an mp4 per episode')
+    parser.add_argument('--bags', action='store_true', help='write a rosbag2 per episode')
+    parser.add_argument('--out', default='outputs/eval_sim', help='report, videos and bags')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the first episode')
+    parser.add_argument('--task', default='transfer_cube', choices=sorted(TASKS))
+    parser.add_argument('--steps', type=int, default=400, help='control steps per episode')
+    parser.add_argument('--render-size', default=f'{DEMO_HW[0]}x{DEMO_HW[1]}',
+                        help='rendered HxW, resized to the policy input; "native" renders '
+                        'at the input size (default: 120x160, as the demonstrations)')
+    parser.add_argument('--threads', type=int, default=1, help='torch threads (1, as a node)')
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--params-file', default='', help='runtime settings from this ROS '
+                        'parameter file (default: config/bimanual.yaml, the system one)')
+    args = parser.parse_args(argv)
+    return EvalOptions(args.checkpoint, args.episodes, args.mode, args.through, args.video,
+                       args.bags, args.out, args.seed, args.task, args.steps,
+                       _size(args.render_size), args.threads, args.device, args.params_file)
+
+
+def default_params_file() -> Optional[Path]:
+    """Return the system's parameter file (source tree, or a pip install's share), if any."""
+    for root in (Path(__file__).resolve().parents[2], Path(sys.prefix) / 'share' / 'ahawam_ros'):
+        path = root / 'config' / PARAMS_FILE
+        if path.is_file():
+            return path
+    return None
+
+
+def config_from_params(path: Path) -> ClosedLoopConfig:
+    """
+    Read the runtime settings from a ROS parameter file (the nodes' own keys).
+
+    `refresh_rate_hz` comes from the world_planner section, the others from the
+    action_executor section (its `max_image_age` serves both); missing keys keep the defaults.
+    """
+    document = yaml.safe_load(Path(path).read_text()) or {}
+
+    def section(node: str) -> Dict[str, Any]:
+        values: Dict[str, Any] = {}
+        for key in ('/**', f'/**/{node}', f'/{node}', node):  # as rcl matches a root node
+            values.update((document.get(key) or {}).get('ros__parameters', {}))
+        return values
+
+    planner, executor = section('world_planner'), section('action_executor')
+    values = {key: executor[key] for key in EXECUTOR_PARAMS if key in executor}
+    if 'refresh_rate_hz' in planner:
+        values['refresh_rate_hz'] = float(planner['refresh_rate_hz'])
+    return ClosedLoopConfig(**values)
+
+
+def run_mode(policy, sim, views: PolicyViews, config: ClosedLoopConfig,
+             options: EvalOptions) -> Dict[str, Any]:
+    """Run the episodes of one mode; record them if asked; return the mode's figures."""
+    period = policy.control_period
+    out = Path(options.out) / config.mode
+    summaries, plan, update, ages = [], [], [], []
+    for index in range(options.episodes):
+        seed = options.seed + index
+        recorder = EpisodeRecorder(views.cameras) if options.video or options.bags else None
+        result = run_episode(policy, sim, config, seed, views, recorder)
+        summary = result.summary(period)
+        if recorder is not None:
+            summary.update(_save(recorder.finish(options.task, seed, result.success), out,
+                                 index, options, config.mode))
+        summaries.append(summary)
+        plan += result.plan_latencies
+        update += result.update_latencies
+        ages += result.context_ages
+        print(f'  {config.mode:<12} episode {index} (seed {seed}): success {result.success}, '
+              f'max reward {result.max_reward:.0f}, {result.steps} steps', flush=True)
+    figures = summarize_mode(summaries, plan, update, ages)
+    figures['episode_results'] = summaries
+    return figures
+
+
+def _save(episode, out: Path, index: int, options: EvalOptions, mode: str) -> Dict[str, str]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    if options.video:
+        paths['video'] = str(write_video(episode.tiled_frames(), out / f'episode_{index:03d}.mp4'))
+    if options.bags:
+        paths['bag'] = str(write_bag(episode, out / f'episode_{index:03d}', {
+            'mode': mode, 'checkpoint': options.checkpoint, 'through': 'runtime'}))
+    return paths
+
+
+def evaluate_runtime(options: EvalOptions, policy=None) -> Dict[str, Any]:
+    """Evaluate every requested mode through the lock-step runtime; return the report."""
+    params = Path(options.params_file) if options.params_file else default_params_file()
+    config = config_from_params(params) if params is not None else ClosedLoopConfig()
+    torch.set_num_threads(options.threads)
+    policy = policy or load_eval_policy(options.checkpoint, options.device)
+    if hasattr(policy, 'set_task'):
+        policy.set_task(options.task)
+    sim_config = sim_config_for(policy, options.checkpoint, options.task, options.steps,
+                                options.render_hw)
+    views = PolicyViews(sim_config.cameras, getattr(policy, 'image_size', None))
+    modes = {}
+    with AlohaSim(sim_config) as sim:
+        for mode in options.modes:
+            modes[mode] = run_mode(policy, sim, views, replace(config, mode=mode,
+                                                               max_steps=options.steps), options)
+    settings = {k: v for k, v in asdict(config).items() if k not in ('mode', 'max_steps')}
+    settings['params_file'] = str(params) if params is not None else 'built-in defaults'
+    return {'through': 'runtime', 'settings': settings, 'sim': asdict(sim_config),
+            'modes': modes}
+
+
+def evaluate_ros(options: EvalOptions) -> Dict[str, Any]:
+    """Run the episodes through the ROS nodes (`ahawam demo` machinery); return the report."""
+    from ahawam_ros.ros import demo  # lazily: the evaluation core stays free of rclpy
+    out = Path(options.out) / 'ros'
+    argv = ['--episodes', str(options.episodes), '--seed', str(options.seed),
+            '--checkpoint', options.checkpoint, '--out', str(out),
+            '--episode-seconds', str(options.steps / CONTROL_RATE_HZ)]
+    if demo.main(argv + ([] if options.video else ['--no-video'])) != 0:
+        raise RuntimeError('the ROS system did not run every episode')
+    summary = json.loads((out / 'summary.json').read_text())
+    return {'through': 'ros', 'settings': {'params_file': 'config/bimanual.yaml'},
+            'modes': {ASYNC: ros_figures(summary)}}
+
+
+def ros_figures(summary: Dict[str, Any]) -> Dict[str, Any]:
+    """Map the demo's summary onto the figures of `summarize_mode`."""
+    episodes = []
+    for e in summary['episodes']:
+        commands = max(e['command_rate'] * e['duration'], 1.0)
+        episodes.append({'seed': e['seed'], 'success': e['success'],
+                         'max_reward': e['max_reward'], 'command_rate_hz': e['command_rate'],
+                         'chunk_rate_hz': math.nan, 'hold_fraction': e['holds'] / commands,
+                         'bag': e['bag'], 'video': e['video']})
+    figures = summarize_mode(episodes, [], [], [])
+    seconds = sum(e['duration'] for e in summary['episodes'])
+    figures['chunk_rate_hz'] = summary['chunks_accepted'] / max(seconds, 1e-9)
+    for key, name, count in (('plan_latency_ms', 'planner', 'planner_refreshes'),
+                             ('update_latency_ms', 'executor', 'chunks_accepted')):
+        figures[key].update(p50=summary[f'{name}_latency_p50_ms'],
+                            p95=summary[f'{name}_latency_p95_ms'], count=int(summary[count]))
+    figures['episode_results'] = episodes
+    return figures
+
+
+def write_report(report: Dict[str, Any], out: Path) -> Path:
+    """Write the report as `<out>/eval_sim.json`; return its path."""
+    return write_json(report, out / REPORT_FILE)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the evaluation, print the table and write the JSON report; returns 0."""
+    options = parse_options(argv)
+    load_before, started = os.getloadavg()[0], time.monotonic()
+    if options.through == 'ros':
+        report = evaluate_ros(options)
+    else:
+        report = evaluate_runtime(options)
+    report.update(checkpoint=options.checkpoint, episodes=options.episodes,
+                  seed=options.seed, task=options.task, steps=options.steps,
+                  machine={'cpus': os.cpu_count(), 'load_average_before': load_before,
+                           'load_average_after': os.getloadavg()[0],
+                           'torch_threads': options.threads},
+                  wall_seconds=time.monotonic() - started)
+    print(f'\n{options.checkpoint} through {options.through}, {options.episodes} episode(s) '
+          f'per mode, seeds {options.seed}..{options.seed + options.episodes - 1}')
+    print(format_table(report['modes']))
+    clock = 'simulated' if options.through == 'runtime' else 'wall-clock (real time)'
+    print(f'latencies measured on this machine (load average {load_before:.1f} at the start, '
+          f'{os.cpu_count()} CPUs); rates per {clock} second')
+    print(f'report: {write_report(report, Path(options.out)).resolve()}')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

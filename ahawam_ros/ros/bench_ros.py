@@ -1,0 +1,323 @@
+"""
+The ROS side of `ahawam bench`: the real rclpy graph, measured in this process.
+
+- `measure_system`: the world_planner and action_executor nodes (one shared policy) beside a
+  sensor stand-in (cameras and joint states), in one process on a MultiThreadedExecutor, as
+  bringup runs them. Measures the period of the commands received while the planner
+  refreshes, and the achieved chunk update rate beside the update latency inside the graph.
+- `measure_handoff`: one planner context handed to a subscriber in the same process, by
+  reference (a WorldContext descriptor, resolved in the registry) and serialized (its K/V
+  floats in a std_msgs/Float32MultiArray), alternately; latency from the context being ready
+  to it being usable as tensors by the subscriber.
+
+Each call runs in a fresh rclpy Context on a namespace of its own and returns plain figures
+(milliseconds, hertz, counts).
+"""
+
+import array
+from dataclasses import fields, is_dataclass
+import os
+import threading
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+import uuid
+
+os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')  # before rclpy loads
+
+from ahawam_ros.msg import ActionChunk, WorldContext  # noqa: E402
+from ahawam_ros.robot import JOINT_NAMES  # noqa: E402
+from ahawam_ros.ros import conversions as conv  # noqa: E402
+from ahawam_ros.ros.action_executor_node import ActionExecutorNode  # noqa: E402
+from ahawam_ros.ros.image_conversion import rgb_to_image_msg  # noqa: E402
+from ahawam_ros.ros.qos import CAMERA_QOS, COMMAND_QOS, CONTEXT_QOS  # noqa: E402
+from ahawam_ros.ros.spin import shutdown_executor  # noqa: E402
+from ahawam_ros.ros.world_planner_node import WorldPlannerNode  # noqa: E402
+from ahawam_ros.runtime.context_slot import ContextSlot, resolve  # noqa: E402
+from ahawam_ros.runtime.policy_api import ChunkPolicy  # noqa: E402
+import numpy as np  # noqa: E402
+import rclpy  # noqa: E402
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup  # noqa: E402
+from rclpy.context import Context  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.logging import LoggingSeverity, set_logger_level  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from sensor_msgs.msg import Image, JointState  # noqa: E402
+from std_msgs.msg import Float32MultiArray, MultiArrayDimension  # noqa: E402
+import torch  # noqa: E402
+from trajectory_msgs.msg import JointTrajectory  # noqa: E402
+
+CAMERA_HZ = 25.0  # the simulator publishes its cameras every 2nd control step
+JOINT_HZ = 50.0
+
+
+def _percentiles_ms(seconds: Sequence[float]) -> Dict[str, float]:
+    values = np.asarray(seconds, np.float64) * 1e3
+    if values.size == 0:
+        return {'p50': float('nan'), 'p99': float('nan'), 'max': float('nan'), 'count': 0}
+    p50, p99 = np.percentile(values, [50.0, 99.0])
+    return {'p50': float(p50), 'p99': float(p99), 'max': float(values.max()),
+            'count': int(values.size)}
+
+
+class SensorStandIn(Node):
+    """Publishes V camera streams and joint states; records when commands and chunks arrive."""
+
+    def __init__(self, image_shape: Tuple[int, int, int], **kwargs):
+        super().__init__('bench_sensors', **kwargs)
+        views, height, width = image_shape
+        self.camera_topics = [f'cameras/view{v}/image_raw' for v in range(views)]
+        rng = np.random.default_rng(0)
+        self._frames = rng.integers(0, 256, (views, height, width, 3), dtype=np.uint8)
+        self._cameras = [self.create_publisher(Image, t, CAMERA_QOS) for t in self.camera_topics]
+        self._joints = self.create_publisher(JointState, 'joint_states', 10)
+        self._positions = np.zeros(len(JOINT_NAMES))
+        self._positions[[6, 13]] = 0.5  # grippers half open
+        self._lock = threading.Lock()
+        self.command_times: List[float] = []
+        self.chunk_times: List[float] = []
+        inputs = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(JointTrajectory, 'joint_trajectory', self._on_command,
+                                 COMMAND_QOS, callback_group=inputs)
+        self.create_subscription(ActionChunk, 'action_chunk', self._on_chunk, 10,
+                                 callback_group=inputs)
+        self.create_timer(1.0 / CAMERA_HZ, self._publish_cameras,
+                          callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_timer(1.0 / JOINT_HZ, self._publish_joints,
+                          callback_group=MutuallyExclusiveCallbackGroup())
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _publish_cameras(self) -> None:
+        stamp = conv.to_time_msg(self._now())
+        for frame, publisher in zip(self._frames, self._cameras):
+            publisher.publish(rgb_to_image_msg(frame, stamp))
+
+    def _publish_joints(self) -> None:
+        self._joints.publish(conv.joint_state_msg(self._positions, JOINT_NAMES, self._now()))
+
+    def _on_command(self, msg: JointTrajectory) -> None:
+        with self._lock:
+            self.command_times.append(time.perf_counter())
+
+    def _on_chunk(self, msg: ActionChunk) -> None:
+        with self._lock:
+            self.chunk_times.append(time.perf_counter())
+
+    def arrivals(self, start: float, end: float) -> Tuple[np.ndarray, int]:
+        """Return the command arrival times and the number of chunks in [start, end)."""
+        with self._lock:
+            commands = [t for t in self.command_times if start <= t < end]
+            chunks = sum(start <= t < end for t in self.chunk_times)
+        return np.asarray(commands), chunks
+
+
+class _Graph:
+    """A fresh rclpy Context with nodes spinning on a MultiThreadedExecutor in a thread."""
+
+    def __init__(self, threads: int):
+        self.context = Context()
+        rclpy.init(context=self.context)
+        self.namespace = f'/bench_{uuid.uuid4().hex[:8]}'
+        self.executor = MultiThreadedExecutor(num_threads=threads, context=self.context)
+        self.nodes: List[Node] = []
+        self._running = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def node_kwargs(self, name: str, **parameters: Any) -> Dict[str, Any]:
+        """Keyword arguments of a node in this graph; its start-up log is kept quiet."""
+        set_logger_level(f'{self.namespace[1:]}.{name}', LoggingSeverity.ERROR)
+        overrides = [Parameter(key, value=value) for key, value in parameters.items()]
+        return {'context': self.context, 'namespace': self.namespace,
+                'parameter_overrides': overrides}
+
+    def spin(self, *nodes: Node) -> None:
+        for node in nodes:
+            self.nodes.append(node)
+            self.executor.add_node(node)
+        self._running.set()
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self._running.is_set():
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def close(self) -> None:
+        """Stop dispatching, let running callbacks end, then shut everything down."""
+        self._running.clear()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+        shutdown_executor(self.executor)
+        for node in self.nodes:
+            node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+def measure_system(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
+                   seconds: float = 10.0, warmup: float = 3.0, planner_rate_hz: float = 3.0,
+                   execute_steps: int = 0, threads: int = 5) -> Dict[str, Any]:
+    """
+    Run planner, executor and the sensor stand-in; measure commands and chunks.
+
+    Parameters
+    ----------
+    policy : ChunkPolicy
+        Shared by both nodes (one set of weights, as in bringup).
+    image_shape : (int, int, int)
+        (V, H, W) of the policy's views; the stand-in publishes frames of this size.
+    seconds, warmup : float
+        Measured window, after `warmup` seconds of start-up.
+    planner_rate_hz : float
+        Planner refresh timer rate.
+    execute_steps : int
+        The executor's `execute_steps`; 0 recomputes a chunk whenever it can (the worst case
+        for the command timer, and the achievable chunk rate).
+    threads : int
+        Executor worker threads.
+
+    Returns
+    -------
+    dict
+        'command_period_ms' (p50 / p99 / max / count), 'command_rate_hz', 'chunk_rate_hz',
+        'chunk_latency_ms' (p50 / p95 inside the graph), 'planner_refreshes',
+        'plan_latency_ms' (p50 / p95), 'holds', 'window_s'.
+
+    """
+    graph = _Graph(threads)
+    try:
+        sensors = SensorStandIn(image_shape, **graph.node_kwargs('bench_sensors'))
+        cameras = sensors.camera_topics
+        planner = WorldPlannerNode(policy, **graph.node_kwargs(
+            'world_planner', camera_topics=cameras, refresh_rate_hz=float(planner_rate_hz)))
+        executor = ActionExecutorNode(policy, **graph.node_kwargs(
+            'action_executor', camera_topics=cameras, execute_steps=int(execute_steps)))
+        graph.spin(sensors, planner, executor)
+        time.sleep(warmup)
+        refreshes, holds = planner.core.stats()['published'], executor.core.holds.total()
+        start = time.perf_counter()
+        time.sleep(seconds)
+        end = time.perf_counter()
+        plan, chunk = planner.core.stats(), executor.core.stats()
+        holds = executor.core.holds.total() - holds
+    finally:
+        graph.close()
+    commands, chunks = sensors.arrivals(start, end)
+    window = end - start
+    return {'window_s': window, 'command_period_ms': _percentiles_ms(np.diff(commands)),
+            'command_rate_hz': len(commands) / window, 'chunk_rate_hz': chunks / window,
+            'chunk_latency_ms': {'p50': chunk['chunk_latency_p50'] * 1e3,
+                                 'p95': chunk['chunk_latency_p95'] * 1e3},
+            'planner_refreshes': int(plan['published'] - refreshes),
+            'plan_latency_ms': {'p50': plan['plan_latency_p50'] * 1e3,
+                                'p95': plan['plan_latency_p95'] * 1e3},
+            'holds': int(holds), 'execute_steps': int(execute_steps),
+            'planner_rate_hz': float(planner_rate_hz)}
+
+
+def context_tensors(context: Any) -> List[torch.Tensor]:
+    """Return the tensors of a context (the fields of a dataclass, or the tensor itself)."""
+    if isinstance(context, torch.Tensor):
+        return [context]
+    if is_dataclass(context):
+        return [getattr(context, f.name) for f in fields(context)
+                if isinstance(getattr(context, f.name), torch.Tensor)]
+    raise TypeError(f'cannot find the tensors of a {type(context).__name__}')
+
+
+class _HandoffReceiver(Node):
+    """Turns each handed-over context back into usable tensors and stamps when it is done."""
+
+    def __init__(self, shapes: Sequence[torch.Size], **kwargs):
+        super().__init__('bench_handoff_receiver', **kwargs)
+        self._shapes = list(shapes)
+        self._sizes = [int(np.prod(s)) for s in self._shapes]
+        self.done = threading.Event()
+        self.done_at = 0.0
+        self.resolved: Any = None
+        self.rebuilt: List[torch.Tensor] = []
+        self.create_subscription(WorldContext, 'bench_context', self._on_descriptor,
+                                 CONTEXT_QOS)
+        self.create_subscription(Float32MultiArray, 'bench_kv', self._on_floats, CONTEXT_QOS)
+
+    def _on_descriptor(self, msg: WorldContext) -> None:
+        self.resolved = resolve(msg.handle).context
+        self._finish()
+
+    def _on_floats(self, msg: Float32MultiArray) -> None:
+        flat = torch.from_numpy(np.frombuffer(msg.data, np.float32))  # (sum of sizes,)
+        parts = torch.split(flat, self._sizes)
+        self.rebuilt = [p.view(shape) for p, shape in zip(parts, self._shapes)]
+        self._finish()
+
+    def _finish(self) -> None:
+        self.done_at = time.perf_counter()
+        self.done.set()
+
+
+def _floats_msg(tensors: Sequence[torch.Tensor]) -> Float32MultiArray:
+    payload = array.array('f')
+    for tensor in tensors:
+        payload.frombytes(tensor.detach().to(torch.float32).contiguous().numpy().tobytes())
+    msg = Float32MultiArray()
+    msg.layout.dim = [MultiArrayDimension(label='kv', size=len(payload), stride=len(payload))]
+    msg.data = payload
+    return msg
+
+
+def measure_handoff(context: Any, handoffs: int = 50, warmup: int = 5,
+                    timeout: float = 5.0) -> Dict[str, Any]:
+    """
+    Hand `context` to a subscriber in this process, by reference and serialized, alternately.
+
+    Returns
+    -------
+    dict
+        'by_reference_ms' and 'serialized_ms' (p50 / p99 / max / count), 'payload_bytes',
+        'identical_object' (the subscriber resolved the very object published) and
+        'serialized_equal' (the rebuilt tensors equal the originals).
+
+    """
+    tensors = context_tensors(context)
+    graph = _Graph(threads=2)
+    slot = ContextSlot()
+    samples: Dict[str, List[float]] = {'by_reference': [], 'serialized': []}
+    try:
+        sender = Node('bench_handoff_sender', **graph.node_kwargs('bench_handoff_sender'))
+        descriptors = sender.create_publisher(WorldContext, 'bench_context', CONTEXT_QOS)
+        floats = sender.create_publisher(Float32MultiArray, 'bench_kv', CONTEXT_QOS)
+        shapes = [t.shape for t in tensors]
+        receiver = _HandoffReceiver(shapes, **graph.node_kwargs('bench_handoff_receiver'))
+        graph.spin(sender, receiver)
+        _wait_matched((descriptors, floats), timeout)
+        for index in range(warmup + handoffs):
+            for kind in ('by_reference', 'serialized'):
+                receiver.done.clear()
+                started = time.perf_counter()
+                if kind == 'by_reference':
+                    snapshot = slot.publish(context, obs_stamp=0.0, publish_time=0.0)
+                    descriptors.publish(conv.world_context_msg(
+                        snapshot.seq, 0.0, 0, {}, 0, 0, 0.0, snapshot.handle, 'bench'))
+                else:
+                    floats.publish(_floats_msg(tensors))
+                if not receiver.done.wait(timeout):
+                    raise TimeoutError(f'{kind} handoff {index} not received in {timeout} s')
+                if index >= warmup:
+                    samples[kind].append(receiver.done_at - started)
+    finally:
+        graph.close()
+    reference, serialized = (_percentiles_ms(samples[k]) for k in samples)
+    return {'by_reference_ms': reference, 'serialized_ms': serialized,
+            'payload_bytes': int(sum(t.numel() * 4 for t in tensors)),
+            'identical_object': receiver.resolved is context,
+            'serialized_equal': len(receiver.rebuilt) == len(tensors) and all(
+                torch.equal(a, b.to(torch.float32)) for a, b in zip(receiver.rebuilt, tensors))}
+
+
+def _wait_matched(publishers, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while any(p.get_subscription_count() == 0 for p in publishers):
+        if time.monotonic() > deadline:
+            raise TimeoutError('the handoff subscriber was not discovered')
+        time.sleep(0.01)
