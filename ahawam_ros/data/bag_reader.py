@@ -50,7 +50,8 @@ def find_bags(root: PathLike) -> List[Path]:
     return sorted(found)
 
 
-def _open(path: Path) -> Reader:
+def open_bag(path: Path) -> Reader:
+    """Open a rosbag2 directory with rosbags; a bag that cannot be opened raises BagError."""
     try:
         reader = Reader(path)
         reader.open()
@@ -167,7 +168,7 @@ def resolve_features(path: PathLike, features: Optional[FeatureConfig] = None) -
     """Return `features`, else the bag's recorded FeatureConfig, else the default preset."""
     if features is not None:
         return features
-    reader = _open(Path(path))
+    reader = open_bag(Path(path))
     try:
         recorded = bag_custom_metadata(reader).get('features')
     finally:
@@ -205,7 +206,7 @@ def read_episode(path: PathLike, features: Optional[FeatureConfig] = None) -> Ep
     """
     path = Path(path)
     features = resolve_features(path, features)
-    reader = _open(path)
+    reader = open_bag(path)
     try:
         task = bag_custom_metadata(reader).get('task', features.task)
         streams = _read_streams(reader, path, features)

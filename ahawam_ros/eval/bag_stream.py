@@ -14,12 +14,12 @@ Shapes: H x W pixels, A joints.
 from pathlib import Path
 from typing import Any, Dict, Iterator, NamedTuple, Optional, Sequence, Tuple
 
-from ahawam_ros.data.bag_reader import bag_custom_metadata, BagError
+from ahawam_ros.data.bag_reader import bag_custom_metadata, BagError, open_bag
 from ahawam_ros.data.features import COMMAND_MSG, FeatureConfig, IMAGE_MSG, JOINT_STATE_MSG
 from ahawam_ros.data.features import TRAJECTORY_MSG
 from ahawam_ros.data.typestore import ahawam_typestore
 import numpy as np
-from rosbags.rosbag2 import Reader, ReaderError
+from rosbags.rosbag2 import ReaderError
 
 IMAGE = 'image'
 JOINTS = 'joints'
@@ -84,16 +84,6 @@ def decode_trajectory(msg: Any, joint_names: Tuple[str, ...]) -> np.ndarray:
     return _by_name(msg.joint_names, msg.points[0].positions, joint_names, 'trajectory')
 
 
-def _open(path: Path) -> Reader:
-    try:
-        reader = Reader(path)
-        reader.open()
-    except (ReaderError, FileNotFoundError, OSError) as exc:
-        raise BagError(f'cannot open bag {path}: truncated or corrupt, or not a rosbag2 '
-                       f'directory ({exc})') from exc
-    return reader
-
-
 class BagSource:
     """
     An open, validated bag; iterate `messages()` once, then `close()` (or use `with`).
@@ -120,7 +110,7 @@ class BagSource:
     def __init__(self, path: Path, features: FeatureConfig, command_topic: str = ''):
         self.path = Path(path)
         self.features = features
-        self._reader = _open(self.path)
+        self._reader = open_bag(self.path)
         try:
             self.command_topic = command_topic or self._pick_command_topic()
             expected = {topic: IMAGE_MSG for topic in features.camera_topics().values()}
