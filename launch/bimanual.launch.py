@@ -45,8 +45,10 @@ def generate_launch_description() -> LaunchDescription:
     with open(_share('urdf', 'aloha_bimanual.urdf')) as urdf:
         robot_description = urdf.read()
 
+    # No `name`: it would rename both nodes of the process, and dict parameters without a
+    # name apply to every node in it (`/**`), as checkpoint and use_sim_time must.
     bringup = Node(
-        package='ahawam_ros', executable='bringup', name='ahawam_bringup',
+        package='ahawam_ros', executable='bringup',
         namespace=arg['namespace'], output='screen', emulate_tty=True,
         arguments=['--ros-args', '--params-file', arg['params_file']],
         parameters=[{'checkpoint': arg['checkpoint'], 'use_sim_time': sim_time}])
