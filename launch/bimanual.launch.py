@@ -46,12 +46,14 @@ def generate_launch_description() -> LaunchDescription:
         robot_description = urdf.read()
 
     # No `name`: it would rename both nodes of the process, and dict parameters without a
-    # name apply to every node in it (`/**`), as checkpoint and use_sim_time must.
+    # name apply to every node in it (`/**`), as use_sim_time must. The checkpoint is an
+    # option of bringup, applied only when given, so that one set in params_file stands.
     bringup = Node(
         package='ahawam_ros', executable='bringup',
         namespace=arg['namespace'], output='screen', emulate_tty=True,
-        arguments=['--ros-args', '--params-file', arg['params_file']],
-        parameters=[{'checkpoint': arg['checkpoint'], 'use_sim_time': sim_time}])
+        arguments=['--checkpoint', arg['checkpoint'],
+                   '--ros-args', '--params-file', arg['params_file']],
+        parameters=[{'use_sim_time': sim_time}])
     simulator = Node(
         package='ahawam_ros', executable='bimanual_sim', namespace=arg['namespace'],
         output='screen', condition=IfCondition(arg['use_sim']),

@@ -7,7 +7,7 @@ MultiThreadedExecutor with a callback group per timer, so the 50 Hz command time
 rate beside planner refreshes and chunk inference on 2 cores. `--with-sim` also hosts the
 simulator node. Parameters come from config/bimanual.yaml unless a --params-file is given.
 
-    ros2 run ahawam_ros bringup [--with-sim] [--ros-args --params-file my.yaml ...]
+    ros2 run ahawam_ros bringup [--with-sim] [--checkpoint DIR] [--ros-args --params-file ...]
 """
 
 import argparse
@@ -53,8 +53,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog='bringup', description=__doc__.splitlines()[1])
     parser.add_argument('--with-sim', action='store_true',
                         help='also host the bimanual simulator node in this process')
+    parser.add_argument('--checkpoint', default='',
+                        help='policy checkpoint for both nodes (overrides the params file)')
     options = parser.parse_args(remove_ros_args(argv)[1:])
-    return run_nodes(lambda: make_nodes(options.with_sim), args=with_default_params(argv))
+    args = with_default_params(argv)
+    if options.checkpoint:
+        args += ['--ros-args', '-p', f'checkpoint:={options.checkpoint}']
+    return run_nodes(lambda: make_nodes(options.with_sim), args=args)
 
 
 if __name__ == '__main__':

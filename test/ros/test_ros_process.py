@@ -20,17 +20,17 @@ pytestmark = pytest.mark.ros
 VIEWS, HEIGHT, WIDTH = 2, 16, 16
 
 
-def _params_file(tmp_path, checkpoint: str, cameras) -> str:
+def _params_file(tmp_path, cameras) -> str:
     topics = '[' + ', '.join(cameras) + ']'
     text = textwrap.dedent(f"""\
         /**/world_planner:
           ros__parameters:
-            checkpoint: {checkpoint}
+            checkpoint: /nonexistent/overridden/by/the/option
             camera_topics: {topics}
             refresh_rate_hz: 10.0
         /**/action_executor:
           ros__parameters:
-            checkpoint: {checkpoint}
+            checkpoint: /nonexistent/overridden/by/the/option
             camera_topics: {topics}
         """)
     path = tmp_path / 'params.yaml'
@@ -41,8 +41,8 @@ def _params_file(tmp_path, checkpoint: str, cameras) -> str:
 def test_sigterm_sends_a_final_hold_and_exits_zero(ros_context, tiny_checkpoint, tmp_path):
     namespace = f'/p{uuid.uuid4().hex[:8]}'
     stub = RobotStub(VIEWS, HEIGHT, WIDTH, context=ros_context, namespace=namespace)
-    command = [sys.executable, '-m', 'ahawam_ros.ros.bringup', '--ros-args', '--params-file',
-               _params_file(tmp_path, tiny_checkpoint, stub.camera_topics),
+    command = [sys.executable, '-m', 'ahawam_ros.ros.bringup', '--checkpoint', tiny_checkpoint,
+               '--ros-args', '--params-file', _params_file(tmp_path, stub.camera_topics),
                '-r', f'__ns:={namespace}']
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, env=dict(os.environ, PYTHONUNBUFFERED='1'))
