@@ -137,19 +137,15 @@ class _Graph:
             self.nodes.append(node)
             self.executor.add_node(node)
         self._running.set()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
         self._thread.start()
 
-    def _spin(self) -> None:
-        while self._running.is_set():
-            self.executor.spin_once(timeout_sec=0.05)
-
     def close(self) -> None:
-        """Stop dispatching, let running callbacks end, then shut everything down."""
+        """Let running callbacks end, stop the executor, then shut everything down."""
         self._running.clear()
+        shutdown_executor(self.executor)
         if self._thread is not None:
             self._thread.join(timeout=5.0)
-        shutdown_executor(self.executor)
         for node in self.nodes:
             node.destroy_node()
         rclpy.try_shutdown(context=self.context)

@@ -108,11 +108,6 @@ def print_summary(results: List[EpisodeResult], supervisor: DemoSupervisor,
     print(f'outputs: {out.resolve()}')
 
 
-def _spin_until(executor: MultiThreadedExecutor, stop: threading.Event) -> None:
-    while not stop.is_set() and rclpy.ok():
-        executor.spin_once(timeout_sec=0.1)
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the demo; return 0 when every episode ran (successful or not)."""
     options = parse_options(argv)
@@ -130,8 +125,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         supervisor = DemoSupervisor.with_system(options, out, sim_config)
         for node in supervisor.nodes:
             executor.add_node(node)
-        stop = threading.Event()
-        spinner = threading.Thread(target=_spin_until, args=(executor, stop), daemon=True)
+        spinner = threading.Thread(target=executor.spin, daemon=True)
         spinner.start()
         for index in range(options.episodes):
             results.append(supervisor.run_episode(index, options.seed + index))
@@ -141,10 +135,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     finally:
         if supervisor is not None:
             supervisor.shutdown_system()
-        if spinner is not None:  # no new callbacks once the spinner is gone ...
-            stop.set()
+        shutdown_executor(executor)  # running callbacks end, then the spinner stops
+        if spinner is not None:
             spinner.join(timeout=5.0)
-        shutdown_executor(executor)  # ... and the running ones finish here
         for node in supervisor.nodes if supervisor is not None else []:
             node.destroy_node()
         rclpy.try_shutdown()

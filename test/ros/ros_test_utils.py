@@ -21,20 +21,13 @@ def spinning(context, nodes, threads: int = 5):
     executor = MultiThreadedExecutor(num_threads=threads, context=context)
     for node in nodes:
         executor.add_node(node)
-    stop = threading.Event()
-
-    def spin():
-        while not stop.is_set() and context.ok():
-            executor.spin_once(timeout_sec=0.05)
-
-    thread = threading.Thread(target=spin, daemon=True)
+    thread = threading.Thread(target=executor.spin, daemon=True)
     thread.start()
     try:
         yield executor
     finally:
-        stop.set()  # first stop scheduling callbacks, then let the running ones finish
-        thread.join(timeout=5.0)
         shutdown_executor(executor)
+        thread.join(timeout=5.0)
 
 
 def wait_for(predicate, timeout: float = 10.0, period: float = 0.02) -> bool:
