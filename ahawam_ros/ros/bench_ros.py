@@ -30,7 +30,7 @@ from ahawam_ros.ros import conversions as conv  # noqa: E402
 from ahawam_ros.ros.action_executor_node import ActionExecutorNode  # noqa: E402
 from ahawam_ros.ros.image_conversion import rgb_to_image_msg  # noqa: E402
 from ahawam_ros.ros.qos import CAMERA_QOS, COMMAND_QOS, CONTEXT_QOS  # noqa: E402
-from ahawam_ros.ros.spin import shutdown_executor  # noqa: E402
+from ahawam_ros.ros.spin import DEFAULT_THREADS, responsive_gil, shutdown_executor  # noqa: E402
 from ahawam_ros.ros.world_planner_node import WorldPlannerNode  # noqa: E402
 from ahawam_ros.runtime.context_slot import ContextSlot, resolve  # noqa: E402
 from ahawam_ros.runtime.policy_api import ChunkPolicy  # noqa: E402
@@ -153,7 +153,8 @@ class _Graph:
 
 def measure_system(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
                    seconds: float = 10.0, warmup: float = 3.0, planner_rate_hz: float = 3.0,
-                   execute_steps: int = 0, threads: int = 5) -> Dict[str, Any]:
+                   execute_steps: int = 0,
+                   threads: int = DEFAULT_THREADS) -> Dict[str, Any]:
     """
     Run planner, executor and the sensor stand-in; measure commands and chunks.
 
@@ -181,6 +182,7 @@ def measure_system(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
         'plan_latency_ms' (p50 / p95), 'holds', 'window_s'.
 
     """
+    responsive_gil()  # as every process that hosts the nodes does (see spin.py)
     graph = _Graph(threads)
     try:
         sensors = SensorStandIn(image_shape, **graph.node_kwargs('bench_sensors'))

@@ -24,7 +24,7 @@ from ahawam_ros.ros.demo_supervisor import DemoSupervisor, EpisodeResult  # noqa
 from ahawam_ros.ros.node_configs import BimanualSimConfig  # noqa: E402
 from ahawam_ros.ros.params import config_from_params_file  # noqa: E402
 from ahawam_ros.ros.paths import share_file  # noqa: E402
-from ahawam_ros.ros.spin import shutdown_executor  # noqa: E402
+from ahawam_ros.ros.spin import DEFAULT_THREADS, responsive_gil, shutdown_executor  # noqa: E402
 import rclpy  # noqa: E402
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor  # noqa: E402
 from rclpy.signals import SignalHandlerOptions  # noqa: E402
@@ -116,9 +116,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     params_file = str(share_file('config', 'bimanual.yaml'))
     sim_config = config_from_params_file(params_file, 'bimanual_sim', BimanualSimConfig)
     simulator = start_simulator(params_file)
+    responsive_gil()
     rclpy.init(args=['ahawam_demo'] + _ros_args(options, params_file),
                signal_handler_options=SignalHandlerOptions.NO)
-    executor = MultiThreadedExecutor(num_threads=5)
+    executor = MultiThreadedExecutor(num_threads=DEFAULT_THREADS)
     supervisor, spinner = None, None
     results: List[EpisodeResult] = []
     try:

@@ -1,6 +1,7 @@
 """Run nodes on a MultiThreadedExecutor and shut down cleanly (Ctrl-C, SIGTERM)."""
 
 import signal
+import sys
 from typing import Callable, List, Optional, Sequence
 
 import rclpy
@@ -8,9 +9,21 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
-# A worker per callback group that must not wait for another: command timer, chunk
-# inference, planner refresh, subscriptions (and the simulator when hosted).
-DEFAULT_THREADS = 5
+# Executor threads: the command timer, the inputs of each node and the slow timers never wait
+# for one another. Inference does not run on them (the runtime's own worker threads do it).
+DEFAULT_THREADS = 4
+
+# CPython lets a thread that waits for the GIL take it from a running thread only after the
+# switch interval (5 ms by default). One 50 Hz command needs the GIL several times (rcl wait,
+# the executor's Python wait-set bookkeeping, the callback, publish), each time behind the
+# torch workers and the executor loop: on 2 cores the tiny-preset graph measured 30-38 Hz
+# instead of 50 with 5 ms, and 48-50 Hz with 0.5 ms (`ahawam bench`, ros section).
+GIL_SWITCH_INTERVAL_S = 0.0005
+
+
+def responsive_gil() -> None:
+    """Shorten the GIL switch interval to `GIL_SWITCH_INTERVAL_S` for this process."""
+    sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL_S))
 
 
 def shutdown_executor(executor, timeout: float = 5.0) -> None:
@@ -42,6 +55,7 @@ def run_nodes(make_nodes: Callable[[], List[Node]], args: Optional[Sequence[str]
     it has one) runs while the context is alive (the action executor sends its final hold
     command there), then the nodes are destroyed. Returns 0.
     """
+    responsive_gil()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     nodes: List[Node] = []

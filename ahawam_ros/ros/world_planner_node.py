@@ -1,6 +1,10 @@
 """
 The world_planner node: camera frames -> planner refresh on a slow timer -> world context.
 
+The slow timer only takes the newest frames; the refresh itself runs in the runtime's planner
+worker thread (woken by those frames), which publishes the descriptor. rclpy's executor thus
+never waits for the planner (see action_executor_node.py for why that matters).
+
 The layerwise context (per-layer K/V tensors) stays in this process: the node publishes a
 `WorldContext` descriptor whose `handle` resolves it by reference (zero-copy) for the
 action_executor node hosted in the same process (see bringup.py).
@@ -48,6 +52,10 @@ class WorldPlannerNode(Node):
         self._waiting_logged = False
         self.create_timer(1.0 / config.refresh_rate_hz, self._on_timer,
                           callback_group=MutuallyExclusiveCallbackGroup())
+        # rclpy's context shutdown does not reliably destroy every node: stop on it too.
+        self.context.on_shutdown(self._stop_worker)
+        self.core.start_worker(self._refresh_step,
+                               lambda: use_torch_threads(config.torch_threads))
         self.get_logger().info(
             f'planner up: {len(config.camera_topics)} camera(s) at {image_hw[0]}x{image_hw[1]}, '
             f'refresh {config.refresh_rate_hz:g} Hz, context on {self._context_pub.topic_name}')
@@ -62,15 +70,16 @@ class WorldPlannerNode(Node):
         self.get_logger().info('new episode: rolling memory cleared')
 
     def _on_timer(self) -> None:
+        """Hand the newest frames to the planner worker (which wakes and refreshes)."""
         latest = self.cameras.latest()
         if latest is None:
             if not self._waiting_logged:
                 self.get_logger().info('waiting for a frame from every camera')
                 self._waiting_logged = True
             return
-        use_torch_threads(self.config.torch_threads)
-        images, stamp = latest
-        self.core.update_images(images, stamp)
+        self.core.update_images(*latest)
+
+    def _refresh_step(self) -> None:
         outcome = self.core.refresh()
         if outcome.status != PUBLISHED:
             return
@@ -82,7 +91,15 @@ class WorldPlannerNode(Node):
             snapshot.planner_latency, snapshot.handle, self.get_name()))
         if self._composite_pub.get_subscription_count() > 0:
             self._composite_pub.publish(rgb_to_image_msg(
-                tile_views(images), to_time_msg(stamp), 'composite'))
+                tile_views(outcome.images), to_time_msg(snapshot.obs_stamp), 'composite'))
+
+    def _stop_worker(self) -> None:
+        self.core.stop_worker()
+
+    def destroy_node(self) -> None:
+        """Stop the planner worker (after its current refresh), then destroy the node."""
+        self.core.stop_worker()
+        super().destroy_node()
 
 
 def context_info(policy: ChunkPolicy, context) -> dict:

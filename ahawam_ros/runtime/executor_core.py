@@ -163,8 +163,7 @@ class ExecutorCore:
         self._generation = 0
         self._lock = threading.Lock()  # observations, episode
         self._tick_lock = threading.Lock()  # safety filter state
-        self._worker = WakeableWorker(self.compute_chunk, 'ahawam-chunk-worker',
-                                      config.worker_poll)
+        self._worker: Optional[WakeableWorker] = None
         self.chunk_latency = RollingStats(config.stats_window)
         self.holds = ReasonCounter()
         self.chunk_results = ReasonCounter()  # 'accepted' and every skip / drop reason
@@ -194,7 +193,7 @@ class ExecutorCore:
         """Resolve a context handle from a message and install it if newer (may raise)."""
         installed = self.slot.offer(resolve(handle))
         if installed:
-            self._worker.wake()
+            self._wake_worker()
         return installed
 
     def _store(self, name: str, observation: _Observation) -> bool:
@@ -203,8 +202,13 @@ class ExecutorCore:
             if current is not None and observation.stamp < current.stamp:
                 return False
             setattr(self, name, observation)
-        self._worker.wake()
+        self._wake_worker()
         return True
+
+    def _wake_worker(self) -> None:
+        worker = self._worker
+        if worker is not None:
+            worker.wake()
 
     # ---- chunk computation (worker thread or the caller's callback group) ----------------
 
@@ -293,13 +297,31 @@ class ExecutorCore:
         self.chunk_results.add(status)
         return ChunkOutcome(status, latency, seq, chunk)
 
-    def start_worker(self) -> None:
-        """Run `compute_chunk` in a daemon thread, woken by new inputs."""
+    def start_worker(self, step: Optional[Callable[[], object]] = None,
+                     on_start: Optional[Callable[[], object]] = None) -> None:
+        """
+        Compute chunks in a daemon thread, woken by new inputs (and every `worker_poll` s).
+
+        Parameters
+        ----------
+        step : Callable[[], object], optional
+            What the thread runs per wake-up; `compute_chunk` by default. The ROS node passes
+            its own step (newest frames in, `compute_chunk`, publish the chunk) so that no
+            inference runs on rclpy's executor threads.
+        on_start : Callable[[], object], optional
+            Runs once in the thread first (torch thread count).
+
+        """
+        if self._worker is not None and self._worker.running:
+            return
+        self._worker = WakeableWorker(step or self.compute_chunk, 'ahawam-chunk-worker',
+                                      self.config.worker_poll, on_start)
         self._worker.start()
 
     def stop_worker(self, timeout: float = 5.0) -> bool:
         """Stop the worker after its current chunk; True if it ended within `timeout`."""
-        return self._worker.stop(timeout)
+        worker = self._worker
+        return True if worker is None else worker.stop(timeout)
 
     # ---- command timer --------------------------------------------------------------------
 

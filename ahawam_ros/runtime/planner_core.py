@@ -66,6 +66,7 @@ class PlanOutcome(NamedTuple):
     status: str
     snapshot: Optional[ContextSnapshot]
     latency: float  # wall-clock seconds of policy.plan, NaN if not called
+    images: Optional[np.ndarray] = None  # uint8 (V, H, W, 3) planned from, when published
 
 
 class PlannerCore:
@@ -106,7 +107,7 @@ class PlannerCore:
         self._last_start = -math.inf
         self._lock = threading.Lock()  # newest frames
         self._plan_lock = threading.Lock()  # serialises plan() with reset()
-        self._worker = WakeableWorker(self.refresh, 'ahawam-planner-worker', config.worker_poll)
+        self._worker: Optional[WakeableWorker] = None
         self.latency = RollingStats(config.stats_window)
         self.results = ReasonCounter()
         self.last_error = ''
@@ -119,7 +120,9 @@ class PlannerCore:
             if stamp < self._image_stamp:
                 return False
             self._images, self._image_stamp = images, float(stamp)
-        self._worker.wake()
+        worker = self._worker
+        if worker is not None:
+            worker.wake()
         return True
 
     def refresh(self) -> PlanOutcome:
@@ -154,7 +157,7 @@ class PlannerCore:
             snapshot = self.slot.publish(context, obs_stamp=stamp, publish_time=self.clock(),
                                          planner_latency=latency, step=step)
         self.latency.add(snapshot.planner_latency)
-        return self._outcome(PUBLISHED, snapshot, snapshot.planner_latency)
+        return self._outcome(PUBLISHED, snapshot, snapshot.planner_latency, images)
 
     def _skip_reason(self, now: float, images: Optional[np.ndarray], stamp: float) -> str:
         if images is None:
@@ -167,10 +170,10 @@ class PlannerCore:
             return 'not_due'
         return ''
 
-    def _outcome(self, status: str, snapshot: Optional[ContextSnapshot],
-                 latency: float) -> PlanOutcome:
+    def _outcome(self, status: str, snapshot: Optional[ContextSnapshot], latency: float,
+                 images: Optional[np.ndarray] = None) -> PlanOutcome:
         self.results.add(status)
-        return PlanOutcome(status, snapshot, latency)
+        return PlanOutcome(status, snapshot, latency, images)
 
     def reset(self, episode_start: Optional[float] = None) -> None:
         """
@@ -187,13 +190,30 @@ class PlannerCore:
             self._last_start = -math.inf
             self._episode_start = self.clock() if episode_start is None else episode_start
 
-    def start_worker(self) -> None:
-        """Run `refresh` in a daemon thread, woken by new inputs."""
+    def start_worker(self, step: Optional[Callable[[], object]] = None,
+                     on_start: Optional[Callable[[], object]] = None) -> None:
+        """
+        Refresh in a daemon thread, woken by new frames (and every `worker_poll` s).
+
+        Parameters
+        ----------
+        step : Callable[[], object], optional
+            What the thread runs per wake-up; `refresh` by default. The ROS node passes its
+            own step (refresh, then publish the descriptor).
+        on_start : Callable[[], object], optional
+            Runs once in the thread first (torch thread count).
+
+        """
+        if self._worker is not None and self._worker.running:
+            return
+        self._worker = WakeableWorker(step or self.refresh, 'ahawam-planner-worker',
+                                      self.config.worker_poll, on_start)
         self._worker.start()
 
     def stop_worker(self, timeout: float = 5.0) -> bool:
         """Stop the worker after its current refresh; True if it ended within `timeout`."""
-        return self._worker.stop(timeout)
+        worker = self._worker
+        return True if worker is None else worker.stop(timeout)
 
     def stats(self) -> Dict[str, float]:
         """Return counters and latency percentiles as a flat dict (diagnostics key/values)."""

@@ -1,8 +1,11 @@
 """Fixtures for tests that run real rclpy graphs."""
 
+from ahawam_ros.ros.spin import responsive_gil
 import pytest
 import rclpy
 from rclpy.context import Context
+
+responsive_gil()  # the GIL switch interval of every process that hosts the nodes
 
 
 @pytest.fixture

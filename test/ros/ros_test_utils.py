@@ -4,7 +4,7 @@ import contextlib
 import threading
 import time
 
-from ahawam_ros.ros.spin import shutdown_executor
+from ahawam_ros.ros.spin import DEFAULT_THREADS, shutdown_executor
 import numpy as np
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
@@ -16,7 +16,7 @@ def params(**values):
 
 
 @contextlib.contextmanager
-def spinning(context, nodes, threads: int = 5):
+def spinning(context, nodes, threads: int = DEFAULT_THREADS):
     """Spin `nodes` on a MultiThreadedExecutor in a background thread while the block runs."""
     executor = MultiThreadedExecutor(num_threads=threads, context=context)
     for node in nodes:
