@@ -30,7 +30,7 @@ from ahawam_ros.ros import conversions as conv  # noqa: E402
 from ahawam_ros.ros.action_executor_node import ActionExecutorNode  # noqa: E402
 from ahawam_ros.ros.image_conversion import rgb_to_image_msg  # noqa: E402
 from ahawam_ros.ros.qos import CAMERA_QOS, COMMAND_QOS, CONTEXT_QOS  # noqa: E402
-from ahawam_ros.ros.spin import DEFAULT_THREADS, responsive_gil, shutdown_executor  # noqa: E402
+from ahawam_ros.ros.spin import DEFAULT_THREADS, responsive_gil, SpinThread  # noqa: E402
 from ahawam_ros.ros.world_planner_node import WorldPlannerNode  # noqa: E402
 from ahawam_ros.runtime.context_slot import ContextSlot, resolve  # noqa: E402
 from ahawam_ros.runtime.policy_api import ChunkPolicy  # noqa: E402
@@ -122,8 +122,7 @@ class _Graph:
         self.namespace = f'/bench_{uuid.uuid4().hex[:8]}'
         self.executor = MultiThreadedExecutor(num_threads=threads, context=self.context)
         self.nodes: List[Node] = []
-        self._running = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._spinner: Optional[SpinThread] = None
 
     def node_kwargs(self, name: str, **parameters: Any) -> Dict[str, Any]:
         """Keyword arguments of a node in this graph; its start-up log is kept quiet."""
@@ -136,16 +135,14 @@ class _Graph:
         for node in nodes:
             self.nodes.append(node)
             self.executor.add_node(node)
-        self._running.set()
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self._thread.start()
+        self._spinner = SpinThread(self.executor).start()
 
     def close(self) -> None:
         """Let running callbacks end, stop the executor, then shut everything down."""
-        self._running.clear()
-        shutdown_executor(self.executor)
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
+        if self._spinner is not None:
+            self._spinner.stop()
+        else:
+            self.executor.shutdown()
         for node in self.nodes:
             node.destroy_node()
         rclpy.try_shutdown(context=self.context)

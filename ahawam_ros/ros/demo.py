@@ -15,7 +15,6 @@ from pathlib import Path
 import signal
 import subprocess
 import sys
-import threading
 from typing import List, Optional
 
 os.environ.setdefault('OMP_NUM_THREADS', '1')  # before torch: one core per worker thread
@@ -24,7 +23,7 @@ from ahawam_ros.ros.demo_supervisor import DemoSupervisor, EpisodeResult  # noqa
 from ahawam_ros.ros.node_configs import BimanualSimConfig  # noqa: E402
 from ahawam_ros.ros.params import config_from_params_file  # noqa: E402
 from ahawam_ros.ros.paths import share_file  # noqa: E402
-from ahawam_ros.ros.spin import DEFAULT_THREADS, responsive_gil, shutdown_executor  # noqa: E402
+from ahawam_ros.ros.spin import DEFAULT_THREADS, responsive_gil, SpinThread  # noqa: E402
 import rclpy  # noqa: E402
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor  # noqa: E402
 from rclpy.signals import SignalHandlerOptions  # noqa: E402
@@ -126,8 +125,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         supervisor = DemoSupervisor.with_system(options, out, sim_config)
         for node in supervisor.nodes:
             executor.add_node(node)
-        spinner = threading.Thread(target=executor.spin, daemon=True)
-        spinner.start()
+        spinner = SpinThread(executor).start()
         for index in range(options.episodes):
             results.append(supervisor.run_episode(index, options.seed + index))
         print_summary(results, supervisor, out)
@@ -136,9 +134,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     finally:
         if supervisor is not None:
             supervisor.shutdown_system()
-        shutdown_executor(executor)  # running callbacks end, then the spinner stops
         if spinner is not None:
-            spinner.join(timeout=5.0)
+            spinner.stop()  # the loop ends, running callbacks end, the executor shuts down
         for node in supervisor.nodes if supervisor is not None else []:
             node.destroy_node()
         rclpy.try_shutdown()

@@ -2,6 +2,8 @@
 
 import signal
 import sys
+import threading
+import time
 from typing import Callable, List, Optional, Sequence
 
 import rclpy
@@ -28,17 +30,55 @@ def responsive_gil() -> None:
 
 def shutdown_executor(executor, timeout: float = 5.0) -> None:
     """
-    Shut an executor down after its running callbacks have ended.
+    Shut an executor down after the callbacks it has started or handed out have ended.
 
-    Call it once nothing spins any more. rclpy's `Executor.shutdown` (9.1.2) does not wait for
-    running callbacks before it destroys the executor's guard condition, which those callbacks
-    trigger when they end ("cannot use Destroyable ..." at exit): wait for them here. The
-    work tracker is private to rclpy; where a version lacks it, this is a plain shutdown.
+    Call it once nothing spins any more. rclpy's `Executor.shutdown` (9.1.2) destroys the
+    executor's guard condition without waiting for the handlers already handed to the thread
+    pool, and those trigger it when they end ("cannot use Destroyable ..." / "exception was
+    never retrieved" at exit): wait for them here. The handler list and the work tracker are
+    private to rclpy; where a version lacks them, this is a plain shutdown.
     """
+    deadline = time.monotonic() + timeout
+    for handler in list(getattr(executor, '_futures', ())):
+        while not handler.done() and time.monotonic() < deadline:
+            time.sleep(0.002)
     tracker = getattr(executor, '_work_tracker', None)
     if tracker is not None:
-        tracker.wait(timeout)
-    executor.shutdown(timeout_sec=timeout)
+        tracker.wait(max(0.0, deadline - time.monotonic()))
+    executor.shutdown(timeout_sec=max(0.0, deadline - time.monotonic()))
+
+
+class SpinThread:
+    """
+    Spins an executor in a background thread until `stop()`, then shuts it down cleanly.
+
+    `Executor.spin()` in a thread only ends when the executor is shut down under it, which
+    races with the handlers it has just handed out; this loop ends first, then
+    `shutdown_executor` lets those handlers finish.
+    """
+
+    def __init__(self, executor, name: str = 'ros-spin'):
+        self.executor = executor
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._spin, name=name, daemon=True)
+
+    def start(self) -> 'SpinThread':
+        self._thread.start()
+        return self
+
+    def _spin(self) -> None:
+        context = self.executor.context
+        while not self._stop.is_set() and context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except ExternalShutdownException:
+                break
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the loop, wait for the callbacks in flight, shut the executor down."""
+        self._stop.set()
+        self._thread.join(timeout)
+        shutdown_executor(self.executor, timeout)
 
 
 def _interrupt(signum, frame):

@@ -1,10 +1,9 @@
 """Helpers for tests that run real rclpy graphs (imported by the test modules)."""
 
 import contextlib
-import threading
 import time
 
-from ahawam_ros.ros.spin import DEFAULT_THREADS, shutdown_executor
+from ahawam_ros.ros.spin import DEFAULT_THREADS, SpinThread
 import numpy as np
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
@@ -21,13 +20,11 @@ def spinning(context, nodes, threads: int = DEFAULT_THREADS):
     executor = MultiThreadedExecutor(num_threads=threads, context=context)
     for node in nodes:
         executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
+    spinner = SpinThread(executor).start()
     try:
         yield executor
     finally:
-        shutdown_executor(executor)
-        thread.join(timeout=5.0)
+        spinner.stop()
 
 
 def wait_for(predicate, timeout: float = 10.0, period: float = 0.02) -> bool:
