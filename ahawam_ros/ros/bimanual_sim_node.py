@@ -158,9 +158,10 @@ class BimanualSimNode(Node):
         with self._command_lock:
             self._command = None  # commands of the previous episode must not leak into this one
         self.last_reset = observation
-        self._publish_observation(observation, with_images=True)
+        # The episode marker first: subscribers refuse observations stamped before it.
         self._episode_pub.publish(Header(stamp=conv.to_time_msg(self.now()),
                                          frame_id=self.sim.config.task))
+        self._publish_observation(observation, with_images=True)
         self.get_logger().info(f'episode reset: task {self.sim.config.task}, seed {seed}')
         return observation
 

@@ -157,6 +157,7 @@ class ExecutorCore:
         self.scheduler = ChunkScheduler(config.scheduler)
         self._safety = SafetyFilter(config.safety)
         self._episode_start = clock() if episode_start is None else episode_start
+        self._not_before = -math.inf  # after a reset: older observations are refused
         self._joints: Optional[_Observation] = None
         self._images: Optional[_Observation] = None
         self._last_inputs: Optional[Tuple[int, float, float]] = None
@@ -176,7 +177,7 @@ class ExecutorCore:
     # ---- inputs (subscription callbacks) -------------------------------------------------
 
     def update_joints(self, positions: np.ndarray, stamp: float) -> bool:
-        """Store the newest joint state, float (A,); False if rejected (shape, NaN, older)."""
+        """Store the newest joint state, float (A,); False if rejected (shape, NaN, too old)."""
         positions = np.asarray(positions, dtype=np.float64)
         if positions.shape != (self.policy.action_dim,) or not np.all(np.isfinite(positions)):
             self.rejected_joint_states += 1
@@ -184,7 +185,12 @@ class ExecutorCore:
         return self._store('_joints', _Observation(positions.copy(), float(stamp)))
 
     def update_images(self, images: np.ndarray, stamp: float) -> bool:
-        """Store the newest frames, uint8 (V, H, W, 3) by reference; False if older."""
+        """
+        Store the newest frames, uint8 (V, H, W, 3) by reference.
+
+        Returns False (and keeps the frames it has) when they are older than those, or than
+        the start of the episode after a `reset` (frames of the old episode).
+        """
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f'images must be (V, H, W, 3), got {images.shape}')
         return self._store('_images', _Observation(images, float(stamp)))
@@ -199,6 +205,8 @@ class ExecutorCore:
     def _store(self, name: str, observation: _Observation) -> bool:
         with self._lock:
             current = getattr(self, name)
+            if observation.stamp < self._not_before:
+                return False  # taken before the episode started (a reset raced with it)
             if current is not None and observation.stamp < current.stamp:
                 return False
             setattr(self, name, observation)
@@ -389,6 +397,7 @@ class ExecutorCore:
         with self._lock:
             self._generation += 1
             self._episode_start = self.clock() if episode_start is None else episode_start
+            self._not_before = self._episode_start
             self._joints = self._images = None
             self._last_inputs = None
             self.scheduler.reset()

@@ -101,6 +101,7 @@ class PlannerCore:
         self.clock = clock
         self.wall_clock = wall_clock
         self._episode_start = clock() if episode_start is None else episode_start
+        self._not_before = -math.inf  # after a reset: frames of the old episode are refused
         self._images: Optional[np.ndarray] = None
         self._image_stamp = -math.inf
         self._planned_stamp: Optional[float] = None
@@ -113,11 +114,16 @@ class PlannerCore:
         self.last_error = ''
 
     def update_images(self, images: np.ndarray, stamp: float) -> bool:
-        """Store the newest frames, uint8 (V, H, W, 3) by reference; False if older."""
+        """
+        Store the newest frames, uint8 (V, H, W, 3) by reference.
+
+        Returns False (and keeps the frames it has) when they are older than those, or than
+        the start of the episode after a `reset` (frames of the old episode).
+        """
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f'images must be (V, H, W, 3), got {images.shape}')
         with self._lock:
-            if stamp < self._image_stamp:
+            if stamp < self._image_stamp or stamp < self._not_before:
                 return False
             self._images, self._image_stamp = images, float(stamp)
         worker = self._worker
@@ -189,6 +195,8 @@ class PlannerCore:
             self._planned_stamp = None
             self._last_start = -math.inf
             self._episode_start = self.clock() if episode_start is None else episode_start
+            with self._lock:
+                self._not_before = self._episode_start
 
     def start_worker(self, step: Optional[Callable[[], object]] = None,
                      on_start: Optional[Callable[[], object]] = None) -> None:

@@ -179,6 +179,18 @@ def test_a_reset_during_inference_discards_the_chunk():
     assert command.positions is None and command.reason == 'no_joint_state'
 
 
+def test_after_a_reset_observations_of_the_old_episode_are_refused():
+    rig = Rig()
+    rig.run(3)
+    start = rig.clock() + 0.5
+    rig.executor.reset(episode_start=start)
+    assert not rig.executor.update_joints(rig.robot, start - 0.01)  # raced with the reset
+    assert not rig.executor.update_images(IMAGES, start - 0.01)
+    assert rig.executor.tick(start).reason == 'no_joint_state'
+    assert rig.executor.update_joints(rig.robot, start)
+    assert rig.executor.update_images(IMAGES, start)
+
+
 def test_contexts_arrive_by_handle_from_the_planner_of_the_same_process():
     rig = Rig()
     planner_slot = ContextSlot()  # the process-wide registry, as in the ROS nodes

@@ -73,6 +73,8 @@ def test_reset_resets_the_policy_clears_the_slot_and_keeps_numbering():
     planner.reset(episode_start=START + 1.0)
     assert policy.resets == 1 and slot.latest() is None
     assert planner.refresh().status == 'no_images'  # frames of the old episode are gone
+    assert not planner.update_images(IMAGES, START + 0.9)  # taken before the new episode
+    assert planner.refresh().status == 'no_images'
     clock.set_time(START + 1.1)
     planner.update_images(IMAGES, START + 1.1)
     snap = planner.refresh().snapshot
