@@ -4,7 +4,9 @@ Read a rosbag2 demonstration (mcap or sqlite3) into an `Episode` on the control 
 The joint commands define the steps: step t is the t-th message on the command topic (the
 command actually sent). Each step takes the nearest previous (at or before its log time)
 image of every camera and joint state; commands sent before every stream has produced a
-message are dropped. Topic names and expected types come from a `FeatureConfig`: the bag's
+message are dropped. A camera topic carries raw `sensor_msgs/Image` (rgb8/bgr8) or
+`sensor_msgs/CompressedImage` (jpeg/png); either way its frames must have the FeatureConfig's
+image size. Topic names and expected types come from a `FeatureConfig`: the bag's
 own recorded features (`ahawam.features` custom data, written by `demo_bags`) when none is
 given, else the default preset. A bag that lacks a topic, carries a different message type,
 has no messages on a topic, is truncated or holds malformed messages raises `BagError` naming
@@ -18,8 +20,9 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
+from ahawam_ros.data.compressed_image import decode_compressed
 from ahawam_ros.data.episode import Episode
-from ahawam_ros.data.features import FeatureConfig
+from ahawam_ros.data.features import CAMERA_MSGS, COMPRESSED_IMAGE_MSG, FeatureConfig
 from ahawam_ros.data.typestore import ahawam_typestore
 import numpy as np
 from rosbags.rosbag2 import Reader, ReaderError
@@ -74,16 +77,34 @@ def bag_custom_metadata(reader: Reader) -> Dict[str, Any]:
     return out
 
 
-def _check_topics(reader: Reader, path: Path, expected: Dict[str, str]) -> Dict[str, Any]:
-    """Return topic -> connections for the `expected` topic -> type map, or raise BagError."""
+def camera_topics_in(reader: Reader, features: FeatureConfig) -> Tuple[str, ...]:
+    """
+    Return the bag's topic of each camera of `features`, in view order.
+
+    The configured topic, else its image_transport `<topic>/compressed` sibling when only that
+    was recorded (a robot's bag of compressed cameras). A camera with neither keeps the
+    configured name, so that `check_topics` reports it missing.
+    """
+    topics = reader.topics
+    out = []
+    for topic in features.camera_topics().values():
+        compressed = topic.rstrip('/') + '/compressed'
+        out.append(compressed if topic not in topics and compressed in topics else topic)
+    return tuple(out)
+
+
+def check_topics(reader: Reader, path: Path,
+                 expected: Dict[str, Tuple[str, ...]]) -> Dict[str, Any]:
+    """Return topic -> connections for the `expected` topic -> accepted types, or BagError."""
     topics = reader.topics
     conns = {}
-    for topic, msgtype in expected.items():
+    for topic, msgtypes in expected.items():
+        msgtype = ' or '.join(msgtypes)
         if topic not in topics:
             raise BagError(f'bag {path} lacks topic {topic!r} (expected type {msgtype}); it '
                            f'has {sorted(topics)}')
         actual = topics[topic].msgtype
-        if actual != msgtype:
+        if actual not in msgtypes:
             raise BagError(f'bag {path}: topic {topic!r} has type {actual}, expected {msgtype}')
         if topics[topic].msgcount == 0:
             raise BagError(f'bag {path}: no messages on topic {topic!r} (empty bag?)')
@@ -96,9 +117,7 @@ def _image(msg: Any, shape: Tuple[int, int, int]) -> np.ndarray:
     if msg.encoding not in ('rgb8', 'bgr8'):
         raise ValueError(f"image encoding {msg.encoding!r}, expected 'rgb8' (or 'bgr8')")
     height, width = int(msg.height), int(msg.width)
-    if (height, width, 3) != tuple(shape):
-        raise ValueError(f'image of {height}x{width}, expected {shape[0]}x{shape[1]} (the '
-                         f'FeatureConfig image size)')
+    _check_size(height, width, shape)
     step = int(msg.step)
     if step < width * 3 or len(msg.data) < step * height:
         raise ValueError(f'image data of {len(msg.data)} bytes is too short for {height}x'
@@ -106,6 +125,21 @@ def _image(msg: Any, shape: Tuple[int, int, int]) -> np.ndarray:
     rows = np.asarray(msg.data[:step * height], np.uint8).reshape(height, step)
     pixels = rows[:, :width * 3].reshape(height, width, 3)  # drops row padding
     return pixels[..., ::-1].copy() if msg.encoding == 'bgr8' else pixels.copy()
+
+
+def _check_size(height: int, width: int, shape: Tuple[int, int, int]) -> None:
+    if (height, width, 3) != tuple(shape):
+        raise ValueError(f'image of {height}x{width}, expected {shape[0]}x{shape[1]} (the '
+                         f'FeatureConfig image size)')
+
+
+def _camera_image(msg: Any, msgtype: str, shape: Tuple[int, int, int]) -> np.ndarray:
+    """Decode a camera message of type `msgtype` (one of CAMERA_MSGS) to uint8 `shape` RGB."""
+    if msgtype != COMPRESSED_IMAGE_MSG:
+        return _image(msg, shape)
+    rgb = decode_compressed(msg)  # (H, W, 3)
+    _check_size(rgb.shape[0], rgb.shape[1], shape)
+    return rgb
 
 
 def _joint_positions(msg: Any, joint_names: Tuple[str, ...]) -> np.ndarray:
@@ -130,20 +164,23 @@ def _command(msg: Any, num_joints: int) -> np.ndarray:
 def _read_streams(reader: Reader, path: Path, features: FeatureConfig
                   ) -> Dict[str, Tuple[np.ndarray, List[np.ndarray]]]:
     """Return topic -> (int64 (N,) log times, N decoded arrays) for every required topic."""
-    required = {topic: features.topic_types()[topic] for topic in
-                (*features.camera_topics().values(), features.joint_state_topic,
-                 features.command_topic)}
-    conns = _check_topics(reader, path, required)
-    decode = {topic: (lambda m: _image(m, features.image_shape))
-              for topic in features.camera_topics().values()}
-    decode[features.joint_state_topic] = lambda m: _joint_positions(m, features.joint_names)
-    decode[features.command_topic] = lambda m: _command(m, len(features.joint_names))
+    cameras = camera_topics_in(reader, features)
+    types = features.topic_types()
+    required = {topic: CAMERA_MSGS if topic in cameras else (types[topic],) for topic in
+                (*cameras, features.joint_state_topic, features.command_topic)}
+    conns = check_topics(reader, path, required)
+    # topic -> decoder of (message, its connection's type)
+    decode = {topic: (lambda m, msgtype: _camera_image(m, msgtype, features.image_shape))
+              for topic in cameras}
+    decode[features.joint_state_topic] = lambda m, _: _joint_positions(m, features.joint_names)
+    decode[features.command_topic] = lambda m, _: _command(m, len(features.joint_names))
     store = ahawam_typestore()
     streams: Dict[str, Tuple[List[int], List[np.ndarray]]] = {t: ([], []) for t in required}
     try:
         for conn, stamp, raw in reader.messages([c for cs in conns.values() for c in cs]):
             try:
-                value = decode[conn.topic](store.deserialize_cdr(raw, conn.msgtype))
+                value = decode[conn.topic](store.deserialize_cdr(raw, conn.msgtype),
+                                           conn.msgtype)
             except Exception as exc:  # noqa: B902 - any decoding failure is a bad message
                 raise BagError(f'bag {path}: bad message on {conn.topic!r} at t={stamp} ns: '
                                f'{exc}') from exc
@@ -209,6 +246,7 @@ def read_episode(path: PathLike, features: Optional[FeatureConfig] = None) -> Ep
     reader = open_bag(path)
     try:
         task = bag_custom_metadata(reader).get('task', features.task)
+        cameras = camera_topics_in(reader, features)
         streams = _read_streams(reader, path, features)
     finally:
         reader.close()
@@ -220,8 +258,8 @@ def read_episode(path: PathLike, features: Optional[FeatureConfig] = None) -> Ep
         raise BagError(f'bag {path}: no command is preceded by an image of every camera and a '
                        'joint state')
     steps = np.flatnonzero(keep)
-    images = np.stack([np.stack([streams[topic][1][index[topic][s]] for topic in
-                                 features.camera_topics().values()]) for s in steps])
+    images = np.stack([np.stack([streams[topic][1][index[topic][s]] for topic in cameras])
+                       for s in steps])
     joints = np.stack([streams[features.joint_state_topic][1][index[features.joint_state_topic][s]]
                        for s in steps])
     return Episode(images=images, joint_positions=joints,

@@ -28,7 +28,7 @@ METADATA_PREFIX = 'ahawam.'
 
 
 class EpisodeLike(Protocol):
-    """What the writer reads from an episode (ahawam_ros.sim.scripted_expert.Episode fits)."""
+    """What the writer reads from an episode (`ahawam_ros.sim.episode.SimEpisode` fits)."""
 
     task: str
     seed: int

@@ -77,7 +77,7 @@ class Episode:
 
 def from_sim_episode(sim_episode: Any, cameras: Optional[Sequence[str]] = None) -> Episode:
     """
-    Convert a simulator episode (`ahawam_ros.sim.scripted_expert.Episode`) to an `Episode`.
+    Convert a simulator episode (`ahawam_ros.sim.episode.SimEpisode`) to an `Episode`.
 
     Parameters
     ----------

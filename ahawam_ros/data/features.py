@@ -2,7 +2,8 @@
 The topic-to-feature mapping shared by demonstration bags, training and the live nodes.
 
 One `FeatureConfig` says which topics carry which policy inputs and outputs, with which
-message types: camera images (sensor_msgs/msg/Image, rgb8), joint states
+message types: camera images (sensor_msgs/msg/Image, rgb8; bags may carry
+sensor_msgs/msg/CompressedImage jpeg/png on a camera topic instead), joint states
 (sensor_msgs/msg/JointState, names = robot.JOINT_NAMES), the joint command actually sent
 (std_msgs/msg/Float64MultiArray), the planned joint trajectory
 (trajectory_msgs/msg/JointTrajectory) and the simulator's reward (std_msgs/msg/Float64).
@@ -22,6 +23,8 @@ from typing import Any, Dict, Mapping, Tuple
 from ahawam_ros.robot import JOINT_NAMES
 
 IMAGE_MSG = 'sensor_msgs/msg/Image'
+COMPRESSED_IMAGE_MSG = 'sensor_msgs/msg/CompressedImage'
+CAMERA_MSGS = (IMAGE_MSG, COMPRESSED_IMAGE_MSG)  # what a bag's camera topic may carry
 JOINT_STATE_MSG = 'sensor_msgs/msg/JointState'
 COMMAND_MSG = 'std_msgs/msg/Float64MultiArray'
 TRAJECTORY_MSG = 'trajectory_msgs/msg/JointTrajectory'
@@ -113,7 +116,12 @@ class FeatureConfig:
         return {name: self.camera_topic(name) for name in self.cameras}
 
     def topic_types(self) -> Dict[str, str]:
-        """Return topic -> message type name for every feature topic (cameras first)."""
+        """
+        Return topic -> message type name for every feature topic (cameras first).
+
+        These are the types `demo_bags` writes; a bag read for training or evaluation may
+        carry any of CAMERA_MSGS on a camera topic.
+        """
         types = {topic: IMAGE_MSG for topic in self.camera_topics().values()}
         types[self.joint_state_topic] = JOINT_STATE_MSG
         types[self.command_topic] = COMMAND_MSG

@@ -4,9 +4,11 @@ Stream the inputs and recorded commands of one rosbag2 bag (mcap or sqlite3) in 
 The evaluator replays a bag as the nodes lived it: camera frames and joint states arrive at
 their log times, one message at a time, so a long bag never has to fit in memory. The recorded
 command is `/joint_commands` (std_msgs/Float64MultiArray, what the executor sent), or the
-first point of each `/joint_trajectory` message when that is what the bag has. Topics and
-types are checked when the bag is opened: a missing topic, a wrong type or an empty topic
-raises `BagError` naming the bag, the topic and what was expected, before any replay starts.
+first point of each `/joint_trajectory` message when that is what the bag has. A camera topic
+carries raw `sensor_msgs/Image` (rgb8/bgr8) or `sensor_msgs/CompressedImage` (jpeg/png), of
+any size (the replay checks or resizes it). Topics and types are checked when the bag is
+opened: a missing topic, a wrong type or an empty topic raises `BagError` naming the bag, the
+topic and what was expected, before any replay starts.
 
 Shapes: H x W pixels, A joints.
 """
@@ -14,9 +16,11 @@ Shapes: H x W pixels, A joints.
 from pathlib import Path
 from typing import Any, Dict, Iterator, NamedTuple, Optional, Sequence, Tuple
 
-from ahawam_ros.data.bag_reader import bag_custom_metadata, BagError, open_bag
-from ahawam_ros.data.features import COMMAND_MSG, FeatureConfig, IMAGE_MSG, JOINT_STATE_MSG
-from ahawam_ros.data.features import TRAJECTORY_MSG
+from ahawam_ros.data.bag_reader import bag_custom_metadata, BagError, camera_topics_in
+from ahawam_ros.data.bag_reader import check_topics, open_bag
+from ahawam_ros.data.compressed_image import decode_compressed
+from ahawam_ros.data.features import CAMERA_MSGS, COMMAND_MSG, COMPRESSED_IMAGE_MSG
+from ahawam_ros.data.features import FeatureConfig, JOINT_STATE_MSG, TRAJECTORY_MSG
 from ahawam_ros.data.typestore import ahawam_typestore
 import numpy as np
 from rosbags.rosbag2 import ReaderError
@@ -100,6 +104,9 @@ class BagSource:
 
     Attributes
     ----------
+    camera_topics : tuple of str
+        The bag's topic of each camera, in view order: the configured one, or its
+        `.../compressed` sibling when only that was recorded.
     task : str
         The bag's recorded task, else `features.task`.
     duration_ns : int
@@ -113,10 +120,11 @@ class BagSource:
         self._reader = open_bag(self.path)
         try:
             self.command_topic = command_topic or self._pick_command_topic()
-            expected = {topic: IMAGE_MSG for topic in features.camera_topics().values()}
-            expected[features.joint_state_topic] = JOINT_STATE_MSG
-            expected[self.command_topic] = self._command_type()
-            self._connections = self._check(expected)
+            self.camera_topics = camera_topics_in(self._reader, features)  # view order
+            expected = {topic: CAMERA_MSGS for topic in self.camera_topics}
+            expected[features.joint_state_topic] = (JOINT_STATE_MSG,)
+            expected[self.command_topic] = (self._command_type(),)
+            self._connections = check_topics(self._reader, self.path, expected)
             self.task = str(bag_custom_metadata(self._reader).get('task', features.task))
         except BaseException:
             self._reader.close()
@@ -145,19 +153,6 @@ class BagSource:
                            f'{info.msgtype}, expected {expected}')
         return info.msgtype
 
-    def _check(self, expected: Dict[str, str]) -> Dict[str, Any]:
-        topics = self._reader.topics
-        for topic, msgtype in expected.items():
-            if topic not in topics:
-                raise BagError(f'bag {self.path} lacks topic {topic!r} (expected type '
-                               f'{msgtype}); it has {sorted(topics)}')
-            if topics[topic].msgtype != msgtype:
-                raise BagError(f'bag {self.path}: topic {topic!r} has type '
-                               f'{topics[topic].msgtype}, expected {msgtype}')
-            if topics[topic].msgcount == 0:
-                raise BagError(f'bag {self.path}: no messages on topic {topic!r} (empty bag?)')
-        return {topic: topics[topic].connections for topic in expected}
-
     def messages(self) -> Iterator[BagMessage]:
         """
         Yield every camera frame, joint state and recorded command in log-time order.
@@ -170,7 +165,7 @@ class BagSource:
 
         """
         store = ahawam_typestore()
-        cameras = {topic: i for i, topic in enumerate(self.features.camera_topics().values())}
+        cameras = {topic: i for i, topic in enumerate(self.camera_topics)}
         trajectory = self._command_type() == TRAJECTORY_MSG
         wanted = [conn for conns in self._connections.values() for conn in conns]
         last = 0
@@ -179,7 +174,7 @@ class BagSource:
                 last = max(last, int(stamp) - self.start_ns)  # never back in time
                 try:
                     message = self._decode(store.deserialize_cdr(raw, conn.msgtype), conn.topic,
-                                           cameras, trajectory)
+                                           conn.msgtype, cameras, trajectory)
                 except Exception as exc:  # noqa: B902 - any decoding failure is a bad message
                     raise BagError(f'bag {self.path}: bad message on {conn.topic!r} at '
                                    f'{last * 1e-9:.3f} s: {exc}') from exc
@@ -187,11 +182,12 @@ class BagSource:
         except ReaderError as exc:
             raise BagError(f'bag {self.path} is truncated or corrupt: {exc}') from exc
 
-    def _decode(self, msg: Any, topic: str, cameras: Dict[str, int],
+    def _decode(self, msg: Any, topic: str, msgtype: str, cameras: Dict[str, int],
                 trajectory: bool) -> BagMessage:
         names = self.features.joint_names
         if topic in cameras:
-            return BagMessage(IMAGE, 0, cameras[topic], decode_image(msg))
+            rgb = decode_compressed(msg) if msgtype == COMPRESSED_IMAGE_MSG else decode_image(msg)
+            return BagMessage(IMAGE, 0, cameras[topic], rgb)
         if topic == self.command_topic:
             decode = decode_trajectory if trajectory else decode_command
             return BagMessage(COMMAND, 0, -1, decode(msg, names))

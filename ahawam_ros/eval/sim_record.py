@@ -3,11 +3,12 @@ Record closed-loop episodes: an mp4 of the camera views and a rosbag2 (mcap) per
 
 Shapes: T steps, V cameras, H x W pixels, A action dim.
 
-The bag is written by the demonstration writer (`ahawam_ros.data.demo_bags`), so evaluation
-episodes read back like demonstrations: images, joint states, the command sent, the reward.
+An episode is recorded as an `ahawam_ros.sim.episode.SimEpisode`, the record the scripted
+expert makes of a demonstration; the video shows its `tiled_frames()`. The bag is written by
+the demonstration writer (`ahawam_ros.data.demo_bags`), so evaluation episodes read back like
+demonstrations: images, joint states, the command sent, the reward.
 """
 
-from dataclasses import dataclass
 from pathlib import Path
 import shutil
 from typing import Any, Dict, List, Mapping, Optional, Sequence
@@ -15,42 +16,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from ahawam_ros.data.demo_bags import write_episode_bag_atomic
 from ahawam_ros.data.features import FeatureConfig
 from ahawam_ros.robot import CONTROL_RATE_HZ
+from ahawam_ros.sim.episode import SimEpisode
 import cv2
 import numpy as np
-
-
-@dataclass
-class RecordedEpisode:
-    """
-    One recorded episode, shaped as `demo_bags.EpisodeLike` (what the bag writer reads).
-
-    Attributes
-    ----------
-    task, seed, success :
-        Task name, episode seed, any-step success.
-    images : dict of str to np.ndarray
-        Camera -> uint8 (T, H, W, 3), in view order.
-    qpos, qvel, actions : np.ndarray
-        (T, A) joint positions and velocities observed, commands sent.
-    reward, time : np.ndarray
-        (T,) staged reward and simulated time (s) of each observation.
-
-    """
-
-    task: str
-    seed: int
-    success: bool
-    images: Dict[str, np.ndarray]
-    qpos: np.ndarray
-    qvel: np.ndarray
-    actions: np.ndarray
-    reward: np.ndarray
-    time: np.ndarray
-
-    def tiled_frames(self) -> List[np.ndarray]:
-        """Return one uint8 (H, V*W, 3) RGB image per step, the views side by side."""
-        views = list(self.images.values())
-        return [np.concatenate([v[t] for v in views], axis=1) for t in range(len(self.time))]
 
 
 class EpisodeRecorder:
@@ -67,11 +35,17 @@ class EpisodeRecorder:
     def __init__(self, cameras: Sequence[str]):
         self.cameras = tuple(cameras)
         self._frames: Dict[str, List[np.ndarray]] = {c: [] for c in self.cameras}
-        keys = ('qpos', 'qvel', 'actions', 'reward', 'time')
+        keys = ('qpos', 'qvel', 'actions', 'reward', 'time', 'object_pose')
         self._rows: Dict[str, List[Any]] = {key: [] for key in keys}
 
     def add(self, observation: Any, command: np.ndarray) -> None:
-        """Keep the observation a command was computed from, and the (A,) command sent."""
+        """
+        Keep the observation a command was computed from, and the (A,) command sent.
+
+        `observation` has `images` (camera -> (H, W, 3)), `qpos`, `qvel` (A,), `reward` and
+        `time`, like `ahawam_ros.sim.aloha_env.Observation`; its `object_pose` is kept when it
+        has one (an empty row otherwise).
+        """
         for camera in self.cameras:
             self._frames[camera].append(observation.images[camera])
         self._rows['qpos'].append(observation.qpos)
@@ -79,14 +53,17 @@ class EpisodeRecorder:
         self._rows['actions'].append(np.asarray(command, np.float64))
         self._rows['reward'].append(float(observation.reward))
         self._rows['time'].append(float(observation.time))
+        pose = getattr(observation, 'object_pose', None)
+        self._rows['object_pose'].append(np.zeros(0) if pose is None else pose)
 
-    def finish(self, task: str, seed: int, success: bool) -> RecordedEpisode:
-        """Return the episode recorded so far as arrays."""
+    def finish(self, task: str, seed: int, success: bool) -> SimEpisode:
+        """Return the episode recorded so far as arrays (object_pose (T, 0) if none was seen)."""
         if not self._rows['time']:
             raise ValueError('nothing was recorded')
         rows = {k: np.asarray(v, np.float64) for k, v in self._rows.items()}
         images = {c: np.stack(frames) for c, frames in self._frames.items()}  # (T, H, W, 3)
-        return RecordedEpisode(task, int(seed), bool(success), images, **rows)
+        return SimEpisode(task=task, seed=int(seed), success=bool(success), images=images,
+                          **rows)
 
 
 def write_video(frames: List[np.ndarray], path: Path, fps: float = CONTROL_RATE_HZ) -> Path:
@@ -105,7 +82,7 @@ def write_video(frames: List[np.ndarray], path: Path, fps: float = CONTROL_RATE_
     return Path(path)
 
 
-def write_bag(episode: RecordedEpisode, path: Path,
+def write_bag(episode: SimEpisode, path: Path,
               metadata: Optional[Mapping[str, Any]] = None) -> Path:
     """Write the episode as a rosbag2 (mcap) directory at `path` (replaced if it exists)."""
     first = next(iter(episode.images.values()))  # (T, H, W, 3)

@@ -4,8 +4,9 @@ The bringup executable: world planner and action executor in ONE process.
 Hosting both nodes in one process is what lets the world context travel by reference (the
 WorldContext topic carries only a descriptor and a handle). They spin on a
 MultiThreadedExecutor with separate callback groups; refreshes and chunk inference run in the
-runtime's worker threads, so the 50 Hz command timer keeps its rate on 2 cores. `--with-sim` also hosts the
-simulator node. Parameters come from config/bimanual.yaml unless a --params-file is given.
+runtime's worker threads, so the 50 Hz command timer keeps its rate on 2 cores. `--with-sim`
+also hosts the simulator node. Parameters come from config/bimanual.yaml unless a
+--params-file is given.
 
     ros2 run ahawam_ros bringup [--with-sim] [--checkpoint DIR] [--ros-args --params-file ...]
 """

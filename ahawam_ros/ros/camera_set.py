@@ -89,8 +89,3 @@ class CameraSet:
         """Forget the frames (a new episode)."""
         with self._lock:
             self._frames.clear()
-
-
-def tile_views(images: np.ndarray) -> np.ndarray:
-    """Tile uint8 (V, H, W, 3) views side by side into one (H, V*W, 3) composite."""
-    return np.concatenate(list(images), axis=1)  # (H, V*W, 3)

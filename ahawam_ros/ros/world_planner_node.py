@@ -13,8 +13,9 @@ action_executor node hosted in the same process (see bringup.py).
 import sys
 from typing import Optional
 
+from ahawam_ros.images import tile_views
 from ahawam_ros.msg import WorldContext
-from ahawam_ros.ros.camera_set import CameraSet, tile_views
+from ahawam_ros.ros.camera_set import CameraSet
 from ahawam_ros.ros.conversions import stamp_seconds, to_time_msg, world_context_msg
 from ahawam_ros.ros.image_conversion import rgb_to_image_msg
 from ahawam_ros.ros.node_configs import WorldPlannerConfig

@@ -164,7 +164,8 @@ class ExecutorCore:
         self._generation = 0
         self._lock = threading.Lock()  # observations, episode
         self._tick_lock = threading.Lock()  # safety filter state
-        self._worker: Optional[WakeableWorker] = None
+        self._worker = WakeableWorker(self.compute_chunk, 'ahawam-chunk-worker',
+                                      config.worker_poll)
         self.chunk_latency = RollingStats(config.stats_window)
         self.holds = ReasonCounter()
         self.chunk_results = ReasonCounter()  # 'accepted' and every skip / drop reason
@@ -214,9 +215,7 @@ class ExecutorCore:
         return True
 
     def _wake_worker(self) -> None:
-        worker = self._worker
-        if worker is not None:
-            worker.wake()
+        self._worker.wake()
 
     # ---- chunk computation (worker thread or the caller's callback group) ----------------
 
@@ -320,16 +319,11 @@ class ExecutorCore:
             Runs once in the thread first (torch thread count).
 
         """
-        if self._worker is not None and self._worker.running:
-            return
-        self._worker = WakeableWorker(step or self.compute_chunk, 'ahawam-chunk-worker',
-                                      self.config.worker_poll, on_start)
-        self._worker.start()
+        self._worker.start(step, on_start)
 
     def stop_worker(self, timeout: float = 5.0) -> bool:
         """Stop the worker after its current chunk; True if it ended within `timeout`."""
-        worker = self._worker
-        return True if worker is None else worker.stop(timeout)
+        return self._worker.stop(timeout)
 
     # ---- command timer --------------------------------------------------------------------
 

@@ -108,7 +108,7 @@ class PlannerCore:
         self._last_start = -math.inf
         self._lock = threading.Lock()  # newest frames
         self._plan_lock = threading.Lock()  # serialises plan() with reset()
-        self._worker: Optional[WakeableWorker] = None
+        self._worker = WakeableWorker(self.refresh, 'ahawam-planner-worker', config.worker_poll)
         self.latency = RollingStats(config.stats_window)
         self.results = ReasonCounter()
         self.last_error = ''
@@ -126,9 +126,7 @@ class PlannerCore:
             if stamp < self._image_stamp or stamp < self._not_before:
                 return False
             self._images, self._image_stamp = images, float(stamp)
-        worker = self._worker
-        if worker is not None:
-            worker.wake()
+        self._worker.wake()
         return True
 
     def refresh(self) -> PlanOutcome:
@@ -212,16 +210,11 @@ class PlannerCore:
             Runs once in the thread first (torch thread count).
 
         """
-        if self._worker is not None and self._worker.running:
-            return
-        self._worker = WakeableWorker(step or self.refresh, 'ahawam-planner-worker',
-                                      self.config.worker_poll, on_start)
-        self._worker.start()
+        self._worker.start(step, on_start)
 
     def stop_worker(self, timeout: float = 5.0) -> bool:
         """Stop the worker after its current refresh; True if it ended within `timeout`."""
-        worker = self._worker
-        return True if worker is None else worker.stop(timeout)
+        return self._worker.stop(timeout)
 
     def stats(self) -> Dict[str, float]:
         """Return counters and latency percentiles as a flat dict (diagnostics key/values)."""

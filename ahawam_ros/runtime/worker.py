@@ -48,10 +48,13 @@ class WakeableWorker:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self) -> None:
-        """Start the thread (no-op if it runs)."""
+    def start(self, step: Optional[Callable[[], object]] = None,
+              on_start: Optional[Callable[[], object]] = None) -> None:
+        """Start the thread (no-op if it runs), optionally with another `step` / `on_start`."""
         if self.running:
             return
+        self._step = step or self._step
+        self._on_start = on_start or self._on_start
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread.start()

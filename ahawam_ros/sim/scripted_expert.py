@@ -19,10 +19,11 @@ beyond the joint limits), which makes the demonstrations bimodal.
 """
 
 import dataclasses
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 from ahawam_ros.robot import ARMS, JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
 from ahawam_ros.sim.aloha_env import AlohaSim, Observation, SimConfig
+from ahawam_ros.sim.episode import SimEpisode
 from ahawam_ros.sim.expert_plans import make_plan
 from ahawam_ros.sim.mocap_sim import MocapSim
 from ahawam_ros.sim.tasks import get_task
@@ -32,58 +33,6 @@ import numpy as np
 WELD_IMPEDANCE = 0.95
 POSTURE_STIFFNESS = 10.0  # N m / rad on forearm_roll and wrist_rotate, towards 0
 POSTURE_JOINTS = ('forearm_roll', 'wrist_rotate')
-
-
-@dataclasses.dataclass
-class Episode:
-    """
-    One recorded demonstration: T control steps of observations and the commands sent.
-
-    Step t holds the observation at sim time t * CONTROL_PERIOD and the command sent then.
-
-    Attributes
-    ----------
-    task : str
-        Task name.
-    seed : int
-        Seed of the object placement.
-    images : dict of str to numpy.ndarray
-        camera -> uint8 (T, H, W, 3) RGB.
-    qpos, qvel : numpy.ndarray
-        float64 (T, A) joint positions and velocities (JOINT_NAMES order).
-    actions : numpy.ndarray
-        float64 (T, A) absolute joint commands sent at each step.
-    reward : numpy.ndarray
-        float64 (T,) staged reward of each observed state.
-    time : numpy.ndarray
-        float64 (T,) sim time of each observation (s).
-    object_pose : numpy.ndarray
-        float64 (T, 7 * n_objects) privileged object poses.
-    success : bool
-        True when the task's maximum reward is reached at some step, the state after the
-        last command included (gym-aloha's success: its episodes terminate there).
-
-    """
-
-    task: str
-    seed: int
-    images: Dict[str, np.ndarray]
-    qpos: np.ndarray
-    qvel: np.ndarray
-    actions: np.ndarray
-    reward: np.ndarray
-    time: np.ndarray
-    object_pose: np.ndarray
-    success: bool
-
-    @property
-    def joint_names(self) -> tuple:
-        """Joint names of the columns of qpos, qvel and actions."""
-        return JOINT_NAMES
-
-    def __len__(self) -> int:
-        """Return T, the number of control steps."""
-        return len(self.actions)
 
 
 def _tune_mocap_scene(model: mujoco.MjModel) -> None:
@@ -135,14 +84,15 @@ class ScriptedExpert:
         successes = [self._check.step(action).success for action in commands]
         return any(successes)
 
-    def record(self, seed: int, commands: np.ndarray) -> Episode:
+    def record(self, seed: int, commands: np.ndarray) -> SimEpisode:
         """Replay `commands` in the joint scene with the cameras and return the episode."""
         observations: List[Observation] = [self._sim.reset(seed)]
         for action in commands[:-1]:
             observations.append(self._sim.step(action))
         final = self._sim.step(commands[-1])
-        return Episode(
+        return SimEpisode(
             task=self.config.task, seed=seed,
+            success=bool(final.success or any(o.success for o in observations)),
             images={cam: np.stack([o.images[cam] for o in observations])
                     for cam in self.config.cameras},
             qpos=np.stack([o.qpos for o in observations]),
@@ -150,10 +100,9 @@ class ScriptedExpert:
             actions=np.array(commands, dtype=np.float64),
             reward=np.array([o.reward for o in observations]),
             time=np.array([o.time for o in observations]),
-            object_pose=np.stack([o.object_pose for o in observations]),
-            success=bool(final.success or any(o.success for o in observations)))
+            object_pose=np.stack([o.object_pose for o in observations]))
 
-    def episode(self, seed: int) -> Optional[Episode]:
+    def episode(self, seed: int) -> Optional[SimEpisode]:
         """Return the recorded episode of `seed`, or None when the replay fails the task."""
         commands = self.joint_commands(seed)
         if not self.replay_succeeds(seed, commands):
@@ -175,7 +124,7 @@ class ScriptedExpert:
 
 
 def generate_episode(task: str, seed: int,
-                     sim_config: Optional[SimConfig] = None) -> Optional[Episode]:
+                     sim_config: Optional[SimConfig] = None) -> Optional[SimEpisode]:
     """
     Generate one scripted episode of `task` for `seed`, or None if the expert fails.
 

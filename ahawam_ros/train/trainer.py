@@ -141,7 +141,7 @@ class Trainer:
         The run.
     episodes : sequence of Episode, optional
         Train on these instead of `config.data.bags`; simulator episodes
-        (`ahawam_ros.sim.scripted_expert.Episode`) are converted with all their cameras.
+        (`ahawam_ros.sim.episode.SimEpisode`) are converted with all their cameras.
 
     """
 

@@ -7,7 +7,8 @@ from ahawam_ros.data.features import FeatureConfig
 from ahawam_ros.eval.bag_eval import BagEvalConfig, evaluate_bag
 from ahawam_ros.eval.bag_metrics import figures
 from ahawam_ros.eval.bag_replay import EvalError
-from ahawam_ros.eval.bag_testing import lockstep_messages, write_bag
+from ahawam_ros.eval.bag_testing import compress_cameras, gradient_frame, lockstep_messages
+from ahawam_ros.eval.bag_testing import write_bag
 import numpy as np
 import pytest
 from rosbags.rosbag2 import StoragePlugin
@@ -227,3 +228,39 @@ def test_nothing_is_planned_before_every_camera_has_spoken(tmp_path):
                    planner_rate_hz=50.0, planner_latency=0.0, executor_latency=0.0)
     assert policy.shapes and trace.tick_time[~trace.is_hold][0] == pytest.approx(5 * PERIOD)
     assert trace.holds == {'startup': 1, 'no_context': 4}
+
+
+class ImagePolicy(RampPolicy):
+    """RampPolicy whose actions also move with the pixels it is shown (position and colour)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: List[np.ndarray] = []
+
+    def predict_chunk(self, images, proprio, context, step) -> np.ndarray:
+        self.seen.append(np.array(images))
+        weights = np.arange(images[0].size).reshape(images.shape[1:]) / images[0].size
+        return super().predict_chunk(images, proprio, context, step) + \
+            0.01 * float((images * weights).mean()) / 255.0
+
+
+def test_png_cameras_replay_like_raw_ones(tmp_path):
+    """The same bag with png CompressedImage cameras gives the policy the same frames."""
+    bag_messages = lockstep_messages(FEATURES, ramp(np.arange(20)), ramp(np.arange(20)),
+                                     frame=gradient_frame(FEATURES.image_shape))
+    runs = {}
+    for name, recorded in (('raw', bag_messages), ('png', compress_cameras(bag_messages))):
+        policy = ImagePolicy()
+        trace = replay(write_bag(tmp_path / name, recorded, FEATURES), policy,
+                       planner_rate_hz=50.0, planner_latency=0.02, executor_latency=0.01,
+                       execute_steps=2)
+        values = figures([trace])
+        del values['bags'], values['latency']  # the bag's name and measured wall time differ
+        runs[name] = (policy.seen, trace.command, values)
+    (raw_seen, raw_command, raw_values), (png_seen, png_command, png_values) = \
+        runs['raw'], runs['png']
+    assert len(raw_seen) >= 5 and len(png_seen) == len(raw_seen)
+    for raw_images, png_images in zip(raw_seen, png_seen):
+        np.testing.assert_array_equal(png_images, raw_images)
+    np.testing.assert_array_equal(png_command, raw_command)
+    assert png_values == raw_values and png_values['mae_mean'] > 0.0

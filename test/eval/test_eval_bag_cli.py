@@ -7,13 +7,14 @@ import re
 from ahawam_ros import cli
 from ahawam_ros.data.features import FeatureConfig
 from ahawam_ros.eval import bag_eval
-from ahawam_ros.eval.bag_testing import lockstep_messages, STORE, write_bag
+from ahawam_ros.eval.bag_testing import compress_cameras, lockstep_messages, STORE, write_bag
 import numpy as np
 import pytest
 from rosbags.rosbag2 import StoragePlugin
 
 FEATURES = FeatureConfig(cameras=('top', 'left_wrist'), image_height=8, image_width=12)
 PNG = b'\x89PNG\r\n\x1a\n'
+TOP = FEATURES.camera_topic('top')
 FIXED = ['--planner-latency', '0.01', '--executor-latency', '0.005', '--no-progress']
 
 
@@ -63,6 +64,18 @@ def test_a_directory_means_every_bag_in_it(tmp_path):
     assert 'b__c/joints_right.png' in page and 'all bags' in page
 
 
+def test_compressed_cameras_give_the_raw_figures(tmp_path):
+    """A bag whose cameras are png CompressedImage reports what its raw twin reports."""
+    write_bag(tmp_path / 'bags' / 'raw', messages(), FEATURES)
+    write_bag(tmp_path / 'bags' / 'png', compress_cameras(messages()), FEATURES)
+    assert eval_bag(tmp_path / 'bags', '--out', tmp_path / 'report') == 0
+    bags = json.loads((tmp_path / 'report' / 'metrics.json').read_text())['bags']
+    for values in bags.values():
+        del values['bags'], values['latency']['planner']['measured']
+        del values['latency']['executor']['measured']
+    assert bags['png'] == bags['raw'] and bags['raw']['compared_ticks'] == 25
+
+
 def _without(topic: str):
     return [m for m in messages() if m[0] != topic]
 
@@ -71,6 +84,15 @@ def _retyped(topic: str):
     string = STORE.types['std_msgs/msg/String'](data='x')
     return [(t, 'std_msgs/msg/String', s, string) if t == topic else (t, ty, s, m)
             for t, ty, s, m in messages()]
+
+
+def _corrupt_png_frame():
+    """Png cameras, with 9 bytes of garbage as the top camera's frame of step 2 (0.04 s)."""
+    out = compress_cameras(messages())
+    for t, ty, s, m in out:
+        if t == TOP and s == 40_000_000:
+            m.data = np.arange(9, dtype=np.uint8)
+    return out
 
 
 BAD_BAGS = {
@@ -86,6 +108,8 @@ BAD_BAGS = {
     'bad message': (lambda: [(t, ty, s, STORE.types['std_msgs/msg/Float64MultiArray'](
         layout=m.layout, data=np.zeros(3))) if t == '/joint_commands' else (t, ty, s, m)
         for t, ty, s, m in messages()], None, 'expected 14 joints'),
+    'corrupt compressed frame': (_corrupt_png_frame, None, f'bad message on {TOP!r} at 0.040 '
+                                 "s: cannot decode the 9 bytes of the 'png'"),
 }
 
 

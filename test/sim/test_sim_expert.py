@@ -7,6 +7,7 @@ pytest.importorskip('gym_aloha', reason='the simulator (requirements/sim.txt) is
 
 from ahawam_ros.robot import JOINT_LOWER, JOINT_UPPER  # noqa: E402, I100
 from ahawam_ros.sim.aloha_env import CONTROL_PERIOD, SimConfig  # noqa: E402
+from ahawam_ros.sim.episode import SimEpisode  # noqa: E402
 from ahawam_ros.sim.expert_plans import ArmPath, Keyframe, make_plan  # noqa: E402
 from ahawam_ros.sim.mocap_sim import MocapSim  # noqa: E402
 from ahawam_ros.sim.scripted_expert import generate_episode, ScriptedExpert  # noqa: E402
@@ -63,9 +64,11 @@ def test_expert_commands_succeed_in_the_joint_scene(task, seeds):
 def test_generate_episode_records_a_consistent_episode():
     config = SimConfig(cameras=('top',), image_height=32, image_width=40)
     episode = generate_episode('transfer_cube', 3, config)
-    assert episode is not None and episode.success and episode.task == 'transfer_cube'
+    assert isinstance(episode, SimEpisode)
+    assert episode.success and episode.task == 'transfer_cube' and episode.seed == 3
     steps = len(episode)
     assert steps == 400
+    assert episode.object_pose.shape == (steps, 7)  # the cube: position and wxyz quaternion
     assert episode.images['top'].shape == (steps, 32, 40, 3)
     assert episode.qpos.shape == episode.qvel.shape == episode.actions.shape == (steps, 14)
     np.testing.assert_allclose(episode.time, np.arange(steps) * CONTROL_PERIOD, atol=1e-9)

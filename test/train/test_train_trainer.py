@@ -8,6 +8,7 @@ from ahawam_ros.data.demo_bags import write_episode_bag
 from ahawam_ros.data.features import FeatureConfig
 from ahawam_ros.model.checkpoint import load_checkpoint
 from ahawam_ros.robot import JOINT_NAMES
+from ahawam_ros.sim.episode import SimEpisode
 from ahawam_ros.train import cli
 from ahawam_ros.train import trainer as trainer_module
 from ahawam_ros.train.config import TrainConfig
@@ -22,14 +23,15 @@ FEATURES = FeatureConfig(cameras=('top', 'left_wrist'), image_height=16, image_w
 AE_STEPS, STEPS = 4, 4
 
 
-def _episode(steps: int, seed: int) -> SimpleNamespace:
+def _episode(steps: int, seed: int) -> SimEpisode:
     rng = np.random.default_rng(seed)
     qpos = np.cumsum(rng.normal(0, 0.05, (steps, len(JOINT_NAMES))), axis=0)
     images = {c: rng.integers(0, 256, (steps, 16, 16, 3), dtype=np.uint8)
               for c in FEATURES.cameras}
-    return SimpleNamespace(task='transfer_cube', seed=seed, success=True, images=images,
-                           qpos=qpos, qvel=np.zeros_like(qpos), actions=qpos + 0.1,
-                           reward=np.zeros(steps), time=np.arange(steps) * 0.02)
+    return SimEpisode(task='transfer_cube', seed=seed, success=True, images=images,
+                      qpos=qpos, qvel=np.zeros_like(qpos), actions=qpos + 0.1,
+                      reward=np.zeros(steps), time=np.arange(steps) * 0.02,
+                      object_pose=np.zeros((steps, 0)))
 
 
 @pytest.fixture(scope='module')
@@ -134,8 +136,6 @@ def test_cli_trains_resumes_and_rejects_bad_flags(bags, tmp_path, capsys):
 
 def test_trains_on_simulator_episodes_directly(tmp_path):
     sim_episodes = [_episode(30, seed) for seed in (5, 6)]
-    for episode in sim_episodes:
-        episode.joint_names = JOINT_NAMES
     trainer = Trainer(_config(Path('unused'), tmp_path, steps=1, ae_steps=1), sim_episodes)
     assert trainer.episodes[1].images.shape == (30, 2, 16, 16, 3)
     np.testing.assert_allclose(trainer.norm_stats.action_mean,

@@ -1,0 +1,34 @@
+"""
+Camera images as every component passes them: uint8 RGB, V views in camera (view) order.
+
+Shapes: V views of H x W pixels; one step's views stack to uint8 (V, H, W, 3).
+
+`tile_views` puts the views of one step side by side, for videos of simulated episodes and the
+planner's composite image in rviz. (The model's tiling of normalised torch tensors into a
+rows x cols grid, its autoencoder input, is `ahawam_ros.model.autoencoder.tile_views`.)
+"""
+
+from typing import Sequence, Union
+
+import numpy as np
+
+
+def tile_views(images: Union[np.ndarray, Sequence[np.ndarray]]) -> np.ndarray:
+    """
+    Tile V views side by side, left to right in view order.
+
+    Parameters
+    ----------
+    images : numpy.ndarray or sequence of numpy.ndarray
+        uint8 (V, H, W, 3), or V arrays of (H, W, 3).
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 (H, V * W, 3), a new array.
+
+    """
+    views = list(images)
+    if not views:
+        raise ValueError('tile_views: no views to tile')
+    return np.concatenate(views, axis=1)  # (H, V * W, 3)
