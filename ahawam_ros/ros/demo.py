@@ -20,6 +20,7 @@ from typing import List, Optional
 os.environ.setdefault('OMP_NUM_THREADS', '1')  # before torch: one core per worker thread
 
 from ahawam_ros.ros.demo_supervisor import DemoSupervisor, EpisodeResult  # noqa: E402
+from ahawam_ros.ros.log_bridge import bridge_core_logging  # noqa: E402
 from ahawam_ros.ros.node_configs import BimanualSimConfig  # noqa: E402
 from ahawam_ros.ros.params import config_from_params_file  # noqa: E402
 from ahawam_ros.ros.paths import share_file  # noqa: E402
@@ -116,6 +117,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     sim_config = config_from_params_file(params_file, 'bimanual_sim', BimanualSimConfig)
     simulator = start_simulator(params_file)
     responsive_gil()
+    bridge_core_logging()
     rclpy.init(args=['ahawam_demo'] + _ros_args(options, params_file),
                signal_handler_options=SignalHandlerOptions.NO)
     executor = MultiThreadedExecutor(num_threads=DEFAULT_THREADS)

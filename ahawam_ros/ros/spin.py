@@ -6,6 +6,7 @@ import threading
 import time
 from typing import Callable, List, Optional, Sequence
 
+from ahawam_ros.ros.log_bridge import bridge_core_logging
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
@@ -96,6 +97,7 @@ def run_nodes(make_nodes: Callable[[], List[Node]], args: Optional[Sequence[str]
     command there), then the nodes are destroyed. Returns 0.
     """
     responsive_gil()
+    bridge_core_logging()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     nodes: List[Node] = []
