@@ -237,6 +237,10 @@ def ros_figures(summary: Dict[str, Any]) -> Dict[str, Any]:
                              ('update_latency_ms', 'executor', 'chunks_accepted')):
         figures[key].update(p50=summary[f'{name}_latency_p50_ms'],
                             p95=summary[f'{name}_latency_p95_ms'], count=int(summary[count]))
+    if 'context_age_p50_ms' in summary:  # the executor's rolling window, at the end
+        figures['context_age_ms'].update(p50=summary['context_age_p50_ms'],
+                                         p95=summary['context_age_p95_ms'],
+                                         count=int(summary['context_age_count']))
     figures['episode_results'] = episodes
     return figures
 

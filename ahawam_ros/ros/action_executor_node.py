@@ -86,6 +86,7 @@ class ActionExecutorNode(Node):
         self.last_command: Optional[Command] = None
         self._last_reason = ''
         self._reported = set()
+        self._previous_counts = None  # (time, (ticks, chunks accepted)) of the last diagnostics
         # rclpy's context shutdown does not reliably destroy every node: stop on it too.
         self.context.on_shutdown(self._stop_worker)
         self.core.start_worker(self._chunk_step,
@@ -182,10 +183,21 @@ class ActionExecutorNode(Node):
 
     def _on_diagnostics(self) -> None:
         stats = self.core.stats()
+        stats.update(self._rates(stats))
         ok = not self.last_command or not self.last_command.is_hold
         message = 'executing' if ok else f'holding: {self.last_command.reason}'
         self._diagnostics_pub.publish(conv.diagnostics_msg(
             f'{self.get_name()}: executor', 'ahawam_ros', ok, message, stats, self.now()))
+
+    def _rates(self, stats: dict) -> dict:
+        """Commands and accepted chunks per second since the previous diagnostics message."""
+        now, counts = self.now(), (stats['ticks'], stats['chunks_accepted'])
+        previous, self._previous_counts = self._previous_counts, (now, counts)
+        if previous is None or now <= previous[0]:
+            return {}
+        elapsed = now - previous[0]
+        return {'command_rate_hz': (counts[0] - previous[1][0]) / elapsed,
+                'chunk_rate_hz': (counts[1] - previous[1][1]) / elapsed}
 
     def _report_once(self, key: str, text: str) -> None:
         if (key, text) not in self._reported:

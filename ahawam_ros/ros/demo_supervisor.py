@@ -190,6 +190,9 @@ class DemoSupervisor(Node):
                 'planner_refreshes': plan['published'],
                 'executor_latency_p50_ms': chunk['chunk_latency_p50'] * 1e3,
                 'executor_latency_p95_ms': chunk['chunk_latency_p95'] * 1e3,
+                'context_age_p50_ms': chunk['context_age_p50'] * 1e3,
+                'context_age_p95_ms': chunk['context_age_p95'] * 1e3,
+                'context_age_count': chunk['context_age_count'],
                 'chunks_accepted': chunk['chunks_accepted'],
                 'chunks_dropped': chunk['chunks_dropped'],
                 'command_ticks': chunk['ticks'], 'holds': chunk['holds']}

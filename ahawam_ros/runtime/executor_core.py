@@ -167,6 +167,7 @@ class ExecutorCore:
         self._worker = WakeableWorker(self.compute_chunk, 'ahawam-chunk-worker',
                                       config.worker_poll)
         self.chunk_latency = RollingStats(config.stats_window)
+        self.context_age = RollingStats(config.stats_window)  # s, of each executed command
         self.holds = ReasonCounter()
         self.chunk_results = ReasonCounter()  # 'accepted' and every skip / drop reason
         self._ticks = 0
@@ -358,6 +359,8 @@ class ExecutorCore:
         if result.is_hold:
             self.holds.add(result.reason)
         age = math.nan if context_stamp is None else now - context_stamp
+        if not result.is_hold and math.isfinite(age):
+            self.context_age.add(age)
         return Command(result.positions, result.is_hold, result.reason, seq, age, now,
                        result.clipped, result.rate_limited)
 
@@ -413,6 +416,7 @@ class ExecutorCore:
         out['chunks_dropped'] = out['chunks_computed'] - out['chunks_accepted']
         out.update({f'chunk_{k}': float(v) for k, v in results.items() if k != ACCEPTED})
         out.update(self.chunk_latency.summary('chunk_latency'))
+        out.update(self.context_age.summary('context_age'))
         out['rejected_joint_states'] = float(self.rejected_joint_states)
         out['context_seq'] = float(self.slot.last_seq)
         return out

@@ -8,6 +8,7 @@ from ahawam_ros.robot import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
 from ahawam_ros.ros import conversions as conv
 from ahawam_ros.ros.action_executor_node import ActionExecutorNode
 from ahawam_ros.ros.world_planner_node import WorldPlannerNode
+from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 import pytest
 from robot_stub import RobotStub
@@ -52,6 +53,27 @@ def test_commands_flow_finite_within_limits_with_config_joint_names(ros_context,
     assert steps.max() <= executor.config.max_step + 1e-9
     assert chunks[-1].context_seq >= 1 and chunks[-1].chunk_len == executor.policy.chunk_len
     assert executor.core.stats()['chunks_accepted'] >= 2
+
+
+def test_diagnostics_report_rates_latencies_context_age_and_holds(ros_context, tiny_checkpoint):
+    stub, planner, executor = _system(ros_context, tiny_checkpoint, executor_params={
+        'diagnostics_topic': 'diagnostics', 'diagnostics_period': 0.5})
+    reports = []
+
+    def on_diagnostics(msg: DiagnosticArray) -> None:
+        reports.append({kv.key: kv.value for kv in msg.status[0].values})
+
+    stub.create_subscription(DiagnosticArray, 'diagnostics', on_diagnostics, 10)
+    with spinning(ros_context, [stub, planner, executor]):
+        assert wait_for(lambda: executor.core.stats()['chunks_accepted'] >= 3, timeout=30)
+        count = len(reports)
+        assert wait_for(lambda: len(reports) >= count + 2, timeout=10)
+    values = {key: float(value) for key, value in reports[-1].items()}
+    assert 25.0 < values['command_rate_hz'] < 75.0, values  # 50 Hz timer, 0.5 s windows
+    assert values['chunk_rate_hz'] >= 0.0 and values['chunk_latency_p50'] > 0.0
+    # the stub's frames are fresh; a context is used at most max_context_age after its frames
+    assert 0.0 < values['context_age_p50'] <= executor.config.max_context_age
+    assert values['context_age_count'] > 0 and 'holds' in values
 
 
 def test_context_travels_by_reference(ros_context, tiny_checkpoint):
