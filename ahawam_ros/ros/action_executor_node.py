@@ -88,7 +88,7 @@ class ActionExecutorNode(Node):
         self._reported = set()
         self._previous_counts = None  # (time, (ticks, chunks accepted)) of the last diagnostics
         # rclpy's context shutdown does not reliably destroy every node: stop on it too.
-        self.context.on_shutdown(self._stop_worker)
+        self.context.on_shutdown(self.core.stop_worker)
         self.core.start_worker(self._chunk_step,
                                lambda: use_torch_threads(config.torch_threads))
 
@@ -215,9 +215,6 @@ class ActionExecutorNode(Node):
             if publisher is not None:
                 publisher.wait_for_all_acked(Duration(seconds=1.0))
         self.get_logger().info('final hold sent')
-
-    def _stop_worker(self) -> None:
-        self.core.stop_worker()
 
     def destroy_node(self) -> None:
         """Stop the chunk worker (after its current chunk), then destroy the node."""

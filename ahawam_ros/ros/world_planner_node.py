@@ -54,7 +54,7 @@ class WorldPlannerNode(Node):
         self.create_timer(1.0 / config.refresh_rate_hz, self._on_timer,
                           callback_group=MutuallyExclusiveCallbackGroup())
         # rclpy's context shutdown does not reliably destroy every node: stop on it too.
-        self.context.on_shutdown(self._stop_worker)
+        self.context.on_shutdown(self.core.stop_worker)
         self.core.start_worker(self._refresh_step,
                                lambda: use_torch_threads(config.torch_threads))
         self.get_logger().info(
@@ -93,9 +93,6 @@ class WorldPlannerNode(Node):
         if self._composite_pub.get_subscription_count() > 0:
             self._composite_pub.publish(rgb_to_image_msg(
                 tile_views(outcome.images), to_time_msg(snapshot.obs_stamp), 'composite'))
-
-    def _stop_worker(self) -> None:
-        self.core.stop_worker()
 
     def destroy_node(self) -> None:
         """Stop the planner worker (after its current refresh), then destroy the node."""

@@ -201,7 +201,7 @@ class ExecutorCore:
         """Resolve a context handle from a message and install it if newer (may raise)."""
         installed = self.slot.offer(resolve(handle))
         if installed:
-            self._wake_worker()
+            self._worker.wake()
         return installed
 
     def _store(self, name: str, observation: _Observation) -> bool:
@@ -211,12 +211,11 @@ class ExecutorCore:
                 return False  # taken before the episode started (a reset raced with it)
             if current is not None and observation.stamp < current.stamp:
                 return False
+            newer = current is None or observation.stamp > current.stamp
             setattr(self, name, observation)
-        self._wake_worker()
+        if newer:  # a re-offered observation is nothing new to compute from
+            self._worker.wake()
         return True
-
-    def _wake_worker(self) -> None:
-        self._worker.wake()
 
     # ---- chunk computation (worker thread or the caller's callback group) ----------------
 

@@ -125,8 +125,10 @@ class PlannerCore:
         with self._lock:
             if stamp < self._image_stamp or stamp < self._not_before:
                 return False
+            newer = stamp > self._image_stamp
             self._images, self._image_stamp = images, float(stamp)
-        self._worker.wake()
+        if newer:  # re-offered frames are nothing new to plan from
+            self._worker.wake()
         return True
 
     def refresh(self) -> PlanOutcome:

@@ -1,6 +1,7 @@
 """The executor core end to end with FakePolicy, a planner core and a manual clock."""
 
 import math
+import threading
 import time
 
 from ahawam_ros.runtime.chunk_scheduler import SchedulerConfig
@@ -24,7 +25,7 @@ class Rig:
     """Planner + executor sharing one slot, a fake policy and a manual clock."""
 
     def __init__(self, blend='none', max_step=10.0, amplitude=0.5, chunk_latency=0.015,
-                 execute_steps=0):
+                 execute_steps=0, worker_poll=0.02):
         self.clock = ManualClock(START)
         self.policy = FakePolicy(chunk_len=K, action_dim=A, control_period=PERIOD,
                                  chunk_latency=chunk_latency, amplitude=amplitude,
@@ -33,7 +34,7 @@ class Rig:
         safety = SafetyConfig.uniform(A, -1.0, 1.0, max_step, max_context_age=MAX_CONTEXT_AGE,
                                       max_observation_age=0.1)
         config = ExecutorConfig(safety=safety, scheduler=SchedulerConfig(blend=blend),
-                                execute_steps=execute_steps)
+                                execute_steps=execute_steps, worker_poll=worker_poll)
         self.executor = ExecutorCore(self.policy, self.slot, config, clock=self.clock,
                                      episode_start=START, wall_clock=self.clock)
         self.planner = PlannerCore(self.policy, self.slot, PlannerConfig(), clock=self.clock,
@@ -279,3 +280,22 @@ def test_final_command_holds_the_last_command_sent():
     final = rig.executor.final_command()
     assert final.is_hold and final.reason == 'stopped'
     np.testing.assert_array_equal(final.positions, commands[-1].positions)
+
+
+def test_the_worker_wakes_for_new_inputs_only_not_for_re_offered_ones():
+    """A step that re-offers the frames it has must not wake itself again (a busy loop)."""
+    rig = Rig(worker_poll=60.0)  # no wake-up by polling within the test
+    steps = threading.Semaphore(0)
+    rig.executor.start_worker(steps.release)
+    try:
+        assert rig.executor.update_images(IMAGES, START)
+        assert rig.executor.update_joints(rig.robot, START)
+        while steps.acquire(timeout=0.3):
+            pass  # the wake-ups of the two new inputs (one or two steps)
+        assert rig.executor.update_images(IMAGES, START)  # re-offered: kept, nothing new
+        assert rig.executor.update_joints(rig.robot, START)
+        assert not steps.acquire(timeout=0.3), 'woken by inputs that were not new'
+        assert rig.executor.update_joints(rig.robot, START + PERIOD)
+        assert steps.acquire(timeout=5.0)
+    finally:
+        assert rig.executor.stop_worker()

@@ -1,6 +1,7 @@
 """The planner core: newest frames -> plan -> a numbered snapshot in the slot."""
 
 import math
+import threading
 import time
 
 from ahawam_ros.runtime.clock import ManualClock
@@ -106,6 +107,22 @@ def test_worker_publishes_in_the_background():
     finally:
         assert planner.stop_worker()
     assert slot.last_seq >= 3
+
+
+def test_the_worker_wakes_for_new_frames_only_not_for_re_offered_ones():
+    """The planner timer re-offers the newest frames; only new ones may wake the worker."""
+    planner, _, _, _ = make(worker_poll=60.0)  # no wake-up by polling within the test
+    steps = threading.Semaphore(0)
+    planner.start_worker(steps.release)
+    try:
+        assert planner.update_images(IMAGES, START)
+        assert steps.acquire(timeout=5.0)
+        assert planner.update_images(IMAGES, START)  # the same frames again
+        assert not steps.acquire(timeout=0.3), 'woken by frames that were not new'
+        assert planner.update_images(IMAGES, START + 0.1)
+        assert steps.acquire(timeout=5.0)
+    finally:
+        assert planner.stop_worker()
 
 
 @pytest.mark.parametrize('kwargs, field', [({'max_image_age': 0.0}, 'max_image_age'),
