@@ -29,16 +29,21 @@ import torch
 STATUS_FILE = '/proc/self/status'
 
 
-def resident_mb() -> float:
-    """Return this process's resident memory (VmRSS) in MiB; NaN where /proc is missing."""
+def proc_kib(path: str, key: str) -> float:
+    """Return the kB figure of `key:` in a /proc file (status, meminfo); NaN if unreadable."""
     try:
-        with open(STATUS_FILE) as status:
-            for line in status:
-                if line.startswith('VmRSS:'):
-                    return int(line.split()[1]) / 1024.0  # kB -> MiB
+        with open(path) as lines:
+            for line in lines:
+                if line.startswith(f'{key}:'):
+                    return float(line.split()[1])
     except OSError:
         pass
     return math.nan
+
+
+def resident_mb() -> float:
+    """Return this process's resident memory (VmRSS) in MiB; NaN where /proc is missing."""
+    return proc_kib(STATUS_FILE, 'VmRSS') / 1024.0  # kB -> MiB
 
 
 def update_rates(policy: AhaWamPolicy, repeats: int) -> Dict[str, float]:

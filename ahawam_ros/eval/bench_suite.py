@@ -18,12 +18,14 @@ Prints a table and writes `<out>/bench.json`; the load average is recorded with 
 """
 
 import argparse
+import math
 import os
 from pathlib import Path
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ahawam_ros.eval.bench_runtime import planner_run, training_throughput, update_rates
+from ahawam_ros.eval.bench_runtime import planner_run, proc_kib, training_throughput
+from ahawam_ros.eval.bench_runtime import update_rates
 from ahawam_ros.eval.sim_metrics import write_json
 from ahawam_ros.eval.sim_policy import load_eval_policy, policy_views, RANDOM_PREFIX
 from ahawam_ros.model.aha_wam import AhaWamModel, parameter_counts
@@ -37,14 +39,8 @@ MEMINFO = '/proc/meminfo'
 
 def available_bytes() -> float:
     """Return MemAvailable in bytes (infinite where /proc/meminfo is missing)."""
-    try:
-        with open(MEMINFO) as meminfo:
-            for line in meminfo:
-                if line.startswith('MemAvailable:'):
-                    return int(line.split()[1]) * 1024.0
-    except OSError:
-        pass
-    return float('inf')
+    kib = proc_kib(MEMINFO, 'MemAvailable')
+    return float('inf') if math.isnan(kib) else kib * 1024.0
 
 
 def preset_fits(name: str) -> Tuple[bool, str]:
