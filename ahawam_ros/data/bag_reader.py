@@ -20,9 +20,9 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from ahawam_ros.data.compressed_image import decode_compressed
+from ahawam_ros.data.camera_images import decode_camera
 from ahawam_ros.data.episode import Episode
-from ahawam_ros.data.features import CAMERA_MSGS, COMPRESSED_IMAGE_MSG, FeatureConfig
+from ahawam_ros.data.features import CAMERA_MSGS, FeatureConfig
 from ahawam_ros.data.typestore import ahawam_typestore
 import numpy as np
 from rosbags.rosbag2 import Reader, ReaderError
@@ -112,21 +112,6 @@ def check_topics(reader: Reader, path: Path,
     return conns
 
 
-def _image(msg: Any, shape: Tuple[int, int, int]) -> np.ndarray:
-    """Decode a raw rgb8/bgr8 `sensor_msgs/Image` to uint8 (H, W, 3) RGB of `shape`."""
-    if msg.encoding not in ('rgb8', 'bgr8'):
-        raise ValueError(f"image encoding {msg.encoding!r}, expected 'rgb8' (or 'bgr8')")
-    height, width = int(msg.height), int(msg.width)
-    _check_size(height, width, shape)
-    step = int(msg.step)
-    if step < width * 3 or len(msg.data) < step * height:
-        raise ValueError(f'image data of {len(msg.data)} bytes is too short for {height}x'
-                         f'{width} with step {step}')
-    rows = np.asarray(msg.data[:step * height], np.uint8).reshape(height, step)
-    pixels = rows[:, :width * 3].reshape(height, width, 3)  # drops row padding
-    return pixels[..., ::-1].copy() if msg.encoding == 'bgr8' else pixels.copy()
-
-
 def _check_size(height: int, width: int, shape: Tuple[int, int, int]) -> None:
     if (height, width, 3) != tuple(shape):
         raise ValueError(f'image of {height}x{width}, expected {shape[0]}x{shape[1]} (the '
@@ -135,9 +120,7 @@ def _check_size(height: int, width: int, shape: Tuple[int, int, int]) -> None:
 
 def _camera_image(msg: Any, msgtype: str, shape: Tuple[int, int, int]) -> np.ndarray:
     """Decode a camera message of type `msgtype` (one of CAMERA_MSGS) to uint8 `shape` RGB."""
-    if msgtype != COMPRESSED_IMAGE_MSG:
-        return _image(msg, shape)
-    rgb = decode_compressed(msg)  # (H, W, 3)
+    rgb = decode_camera(msg, msgtype)  # (H, W, 3)
     _check_size(rgb.shape[0], rgb.shape[1], shape)
     return rgb
 

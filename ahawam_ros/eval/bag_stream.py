@@ -18,8 +18,8 @@ from typing import Any, Dict, Iterator, NamedTuple, Optional, Sequence, Tuple
 
 from ahawam_ros.data.bag_reader import bag_custom_metadata, BagError, camera_topics_in
 from ahawam_ros.data.bag_reader import check_topics, open_bag
-from ahawam_ros.data.compressed_image import decode_compressed
-from ahawam_ros.data.features import CAMERA_MSGS, COMMAND_MSG, COMPRESSED_IMAGE_MSG
+from ahawam_ros.data.camera_images import decode_camera
+from ahawam_ros.data.features import CAMERA_MSGS, COMMAND_MSG
 from ahawam_ros.data.features import FeatureConfig, JOINT_STATE_MSG, TRAJECTORY_MSG
 from ahawam_ros.data.typestore import ahawam_typestore
 import numpy as np
@@ -38,19 +38,6 @@ class BagMessage(NamedTuple):
     stamp_ns: int  # log time relative to the bag's first message
     camera: int  # view index for IMAGE, else -1
     value: np.ndarray  # IMAGE: uint8 (H, W, 3) RGB; JOINTS, COMMAND: float64 (A,)
-
-
-def decode_image(msg: Any) -> np.ndarray:
-    """Decode a raw rgb8 / bgr8 `sensor_msgs/Image` of any size to uint8 (H, W, 3) RGB."""
-    if msg.encoding not in ('rgb8', 'bgr8'):
-        raise ValueError(f"image encoding {msg.encoding!r}, expected 'rgb8' (or 'bgr8')")
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    if height < 1 or width < 1 or step < width * 3 or len(msg.data) < step * height:
-        raise ValueError(f'image data of {len(msg.data)} bytes does not hold {height}x{width} '
-                         f'with step {step}')
-    rows = np.asarray(msg.data[:step * height], np.uint8).reshape(height, step)
-    pixels = rows[:, :width * 3].reshape(height, width, 3)  # drops row padding
-    return pixels[..., ::-1].copy() if msg.encoding == 'bgr8' else pixels.copy()
 
 
 def _by_name(names: Sequence[str], values: Sequence[float], joint_names: Tuple[str, ...],
@@ -186,8 +173,7 @@ class BagSource:
                 trajectory: bool) -> BagMessage:
         names = self.features.joint_names
         if topic in cameras:
-            rgb = decode_compressed(msg) if msgtype == COMPRESSED_IMAGE_MSG else decode_image(msg)
-            return BagMessage(IMAGE, 0, cameras[topic], rgb)
+            return BagMessage(IMAGE, 0, cameras[topic], decode_camera(msg, msgtype))
         if topic == self.command_topic:
             decode = decode_trajectory if trajectory else decode_command
             return BagMessage(COMMAND, 0, -1, decode(msg, names))

@@ -1,7 +1,7 @@
 """Bags whose camera topics carry sensor_msgs/CompressedImage (png, jpeg) read like raw ones."""
 
 from ahawam_ros.data.bag_reader import BagError, read_episode
-from ahawam_ros.data.compressed_image import decode_compressed
+from ahawam_ros.data.camera_images import decode_compressed
 from ahawam_ros.data.features import FeatureConfig
 from ahawam_ros.eval.bag_testing import compress_cameras, compressed_msg, gradient_frame
 from ahawam_ros.eval.bag_testing import lockstep_messages, STORE, write_bag
