@@ -1,182 +1,98 @@
 """
-Read a rosbag2 demonstration (mcap or sqlite3) into an `Episode` on the control clock.
+Read a rosbag2 demonstration (directory or bare .mcap file) into an `Episode`.
 
-The joint commands define the steps: step t is the t-th message on the command topic (the
-command actually sent). Each step takes the nearest previous (at or before its log time)
-image of every camera and joint state; commands sent before every stream has produced a
-message are dropped. A camera topic carries raw `sensor_msgs/Image` (rgb8/bgr8) or
-`sensor_msgs/CompressedImage` (jpeg/png); either way its frames must have the FeatureConfig's
-image size. Topic names and expected types come from a `FeatureConfig`: the bag's
-own recorded features (`ahawam.features` custom data, written by `demo_bags`) when none is
-given, else the default preset. A bag that lacks a topic, carries a different message type,
-has no messages on a topic, is truncated or holds malformed messages raises `BagError` naming
-the bag, the topic and what was expected.
+The recorded commands define the steps: step t is the t-th command sample (the command
+actually sent; with per-arm command topics, the t-th merged sample, see `joint_merge`). Each
+step takes the nearest previous (at or before its log time) image of every camera and merged
+joint state; commands sent before every stream has produced a value are dropped. Which topics
+feed which camera and joint comes from a `TopicMapping` (`mapping`), or from the default
+layout of a `FeatureConfig`: the bag's own recorded features (`ahawam.features` custom data,
+written by `demo_bags`) when none is given, else the default preset. A camera topic carries
+raw `sensor_msgs/Image` (rgb8/bgr8) or `sensor_msgs/CompressedImage` (jpeg/png). A bag that
+lacks a topic, carries a different message type, has no messages on a topic, is truncated,
+has fewer messages than it records, or holds malformed messages raises `BagError` naming the
+bag, the topic and what was expected.
 
 Shapes: T steps, V cameras, H x W pixels, A joints.
 """
 
-import dataclasses
-import json
+import logging
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
-from ahawam_ros.data.camera_images import decode_camera
+from ahawam_ros.data.bag_files import BagError, find_bags, open_bag  # noqa: F401 - re-exported
+from ahawam_ros.data.bag_layout import BagLayout, CAMERA, COMMAND, Layout, STATE
 from ahawam_ros.data.episode import Episode
-from ahawam_ros.data.features import CAMERA_MSGS, FeatureConfig
-from ahawam_ros.data.typestore import ahawam_typestore
 import numpy as np
 from rosbags.rosbag2 import Reader, ReaderError
 
-
-METADATA_PREFIX = 'ahawam.'  # custom_data keys written by demo_bags (JSON values)
 PathLike = Union[str, Path]
+Stream = Tuple[np.ndarray, List[np.ndarray]]  # int64 (N,) log times, N values
+LOG = logging.getLogger(__name__)
 
 
-class BagError(ValueError):
-    """A bag that cannot be read as a demonstration (the message says which and why)."""
-
-
-def find_bags(root: PathLike) -> List[Path]:
-    """
-    Return the rosbag2 directories at or under `root`, sorted by path.
-
-    A bag directory holds a `metadata.yaml`; hidden directories (staging folders of
-    unfinished recordings) are skipped.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f'bag directory {root} does not exist')
-    if (root / 'metadata.yaml').is_file():
-        return [root]
-    found = [p.parent for p in root.rglob('metadata.yaml')
-             if not any(part.startswith('.') for part in p.relative_to(root).parts)]
-    return sorted(found)
-
-
-def open_bag(path: Path) -> Reader:
-    """Open a rosbag2 directory with rosbags; a bag that cannot be opened raises BagError."""
-    try:
-        reader = Reader(path)
-        reader.open()
-    except (ReaderError, FileNotFoundError, OSError) as exc:
-        raise BagError(f'cannot open bag {path}: truncated or corrupt, or not a rosbag2 '
-                       f'directory ({exc})') from exc
-    return reader
-
-
-def bag_custom_metadata(reader: Reader) -> Dict[str, Any]:
-    """Return the `ahawam.*` custom data of an open bag, prefix removed, values JSON-decoded."""
-    custom = reader.storage.metadata.custom if hasattr(reader.storage, 'metadata') else None
-    out = {}
-    for key, value in (custom or {}).items():
-        if key.startswith(METADATA_PREFIX):
-            try:
-                out[key[len(METADATA_PREFIX):]] = json.loads(value)
-            except json.JSONDecodeError:
-                out[key[len(METADATA_PREFIX):]] = value
-    return out
-
-
-def camera_topics_in(reader: Reader, features: FeatureConfig) -> Tuple[str, ...]:
-    """
-    Return the bag's topic of each camera of `features`, in view order.
-
-    The configured topic, else its image_transport `<topic>/compressed` sibling when only that
-    was recorded (a robot's bag of compressed cameras). A camera with neither keeps the
-    configured name, so that `check_topics` reports it missing.
-    """
-    topics = reader.topics
-    out = []
-    for topic in features.camera_topics().values():
-        compressed = topic.rstrip('/') + '/compressed'
-        out.append(compressed if topic not in topics and compressed in topics else topic)
-    return tuple(out)
-
-
-def check_topics(reader: Reader, path: Path,
-                 expected: Dict[str, Tuple[str, ...]]) -> Dict[str, Any]:
-    """Return topic -> connections for the `expected` topic -> accepted types, or BagError."""
-    topics = reader.topics
-    conns = {}
-    for topic, msgtypes in expected.items():
-        msgtype = ' or '.join(msgtypes)
-        if topic not in topics:
-            raise BagError(f'bag {path} lacks topic {topic!r} (expected type {msgtype}); it '
-                           f'has {sorted(topics)}')
-        actual = topics[topic].msgtype
-        if actual not in msgtypes:
-            raise BagError(f'bag {path}: topic {topic!r} has type {actual}, expected {msgtype}')
-        if topics[topic].msgcount == 0:
-            raise BagError(f'bag {path}: no messages on topic {topic!r} (empty bag?)')
-        conns[topic] = topics[topic].connections
-    return conns
-
-
-def _check_size(height: int, width: int, shape: Tuple[int, int, int]) -> None:
-    if (height, width, 3) != tuple(shape):
-        raise ValueError(f'image of {height}x{width}, expected {shape[0]}x{shape[1]} (the '
-                         f'FeatureConfig image size)')
-
-
-def _camera_image(msg: Any, msgtype: str, shape: Tuple[int, int, int]) -> np.ndarray:
-    """Decode a camera message of type `msgtype` (one of CAMERA_MSGS) to uint8 `shape` RGB."""
-    rgb = decode_camera(msg, msgtype)  # (H, W, 3)
-    _check_size(rgb.shape[0], rgb.shape[1], shape)
-    return rgb
-
-
-def _joint_positions(msg: Any, joint_names: Tuple[str, ...]) -> np.ndarray:
-    """Return (A,) positions of a `sensor_msgs/JointState`, reordered to `joint_names`."""
-    index = {name: i for i, name in enumerate(msg.name)}
-    missing = [name for name in joint_names if name not in index]
-    if missing:
-        raise ValueError(f'joint state lacks joints {missing}')
-    if len(msg.position) != len(msg.name):
-        raise ValueError(f'joint state has {len(msg.name)} names but {len(msg.position)} '
-                         'positions')
-    return np.asarray(msg.position, np.float64)[[index[name] for name in joint_names]]
-
-
-def _command(msg: Any, num_joints: int) -> np.ndarray:
-    """Return the (A,) joint command of a `std_msgs/Float64MultiArray`."""
-    if len(msg.data) != num_joints:
-        raise ValueError(f'command has {len(msg.data)} values, expected {num_joints} joints')
-    return np.asarray(msg.data, np.float64)
-
-
-def _read_streams(reader: Reader, path: Path, features: FeatureConfig
-                  ) -> Dict[str, Tuple[np.ndarray, List[np.ndarray]]]:
-    """Return topic -> (int64 (N,) log times, N decoded arrays) for every required topic."""
-    cameras = camera_topics_in(reader, features)
-    types = features.topic_types()
-    required = {topic: CAMERA_MSGS if topic in cameras else (types[topic],) for topic in
-                (*cameras, features.joint_state_topic, features.command_topic)}
-    conns = check_topics(reader, path, required)
-    # topic -> decoder of (message, its connection's type)
-    decode = {topic: (lambda m, msgtype: _camera_image(m, msgtype, features.image_shape))
-              for topic in cameras}
-    decode[features.joint_state_topic] = lambda m, _: _joint_positions(m, features.joint_names)
-    decode[features.command_topic] = lambda m, _: _command(m, len(features.joint_names))
-    store = ahawam_typestore()
-    streams: Dict[str, Tuple[List[int], List[np.ndarray]]] = {t: ([], []) for t in required}
-    try:
-        for conn, stamp, raw in reader.messages([c for cs in conns.values() for c in cs]):
-            try:
-                value = decode[conn.topic](store.deserialize_cdr(raw, conn.msgtype),
-                                           conn.msgtype)
-            except Exception as exc:  # noqa: B902 - any decoding failure is a bad message
-                raise BagError(f'bag {path}: bad message on {conn.topic!r} at t={stamp} ns: '
-                               f'{exc}') from exc
-            streams[conn.topic][0].append(stamp)
-            streams[conn.topic][1].append(value)
-    except ReaderError as exc:
-        raise BagError(f'bag {path} is truncated or corrupt: {exc}') from exc
-    return {topic: _sorted(times, values) for topic, (times, values) in streams.items()}
-
-
-def _sorted(times: List[int], values: List[np.ndarray]) -> Tuple[np.ndarray, List[np.ndarray]]:
+def _sorted(times: List[int], values: List[np.ndarray]) -> Stream:
     order = np.argsort(np.asarray(times, np.int64), kind='stable')
     return np.asarray(times, np.int64)[order], [values[i] for i in order]
+
+
+def _read_messages(reader: Reader, layout: BagLayout) -> Tuple[List[Stream], Dict[str, list]]:
+    """Return each camera's stream and, per joint role, [(time, seq, topic index, partial)]."""
+    frames: List[Tuple[List[int], List[np.ndarray]]] = [([], []) for _ in layout.camera_topics]
+    partials: Dict[str, list] = {STATE: [], COMMAND: []}
+    read = dict.fromkeys(layout.roles, 0)
+    try:
+        for conn, stamp, raw in reader.messages(layout.connections):
+            role, index = layout.roles[conn.topic]
+            try:
+                value = layout.decode(conn.topic, conn.msgtype, raw)
+            except Exception as exc:  # noqa: B902 - any decoding failure is a bad message
+                raise BagError(f'bag {layout.path}: bad message on {conn.topic!r} at t={stamp} '
+                               f'ns: {exc}') from exc
+            read[conn.topic] += 1
+            if role == CAMERA:
+                frames[index][0].append(stamp)
+                frames[index][1].append(value)
+            else:
+                partials[role].append((stamp, len(partials[role]), index, value))
+    except ReaderError as exc:
+        raise BagError(f'bag {layout.path} is truncated or corrupt: {exc}') from exc
+    layout.check_counts(read)
+    return [_sorted(*stream) for stream in frames], partials
+
+
+def _merge(layout: BagLayout, partials: Dict[str, list]) -> Dict[str, Stream]:
+    """Return the merged (A,) joint-state and command samples, in time order."""
+    mergers = layout.mergers()
+    merged = {}
+    for role, items in partials.items():
+        times, values = [], []
+        for stamp, _, index, (joints, positions) in sorted(items, key=lambda x: x[:2]):
+            sample = mergers[role].push(index, stamp, joints, positions)
+            if sample is not None:
+                times.append(stamp)
+                values.append(sample)
+        if not times:
+            group = layout.mapping.joint_states if role == STATE else layout.mapping.commands
+            raise BagError(f'bag {layout.path}: no complete {role} sample: the topics '
+                           f'{[t.topic for t in group]} never all had a value within max_skew '
+                           f'{layout.mapping.max_skew} s')
+        merged[role] = (np.asarray(times, np.int64), values)
+    note = layout.describe_drops(mergers)
+    if note:
+        LOG.warning(note)
+    return merged
+
+
+def _check_sizes(layout: BagLayout, cameras: List[Stream]) -> None:
+    """Raise BagError unless every frame of every camera has one size."""
+    first = cameras[0][1][0].shape
+    for topic, (_, frames) in zip(layout.camera_topics, cameras):
+        odd = next((f.shape for f in frames if f.shape != first), None)
+        if odd is not None:
+            raise BagError(f'bag {layout.path}: {topic!r} has frames of {odd[0]}x{odd[1]}, '
+                           f'another camera {first[0]}x{first[1]} (resize them: '
+                           'resize_images / --resize-images)')
 
 
 def _previous(times: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -184,68 +100,56 @@ def _previous(times: np.ndarray, at: np.ndarray) -> np.ndarray:
     return np.searchsorted(times, at, side='right') - 1
 
 
-def resolve_features(path: PathLike, features: Optional[FeatureConfig] = None) -> FeatureConfig:
-    """Return `features`, else the bag's recorded FeatureConfig, else the default preset."""
-    if features is not None:
-        return features
-    reader = open_bag(Path(path))
-    try:
-        recorded = bag_custom_metadata(reader).get('features')
-    finally:
-        reader.close()
-    if not recorded:
-        return FeatureConfig()
-    # A bag recorded by another version may carry fields this FeatureConfig lacks.
-    known = {f.name for f in dataclasses.fields(FeatureConfig)}
-    return FeatureConfig.from_dict({k: v for k, v in recorded.items() if k in known})
-
-
-def read_episode(path: PathLike, features: Optional[FeatureConfig] = None) -> Episode:
+def read_episode(path: PathLike, layout: Layout = None,
+                 resize_to: Optional[Tuple[int, int]] = None) -> Episode:
     """
     Read one bag into an `Episode` aligned on the command clock.
 
     Parameters
     ----------
     path : str or Path
-        A rosbag2 directory (mcap or sqlite3 storage).
-    features : FeatureConfig, optional
-        Topics, cameras, image size and joints; see `resolve_features`.
+        A rosbag2 directory (mcap or sqlite3 storage) or a bare .mcap file.
+    layout : TopicMapping or FeatureConfig, optional
+        Which topics feed which camera and joint; see `BagLayout`.
+    resize_to : (int, int), optional
+        (H, W) every frame is resized to as it is decoded (cv2 INTER_AREA).
 
     Returns
     -------
     Episode
         images uint8 (T, V, H, W, 3), joint_positions and actions float64 (T, A), timestamps
-        int64 (T,) (the commands' log times); the task is the bag's recorded task, else
-        `features.task`.
+        int64 (T,) (the command samples' log times); the task is the bag's recorded task,
+        else the mapping's.
 
     Raises
     ------
     BagError
-        Missing topic, wrong message type, empty topic, truncated bag or malformed message.
+        Missing topic or joint, wrong message type, empty topic, truncated or damaged bag,
+        malformed message.
 
     """
     path = Path(path)
-    features = resolve_features(path, features)
     reader = open_bag(path)
     try:
-        task = bag_custom_metadata(reader).get('task', features.task)
-        cameras = camera_topics_in(reader, features)
-        streams = _read_streams(reader, path, features)
+        bag = BagLayout(reader, path, layout, resize_to)
+        cameras, partials = _read_messages(reader, bag)
     finally:
         reader.close()
-    command_times, commands = streams[features.command_topic]
-    observed = [t for t in streams if t != features.command_topic]
-    index = {t: _previous(streams[t][0], command_times) for t in observed}  # (N,) each
-    keep = np.all([index[t] >= 0 for t in observed], axis=0)  # (N,) every stream has spoken
+    merged = _merge(bag, partials)
+    command_times, commands = merged[COMMAND]
+    observed = [*cameras, merged[STATE]]
+    index = [_previous(times, command_times) for times, _ in observed]  # (N,) each
+    keep = np.all([i >= 0 for i in index], axis=0)  # (N,) every stream has spoken
     if not keep.any():
         raise BagError(f'bag {path}: no command is preceded by an image of every camera and a '
                        'joint state')
     steps = np.flatnonzero(keep)
-    images = np.stack([np.stack([streams[topic][1][index[topic][s]] for topic in cameras])
-                       for s in steps])
-    joints = np.stack([streams[features.joint_state_topic][1][index[features.joint_state_topic][s]]
-                       for s in steps])
-    return Episode(images=images, joint_positions=joints,
+    _check_sizes(bag, cameras)
+    images = np.stack([np.stack([frames[i[s]] for (_, frames), i in zip(cameras, index)])
+                       for s in steps])  # (T, V, H, W, 3)
+    states, state_index = merged[STATE][1], index[-1]
+    return Episode(images=images, joint_positions=np.stack([states[state_index[s]]
+                                                            for s in steps]),
                    actions=np.stack([commands[s] for s in steps]),
-                   timestamps=command_times[steps], task=str(task), cameras=features.cameras,
-                   joint_names=features.joint_names)
+                   timestamps=command_times[steps], task=bag.task,
+                   cameras=bag.mapping.cameras, joint_names=bag.mapping.joint_names)

@@ -1,0 +1,173 @@
+"""
+A `TopicMapping` resolved against one open bag: each topic's role, type and decoder.
+
+Training (`bag_reader`) and `ahawam eval-bag` (`eval.bag_stream`) both read a bag through a
+`BagLayout`: the mapping is the one given, else the default layout of the bag's recorded
+FeatureConfig (or of the given one). Opening checks that every mapped topic is there with a
+usable type and messages (`BagError` naming the bag, the topic and what was expected), before
+anything is decoded. `decode` turns one raw message into a camera frame or a partial joint
+vector; `JointMerger`s (see `joint_merge`) make full vectors; `check_counts` proves that no
+message was skipped.
+
+Shapes: H x W pixels, A joints, J joints of one topic.
+"""
+
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple, Union
+
+from ahawam_ros.data.bag_files import bag_custom_metadata, BagError, check_counts
+from ahawam_ros.data.bag_files import check_topics, resolve_camera_topics
+from ahawam_ros.data.camera_images import decode_camera
+from ahawam_ros.data.features import CAMERA_MSGS, COMMAND_MSG, FeatureConfig
+from ahawam_ros.data.features import JOINT_STATE_MSG, TRAJECTORY_MSG
+from ahawam_ros.data.joint_merge import JointDecoder, JointMerger
+from ahawam_ros.data.mapping import from_features, MappingOverrides, TopicMapping
+from ahawam_ros.data.typestore import ahawam_typestore
+import cv2
+import numpy as np
+from rosbags.rosbag2 import Reader
+
+CAMERA, STATE, COMMAND = 'camera', 'state', 'command'  # topic roles
+Layout = Union[FeatureConfig, TopicMapping, None]
+# the types a joint topic may carry, the usual one of its role first
+STATE_MSGS = (JOINT_STATE_MSG, TRAJECTORY_MSG, COMMAND_MSG)
+COMMAND_MSGS = (COMMAND_MSG, TRAJECTORY_MSG, JOINT_STATE_MSG)
+
+
+def recorded_features(custom: Dict[str, Any], features: Optional[FeatureConfig] = None
+                      ) -> FeatureConfig:
+    """Return `features`, else the bag's recorded FeatureConfig (`custom`), else the default."""
+    if features is not None:
+        return features
+    recorded = custom.get('features')
+    if not recorded:
+        return FeatureConfig()
+    # A bag recorded by another version may carry fields this FeatureConfig lacks.
+    known = set(FeatureConfig.__dataclass_fields__)
+    return FeatureConfig.from_dict({k: v for k, v in recorded.items() if k in known})
+
+
+class BagLayout:
+    """
+    The topics of an open bag that feed the policy, checked, with their decoders.
+
+    Parameters
+    ----------
+    reader : rosbags Reader
+        The open bag.
+    path : Path
+        Its path (for messages).
+    layout : TopicMapping or FeatureConfig, optional
+        A mapping; or a FeatureConfig whose default layout is used (the bag's recorded one
+        when None).
+    resize_to : (int, int), optional
+        (H, W) every frame is resized to as it is decoded (cv2 INTER_AREA); otherwise frames
+        must have the mapping's image size, when it sets one.
+    overrides : MappingOverrides, optional
+        Command-line changes applied to the mapping.
+
+    Attributes
+    ----------
+    mapping : TopicMapping
+        The mapping in use.
+    camera_topics : tuple of str
+        The bag's topic of each view (the `.../compressed` sibling where only that exists).
+    task : str
+        The bag's recorded task, else the mapping's.
+    roles : dict
+        topic -> (role, index in its group) for every mapped topic.
+    connections : list
+        The rosbags connections to read.
+
+    """
+
+    def __init__(self, reader: Reader, path: Path, layout: Layout = None,
+                 resize_to: Optional[Tuple[int, int]] = None,
+                 overrides: Optional[MappingOverrides] = None):
+        self.path = Path(path)
+        custom = bag_custom_metadata(reader)
+        types = {topic: info.msgtype for topic, info in reader.topics.items()}
+        mapping = layout if isinstance(layout, TopicMapping) else from_features(
+            recorded_features(custom, layout), types)
+        if overrides is not None:
+            mapping = overrides.apply(mapping)
+        self.mapping = mapping
+        self.task = str(custom.get('task', mapping.task))
+        self._resize_to = resize_to
+        self.camera_topics = resolve_camera_topics(reader, mapping.camera_topics)
+        self._check_command_topics(types)
+        expected = {topic: CAMERA_MSGS for topic in self.camera_topics}
+        expected.update({t.topic: STATE_MSGS for t in mapping.joint_states})
+        expected.update({t.topic: COMMAND_MSGS for t in mapping.commands})
+        connections = check_topics(reader, self.path, expected)
+        self.connections = [c for conns in connections.values() for c in conns]
+        self.counts = {topic: reader.topics[topic].msgcount for topic in expected}
+        self.roles: Dict[str, Tuple[str, int]] = {
+            topic: (CAMERA, i) for i, topic in enumerate(self.camera_topics)}
+        self._decoders: Dict[str, JointDecoder] = {}
+        for role, group in ((STATE, mapping.joint_states), (COMMAND, mapping.commands)):
+            for i, topic in enumerate(group):
+                self.roles[topic.topic] = (role, i)
+                self._decoders[topic.topic] = JointDecoder(topic, types[topic.topic],
+                                                           mapping.joint_names)
+        self._store = ahawam_typestore()
+
+    def _check_command_topics(self, types: Dict[str, str]) -> None:
+        topics = [t.topic for t in self.mapping.commands]
+        if not any(topic in types for topic in topics):
+            lacks = ' and '.join(repr(t) for t in topics)
+            raise BagError(f'bag {self.path} has no command topic: it lacks {lacks}; it has '
+                           f'{sorted(types)} (name another with --command-topic or a mapping)')
+
+    def mergers(self) -> Dict[str, JointMerger]:
+        """Return a fresh JointMerger per joint role (STATE, COMMAND)."""
+        skew = int(round(self.mapping.max_skew * 1e9))
+        joints = len(self.mapping.joint_names)
+        return {STATE: JointMerger(len(self.mapping.joint_states), joints, skew),
+                COMMAND: JointMerger(len(self.mapping.commands), joints, skew)}
+
+    def decode(self, topic: str, msgtype: str, raw: bytes) -> Any:
+        """
+        Decode one raw message of a mapped topic.
+
+        Returns
+        -------
+        numpy.ndarray or tuple
+            CAMERA: uint8 (H, W, 3) RGB; STATE, COMMAND: (int64 (J,) policy joint indices,
+            float64 (J,) values).
+
+        Raises
+        ------
+        ValueError
+            A message that does not decode or does not fit the mapping.
+
+        """
+        msg = self._store.deserialize_cdr(raw, msgtype)
+        if self.roles[topic][0] != CAMERA:
+            return self._decoders[topic](msg)
+        rgb = decode_camera(msg, msgtype)  # (H, W, 3)
+        if self._resize_to is not None:
+            height, width = self._resize_to
+            if rgb.shape[:2] != (height, width):
+                rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+            return rgb
+        shape = self.mapping.image_shape
+        if shape is not None and rgb.shape != shape:
+            raise ValueError(f'image of {rgb.shape[0]}x{rgb.shape[1]}, expected {shape[0]}x'
+                             f'{shape[1]} (the FeatureConfig image size)')
+        return np.ascontiguousarray(rgb)
+
+    def check_counts(self, read: Dict[str, int]) -> None:
+        """Raise BagError naming every mapped topic of which messages were not read."""
+        check_counts(self.path, self.counts, read)
+
+    def describe_drops(self, mergers: Dict[str, JointMerger]) -> str:
+        """Return a note on merged samples dropped for skew ('' when none)."""
+        notes = []
+        for role, group in ((STATE, self.mapping.joint_states), (COMMAND, self.mapping.commands)):
+            if mergers[role].dropped:
+                notes.append(f'{mergers[role].dropped} samples of {[t.topic for t in group]}')
+        if not notes:
+            return ''
+        return (f'bag {self.path}: dropped {" and ".join(notes)}: a topic\'s newest value was '
+                f'more than max_skew {self.mapping.max_skew} s old')

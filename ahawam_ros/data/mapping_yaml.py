@@ -1,0 +1,113 @@
+"""
+The YAML form of a `TopicMapping` (see `config/mappings/*.yaml` and `mapping`).
+
+    cameras:                 # policy view name -> image topic, in the policy's view order
+      top: /cam_high/camera/color/image_rect_raw
+    joint_states:            # topic -> {joint in the message: policy joint}
+      /follower_left/joint_states:
+        waist: left_waist
+        left_finger: {joint: left_gripper, range: [0.01844, 0.05800]}   # closed, open
+    commands:                # same form; Float64MultiArray values are keyed by index (0, 1, ..)
+      /left_arm_controller/joint_trajectory: {...}
+    max_skew: 0.05           # optional, and task, joint_names, image_height, image_width
+
+Every problem raises ValueError naming the file and the field.
+"""
+
+from pathlib import Path
+from typing import Any, Mapping, Tuple, Union
+
+from ahawam_ros.data.mapping import finite_number, JointMap, JointTopic, TopicMapping
+import yaml
+
+PathLike = Union[str, Path]
+
+
+def joint_map(source: Any, value: Any) -> JointMap:
+    """
+    Return the JointMap of a YAML entry `source: value`.
+
+    `value` is a policy joint name, `{joint, scale, offset}`, or `{joint, range: [closed,
+    open]}` (range maps closed -> 0 and open -> 1, e.g. a gripper onto 0 .. 1).
+    """
+    if isinstance(value, str):
+        return JointMap(str(source), value)
+    if not isinstance(value, dict) or 'joint' not in value:
+        raise ValueError(f'{source}: expected a policy joint name or {{joint: ..., scale: '
+                         f'..., offset: ...}} / {{joint: ..., range: [closed, open]}}, got '
+                         f'{value!r}')
+    unknown = sorted(set(value) - {'joint', 'scale', 'offset', 'range'})
+    if unknown:
+        raise ValueError(f'{source}: unknown key(s) {unknown}; valid: joint, scale, offset, '
+                         'range')
+    if 'range' not in value:
+        return JointMap(str(source), value['joint'], value.get('scale', 1.0),
+                        value.get('offset', 0.0))
+    if 'scale' in value or 'offset' in value:
+        raise ValueError(f'{source}: give range or scale/offset, not both')
+    bounds = value['range']
+    if not isinstance(bounds, (list, tuple)) or len(bounds) != 2:
+        raise ValueError(f'{source}.range: {bounds!r} must be [closed, open]')
+    closed, opened = (finite_number(f'{source}.range', b) for b in bounds)
+    if closed == opened:
+        raise ValueError(f'{source}.range: {bounds!r} must be two different numbers')
+    return JointMap(str(source), value['joint'], 1.0 / (opened - closed),
+                    -closed / (opened - closed))
+
+
+def _joint_topics(group: str, value: Any) -> Tuple[JointTopic, ...]:
+    if not isinstance(value, dict) or not value:
+        raise ValueError(f'{group}: expected topic -> {{source joint: policy joint}}, got '
+                         f'{value!r}')
+    out = []
+    for topic, joints in value.items():
+        if not isinstance(joints, dict) or not joints:
+            raise ValueError(f'{group}[{topic!r}]: expected {{source joint: policy joint}}, '
+                             f'got {joints!r}')
+        try:
+            out.append(JointTopic(topic, tuple(joint_map(source, target)
+                                               for source, target in joints.items())))
+        except ValueError as error:
+            raise ValueError(f'{group}[{topic!r}]: {error}') from None
+    return tuple(out)
+
+
+YAML_KEYS = ('cameras', 'joint_states', 'commands', 'joint_names', 'max_skew', 'task',
+             'image_height', 'image_width')
+
+
+def mapping_from_dict(values: Mapping[str, Any]) -> TopicMapping:
+    """Build a mapping from its YAML form (see `config/mappings/aloha_interbotix.yaml`)."""
+    if not isinstance(values, dict):
+        raise ValueError(f'expected a mapping of {list(YAML_KEYS)}, got {type(values).__name__}')
+    unknown = sorted(set(values) - set(YAML_KEYS))
+    if unknown:
+        raise ValueError(f'unknown key(s) {unknown}; valid: {list(YAML_KEYS)}')
+    missing = [k for k in ('cameras', 'joint_states', 'commands') if k not in values]
+    if missing:
+        raise ValueError(f'missing key(s) {missing}')
+    cameras = values['cameras']
+    if not isinstance(cameras, dict) or not cameras:
+        raise ValueError(f'cameras: expected view name -> topic, got {cameras!r}')
+    extra = {k: values[k] for k in YAML_KEYS[3:] if k in values}
+    if 'joint_names' in extra:
+        extra['joint_names'] = tuple(extra['joint_names'])
+    return TopicMapping(cameras=tuple(cameras), camera_topics=tuple(cameras.values()),
+                        joint_states=_joint_topics('joint_states', values['joint_states']),
+                        commands=_joint_topics('commands', values['commands']), **extra)
+
+
+def load_mapping(path: PathLike) -> TopicMapping:
+    """Read a YAML mapping file; any problem raises ValueError naming the file and field."""
+    path = Path(path)
+    try:
+        values = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ValueError(f'mapping file {path}: cannot read it ({error.strerror})') from None
+    except yaml.YAMLError as error:
+        raise ValueError(f'mapping file {path}: not valid YAML ({" ".join(str(error).split())})'
+                         ) from None
+    try:
+        return mapping_from_dict(values)
+    except ValueError as error:
+        raise ValueError(f'mapping file {path}: {error}') from None
