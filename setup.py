@@ -32,7 +32,8 @@ setup(
     package_data={'ahawam_ros': ['checkpoints/**/*']},
     data_files=[
         ('share/ahawam_ros/msg', glob('msg/*.msg')),
-        ('share/ahawam_ros/config', glob('config/*')),
+        ('share/ahawam_ros/config', glob('config/*.yaml')),
+        ('share/ahawam_ros/config/mappings', glob('config/mappings/*.yaml')),
     ],
     install_requires=_requirements('core.txt'),
     extras_require={'sim': _requirements('sim.txt'), 'test': _requirements('test.txt')},

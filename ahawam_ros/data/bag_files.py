@@ -16,7 +16,7 @@ the bag's own per-topic message counts, so no message is lost silently.
 import json
 from pathlib import Path
 import struct
-from typing import Any, BinaryIO, Dict, List, Mapping, Tuple, Union
+from typing import Any, BinaryIO, Dict, Iterator, List, Mapping, Sequence, Tuple, Union
 
 from rosbags.rosbag2 import Reader, ReaderError
 import yaml
@@ -81,6 +81,27 @@ def open_bag(path: Path) -> Reader:
         raise BagError(f'cannot open bag {path}: truncated or corrupt, or not a rosbag2 '
                        f'directory or {BARE_SUFFIX} file ({exc})') from exc
     return reader
+
+
+def read_messages(reader: Reader, path: Path, connections: Sequence[Any]
+                  ) -> Iterator[Tuple[Any, int, bytes]]:
+    """
+    Yield (connection, log time ns, raw bytes) of `connections` in log-time order.
+
+    Any failure of the storage reader (rosbags raises ReaderError on a truncated file, but
+    garbage inside an mcap chunk can surface as OverflowError, struct.error, ...) becomes a
+    BagError naming the bag.
+    """
+    messages = reader.messages(connections)
+    while True:
+        try:
+            item = next(messages)
+        except StopIteration:
+            return
+        except Exception as exc:  # noqa: B902 - whatever the reader trips over is corruption
+            raise BagError(f'bag {path} is truncated or corrupt: {type(exc).__name__}: {exc}'
+                           ) from exc
+        yield item
 
 
 def _read_string(data: bytes, at: int) -> Tuple[str, int]:
@@ -186,8 +207,8 @@ def check_topics(reader: Reader, path: Path,
 
 def check_counts(path: Path, expected: Mapping[str, int], read: Mapping[str, int]) -> None:
     """Raise BagError naming every topic of which fewer messages were read than recorded."""
-    short = [f'{topic!r} {read.get(topic, 0)} of {count}' for topic, count in expected.items()
-             if read.get(topic, 0) < count]
+    short = [f'{topic!r} ({read.get(topic, 0)} of {count})'
+             for topic, count in expected.items() if read.get(topic, 0) < count]
     if short:
-        raise BagError(f'bag {path} is corrupt: messages missing on {", ".join(short)} (read '
-                       'of what the bag records; the storage file is damaged)')
+        raise BagError(f'bag {path} is corrupt: fewer messages could be read than it records, '
+                       f'on {", ".join(short)}; the storage file is damaged')

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
 from ahawam_ros.data.bag_files import BagError, find_bags, open_bag  # noqa: F401 - re-exported
+from ahawam_ros.data.bag_files import read_messages
 from ahawam_ros.data.bag_layout import BagLayout, CAMERA, COMMAND, Layout, STATE
 from ahawam_ros.data.episode import Episode
 import numpy as np
-from rosbags.rosbag2 import Reader, ReaderError
+from rosbags.rosbag2 import Reader
 
 PathLike = Union[str, Path]
 Stream = Tuple[np.ndarray, List[np.ndarray]]  # int64 (N,) log times, N values
@@ -41,22 +42,19 @@ def _read_messages(reader: Reader, layout: BagLayout) -> Tuple[List[Stream], Dic
     frames: List[Tuple[List[int], List[np.ndarray]]] = [([], []) for _ in layout.camera_topics]
     partials: Dict[str, list] = {STATE: [], COMMAND: []}
     read = dict.fromkeys(layout.roles, 0)
-    try:
-        for conn, stamp, raw in reader.messages(layout.connections):
-            role, index = layout.roles[conn.topic]
-            try:
-                value = layout.decode(conn.topic, conn.msgtype, raw)
-            except Exception as exc:  # noqa: B902 - any decoding failure is a bad message
-                raise BagError(f'bag {layout.path}: bad message on {conn.topic!r} at t={stamp} '
-                               f'ns: {exc}') from exc
-            read[conn.topic] += 1
-            if role == CAMERA:
-                frames[index][0].append(stamp)
-                frames[index][1].append(value)
-            else:
-                partials[role].append((stamp, len(partials[role]), index, value))
-    except ReaderError as exc:
-        raise BagError(f'bag {layout.path} is truncated or corrupt: {exc}') from exc
+    for conn, stamp, raw in read_messages(reader, layout.path, layout.connections):
+        role, index = layout.roles[conn.topic]
+        try:
+            value = layout.decode(conn.topic, conn.msgtype, raw)
+        except Exception as exc:  # noqa: B902 - any decoding failure is a bad message
+            raise BagError(f'bag {layout.path}: bad message on {conn.topic!r} at t={stamp} '
+                           f'ns: {exc}') from exc
+        read[conn.topic] += 1
+        if role == CAMERA:
+            frames[index][0].append(stamp)
+            frames[index][1].append(value)
+        else:
+            partials[role].append((stamp, len(partials[role]), index, value))
     layout.check_counts(read)
     return [_sorted(*stream) for stream in frames], partials
 

@@ -4,7 +4,7 @@ Decoded-episode cache: bags are decoded once, later epochs and runs read memory-
 One entry per bag, `<cache_dir>/<key>/` with `images.npy` (uint8 (T, V, H, W, 3), opened as
 a read-only memmap), `joint_positions.npy`, `actions.npy`, `timestamps.npy` and `meta.json`.
 The key hashes the bag's absolute path, the name, size and mtime of every file in it, the
-FeatureConfig (or 'recorded') and the target image size, so editing a bag, re-recording it or
+FeatureConfig or TopicMapping (or 'recorded') and the target image size, so editing a bag, re-recording it or
 changing the features gives a new entry. Entries are written to a temporary folder and
 renamed into place, so concurrent writers (data-parallel ranks) never see half an entry.
 
@@ -18,12 +18,12 @@ from pathlib import Path
 import shutil
 from typing import Callable, Optional, Tuple, Union
 
+from ahawam_ros.data.bag_layout import Layout
 from ahawam_ros.data.episode import Episode
-from ahawam_ros.data.features import FeatureConfig
 import numpy as np
 
 
-CACHE_VERSION = 1  # bump when the entry layout or the decoding changes
+CACHE_VERSION = 2  # bump when the entry layout or the decoding changes (2: mappings)
 ARRAYS = ('images', 'joint_positions', 'actions', 'timestamps')
 META_FILE = 'meta.json'
 PathLike = Union[str, Path]
@@ -41,7 +41,7 @@ def bag_fingerprint(path: PathLike) -> list:
     return out
 
 
-def cache_key(path: PathLike, features: Optional[FeatureConfig],
+def cache_key(path: PathLike, features: Layout,
               image_size: Optional[Tuple[int, int]] = None) -> str:
     """Return the hex key of a bag's entry (see the module docstring)."""
     desc = {

@@ -1,8 +1,10 @@
 """
 Training data: episodes from a directory of bags (cached) or from the simulator, as datasets.
 
-- `load_episodes` decodes every bag under a directory once (`EpisodeCache`), resizing frames
-  to the model's view size when asked, and returns the episodes and their cache keys.
+- `load_episodes` decodes every bag under a directory once (`EpisodeCache`), through a topic
+  mapping when given (`DataConfig.mapping`, a YAML file: see data/mapping), resizing frames
+  to the model's view size as they are decoded when asked, and returns the episodes and
+  their cache keys.
 - `PolicyDataset` turns episodes into AHA-WAM training samples with the model's own
   `sample_builder.build_sample` (planner clip, history frames, per-chunk actions, proprio and
   frames at o + nK, task id). Starts s run over every episode with a stride.
@@ -19,13 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
-from ahawam_ros.data.bag_reader import find_bags, read_episode
+from ahawam_ros.data.bag_files import find_bags
+from ahawam_ros.data.bag_layout import Layout
+from ahawam_ros.data.bag_reader import read_episode
 from ahawam_ros.data.cache import cache_key, EpisodeCache
 from ahawam_ros.data.episode import Episode
-from ahawam_ros.data.features import feature_preset, FeatureConfig
+from ahawam_ros.data.features import feature_preset
+from ahawam_ros.data.mapping_yaml import load_mapping
 from ahawam_ros.model.config import ModelConfig
 from ahawam_ros.model.sample_builder import build_sample, sample_offset
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler
@@ -43,11 +47,15 @@ class DataConfig:
     Attributes
     ----------
     bags : str
-        Directory holding rosbag2 bag directories (searched recursively).
+        Directory holding rosbag2 bag directories or .mcap files (searched recursively), or
+        one bag.
     cache_dir : str, optional
         Decoded-episode cache; `<bags>/.ahawam_cache` when omitted.
     feature_preset : str, optional
         FeatureConfig preset naming topics and cameras; each bag's recorded features if None.
+    mapping : str, optional
+        YAML topic and joint mapping file (a robot's own layout, e.g.
+        config/mappings/aloha_interbotix.yaml); excludes `feature_preset`.
     resize_images : bool
         Resize frames of another size to the model's view size (cv2 INTER_AREA, as the live
         nodes do) instead of failing.
@@ -59,6 +67,7 @@ class DataConfig:
     bags: str = ''
     cache_dir: Optional[str] = None
     feature_preset: Optional[str] = None
+    mapping: Optional[str] = None
     resize_images: bool = False
     start_stride: int = 1
 
@@ -71,6 +80,10 @@ class DataConfig:
                              'int >= 1')
         if self.feature_preset is not None:
             feature_preset(self.feature_preset)  # fails listing the valid presets
+        if self.mapping is not None:
+            if self.feature_preset is not None:
+                raise ValueError('DataConfig: give feature_preset or mapping, not both')
+            load_mapping(self.mapping)  # fails naming the file and field
 
     @property
     def cache_path(self) -> Path:
@@ -78,20 +91,11 @@ class DataConfig:
         return Path(self.cache_dir) if self.cache_dir else Path(self.bags) / '.ahawam_cache'
 
     @property
-    def features(self) -> Optional[FeatureConfig]:
-        """Return the configured FeatureConfig, or None to use each bag's recorded one."""
+    def features(self) -> Layout:
+        """Return the mapping, else the FeatureConfig preset, else None (each bag's own)."""
+        if self.mapping:
+            return load_mapping(self.mapping)
         return feature_preset(self.feature_preset) if self.feature_preset else None
-
-
-def resize_episode(episode: Episode, height: int, width: int) -> Episode:
-    """Return `episode` with every frame resized to (height, width) with cv2 INTER_AREA."""
-    frames = episode.images.reshape(-1, *episode.image_shape)  # (T V, H, W, 3)
-    resized = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA)
-                        for f in frames])
-    images = resized.reshape(len(episode), len(episode.cameras), height, width, 3)
-    return Episode(images=images, joint_positions=episode.joint_positions,
-                   actions=episode.actions, timestamps=episode.timestamps, task=episode.task,
-                   cameras=episode.cameras, joint_names=episode.joint_names)
 
 
 def check_episode(episode: Episode, config: ModelConfig, source: str = 'episode') -> None:
@@ -125,20 +129,18 @@ def load_episodes(config: DataConfig, model: ModelConfig,
     """
     bags = find_bags(config.bags)
     if not bags:
-        raise FileNotFoundError(f'no rosbag2 bags (directories with metadata.yaml) under '
-                                f'{config.bags}')
+        raise FileNotFoundError(f'no rosbag2 bags (directories with metadata.yaml, or .mcap '
+                                f'files) under {config.bags}')
     cache = cache or EpisodeCache(config.cache_path)
     ae = model.autoencoder
     size = (ae.view_height, ae.view_width) if config.resize_images else None
+    layout = config.features
     episodes, keys = [], []
     for bag in bags:
-        key = cache_key(bag, config.features, size)
+        key = cache_key(bag, layout, size)
 
         def build(bag: Path = bag) -> Episode:
-            episode = read_episode(bag, config.features)
-            if size and episode.image_shape[:2] != size:
-                episode = resize_episode(episode, *size)
-            return episode
+            return read_episode(bag, layout, resize_to=size)  # frames resized as decoded
 
         episode = cache.get(key, build, source=str(bag))
         check_episode(episode, model, source=f'bag {bag}')

@@ -9,13 +9,15 @@ The YAML form of a `TopicMapping` (see `config/mappings/*.yaml` and `mapping`).
         left_finger: {joint: left_gripper, range: [0.01844, 0.05800]}   # closed, open
     commands:                # same form; Float64MultiArray values are keyed by index (0, 1, ..)
       /left_arm_controller/joint_trajectory: {...}
-    max_skew: 0.05           # optional, and task, joint_names, image_height, image_width
+    max_skew: 0.05           # optional; also task, joint_names, image_height, image_width,
+                             # camera_topic_pattern (TopicMapping fields)
 
 Every problem raises ValueError naming the file and the field.
 """
 
 from pathlib import Path
-from typing import Any, Mapping, Tuple, Union
+import sys
+from typing import Any, Dict, Mapping, Tuple, Union
 
 from ahawam_ros.data.mapping import finite_number, JointMap, JointTopic, TopicMapping
 import yaml
@@ -73,7 +75,7 @@ def _joint_topics(group: str, value: Any) -> Tuple[JointTopic, ...]:
 
 
 YAML_KEYS = ('cameras', 'joint_states', 'commands', 'joint_names', 'max_skew', 'task',
-             'image_height', 'image_width')
+             'image_height', 'image_width', 'camera_topic_pattern')
 
 
 def mapping_from_dict(values: Mapping[str, Any]) -> TopicMapping:
@@ -91,19 +93,39 @@ def mapping_from_dict(values: Mapping[str, Any]) -> TopicMapping:
         raise ValueError(f'cameras: expected view name -> topic, got {cameras!r}')
     extra = {k: values[k] for k in YAML_KEYS[3:] if k in values}
     if 'joint_names' in extra:
+        if not isinstance(extra['joint_names'], list):
+            raise ValueError(f'joint_names: {extra["joint_names"]!r} must be a list of names')
         extra['joint_names'] = tuple(extra['joint_names'])
     return TopicMapping(cameras=tuple(cameras), camera_topics=tuple(cameras.values()),
                         joint_states=_joint_topics('joint_states', values['joint_states']),
                         commands=_joint_topics('commands', values['commands']), **extra)
 
 
+def shipped_mappings() -> Dict[str, Path]:
+    """Return name -> file of the mappings shipped in config/mappings (source or install)."""
+    dirs = [Path(__file__).resolve().parents[2] / 'config' / 'mappings',
+            Path(sys.prefix) / 'share' / 'ahawam_ros' / 'config' / 'mappings']
+    found: Dict[str, Path] = {}
+    for directory in dirs:
+        for file in sorted(directory.glob('*.yaml')) if directory.is_dir() else []:
+            found.setdefault(file.stem, file)
+    return found
+
+
 def load_mapping(path: PathLike) -> TopicMapping:
-    """Read a YAML mapping file; any problem raises ValueError naming the file and field."""
+    """
+    Read a YAML mapping file; any problem raises ValueError naming the file and field.
+
+    `path` may also be the name of a shipped mapping (`aloha_interbotix`, `default`).
+    """
     path = Path(path)
+    if not path.exists() and path.name == str(path):
+        path = shipped_mappings().get(path.name, path)
     try:
         values = yaml.safe_load(path.read_text())
     except OSError as error:
-        raise ValueError(f'mapping file {path}: cannot read it ({error.strerror})') from None
+        raise ValueError(f'mapping file {path}: cannot read it ({error.strerror}; shipped '
+                         f'mappings: {sorted(shipped_mappings())})') from None
     except yaml.YAMLError as error:
         raise ValueError(f'mapping file {path}: not valid YAML ({" ".join(str(error).split())})'
                          ) from None

@@ -2,6 +2,7 @@
 `ahawam train`: train AHA-WAM on a directory of demonstration bags.
 
     ahawam train --data DIR --preset small --out OUT [--steps N --ae-steps N ...]
+    ahawam train --data DIR --mapping config/mappings/aloha_interbotix.yaml --resize-images ...
     ahawam train --resume OUT            # continue the run in OUT where it stopped
     torchrun --nproc-per-node 2 -m ahawam_ros.train --data DIR ...   # data parallel
 
@@ -24,7 +25,8 @@ from ahawam_ros.train.state import load_trainer_state, resolve_resume
 
 # flag destination -> DataConfig field (the rest are TrainConfig fields)
 DATA_FLAGS = {'data': 'bags', 'cache_dir': 'cache_dir', 'features': 'feature_preset',
-              'resize_images': 'resize_images', 'start_stride': 'start_stride'}
+              'mapping': 'mapping', 'resize_images': 'resize_images',
+              'start_stride': 'start_stride'}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     add('--data', 'directory of rosbag2 demonstration bags (required)', metavar='DIR')
     add('--cache-dir', 'decoded-episode cache (default: DIR/.ahawam_cache)', metavar='DIR')
     add('--features', "FeatureConfig preset (default: each bag's own)", metavar='PRESET')
+    add('--mapping', "YAML topic and joint mapping of a robot's bags, e.g. "
+        'config/mappings/aloha_interbotix.yaml', metavar='FILE')
     add('--resize-images', "resize frames to the model's view size", action='store_true')
     add('--start-stride', 'control steps between sample starts (default: 1)', type=int)
     add('--preset', f'model preset, one of {sorted(PRESETS)}')
