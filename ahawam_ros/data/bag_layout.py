@@ -65,6 +65,9 @@ class BagLayout:
         must have the mapping's image size, when it sets one.
     overrides : MappingOverrides, optional
         Command-line changes applied to the mapping.
+    check_size : bool
+        Refuse frames of another size than the mapping's (if it sets one); the evaluator,
+        which checks frames against the policy instead, passes False.
 
     Attributes
     ----------
@@ -83,8 +86,9 @@ class BagLayout:
 
     def __init__(self, reader: Reader, path: Path, layout: Layout = None,
                  resize_to: Optional[Tuple[int, int]] = None,
-                 overrides: Optional[MappingOverrides] = None):
+                 overrides: Optional[MappingOverrides] = None, check_size: bool = True):
         self.path = Path(path)
+        self._check_size = check_size
         custom = bag_custom_metadata(reader)
         types = {topic: info.msgtype for topic, info in reader.topics.items()}
         mapping = layout if isinstance(layout, TopicMapping) else from_features(
@@ -152,7 +156,7 @@ class BagLayout:
                 rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
             return rgb
         shape = self.mapping.image_shape
-        if shape is not None and rgb.shape != shape:
+        if self._check_size and shape is not None and rgb.shape != shape:
             raise ValueError(f'image of {rgb.shape[0]}x{rgb.shape[1]}, expected {shape[0]}x'
                              f'{shape[1]} (the FeatureConfig image size)')
         return np.ascontiguousarray(rgb)

@@ -5,8 +5,9 @@ One entry per bag, `<cache_dir>/<key>/` with `images.npy` (uint8 (T, V, H, W, 3)
 a read-only memmap), `joint_positions.npy`, `actions.npy`, `timestamps.npy` and `meta.json`.
 The key hashes the bag's absolute path, the name, size and mtime of every file in it, the
 FeatureConfig or TopicMapping (or 'recorded') and the target image size, so editing a bag,
-re-recording it or changing the features gives a new entry. Entries are written to a temporary folder and
-renamed into place, so concurrent writers (data-parallel ranks) never see half an entry.
+re-recording it or changing the features gives a new entry. Entries are written to a
+temporary folder and renamed into place, so concurrent writers (data-parallel ranks) never see
+half an entry.
 
 Shapes: T steps, V cameras, H x W pixels, A joints.
 """
