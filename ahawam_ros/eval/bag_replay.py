@@ -284,6 +284,8 @@ class BagReplay:
             return
         self._inputs[message.kind].append((to_seconds(when), message.value))
         if message.kind == JOINTS:
+            # the stamp is checked against the executor's clock: it arrives now, not later
+            self._exec_clock.set_time(max(self._exec_clock(), to_seconds(when)))
             self.executor.update_joints(message.value, to_seconds(when))
 
     def _on_delivery(self, when: int) -> None:
@@ -309,10 +311,10 @@ class BagReplay:
 
     def _on_chunk(self, when: int) -> None:
         self._timers[_CHUNK].fired(when)
+        self._exec_clock.set_time(to_seconds(when))
         latest = self._frames.latest()
         if latest is not None:
             self.executor.update_images(*latest)
-        self._exec_clock.set_time(to_seconds(when))
         self._inference_start = when
         try:
             outcome = self.executor.compute_chunk()

@@ -13,6 +13,8 @@ import threading
 from typing import Any, Optional
 import uuid
 
+from ahawam_ros.runtime.stamps import stamp_age
+
 
 class ContextUnavailableError(LookupError):
     """A context handle does not resolve: malformed, foreign process, unknown or evicted."""
@@ -51,8 +53,8 @@ class ContextSnapshot:
     handle: str = ''
 
     def age(self, now: float) -> float:
-        """Seconds between the planner's observation and `now`."""
-        return now - self.obs_stamp
+        """Seconds between the planner's observation and `now`; inf if after `now` or NaN."""
+        return stamp_age(now, self.obs_stamp)
 
 
 class ContextRegistry:

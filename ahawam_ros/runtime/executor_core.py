@@ -3,7 +3,8 @@ The executor: newest observation + newest context -> chunks -> one safe command 
 
 Shapes: V cameras, H x W pixels, A action dim, K chunk length.
 
-Threads: subscription callbacks call `update_joints` / `update_images` / `accept_context`; a
+Threads: subscription callbacks call `update_joints` / `check_camera_stamp` / `accept_context`
+(every stamp is checked against the clock on arrival: `runtime/stamps.py`); a
 chunk worker (the optional built-in thread, or the caller's own callback group) calls
 `compute_chunk`; the command timer calls `tick`. Every entry point is thread-safe and `tick`
 never waits for inference. The same object serves the ROS node, the bag evaluator and tests.
@@ -21,12 +22,17 @@ from ahawam_ros.runtime.chunk_scheduler import SchedulerConfig
 from ahawam_ros.runtime.context_slot import ContextSlot, resolve
 from ahawam_ros.runtime.policy_api import ChunkPolicy, step_at
 from ahawam_ros.runtime.safety import HoldReason, SafetyConfig, SafetyFilter
+from ahawam_ros.runtime.stamps import stamp_age, StampConfig, StampGuard
 from ahawam_ros.runtime.stats import ReasonCounter, RollingStats
 from ahawam_ros.runtime.worker import WakeableWorker
 import numpy as np
 
 _LOG = logging.getLogger(__name__)
 Clock = Callable[[], float]
+JOINT_SOURCE, IMAGE_SOURCE, CONTEXT_SOURCE = 'joint_states', 'images', 'world_context'
+# holds that a silent camera explains: no new context or chunk is computed without frames
+_CAMERA_CAUSED = {HoldReason.NO_CONTEXT.value, HoldReason.STALE_CONTEXT.value,
+                  HoldReason.NO_CHUNK.value}
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,8 @@ class ExecutorConfig:
         Longest real-time wait (s) of the worker between checks when no input arrives.
     stats_window : int
         Samples kept for latency percentiles.
+    stamps : StampConfig
+        How far ahead of the clock an input's stamp may lie, and what counts as unset.
 
     """
 
@@ -59,6 +67,7 @@ class ExecutorConfig:
     execute_steps: int = 0
     worker_poll: float = 0.02
     stats_window: int = 200
+    stamps: StampConfig = field(default_factory=StampConfig)
 
     def __post_init__(self):
         for name in ('max_image_age', 'worker_poll'):
@@ -93,6 +102,8 @@ class Command:
         Time (s) the command is for.
     clipped, rate_limited : bool
         The action hit the joint limits / the max-step clamp.
+    detail : str
+        What a hold is waiting for, when known (the silent camera's topic and age).
 
     """
 
@@ -104,6 +115,7 @@ class Command:
     stamp: float
     clipped: bool = False
     rate_limited: bool = False
+    detail: str = ''
 
 
 class ChunkOutcome(NamedTuple):
@@ -156,6 +168,7 @@ class ExecutorCore:
         self.wall_clock = wall_clock
         self.scheduler = ChunkScheduler(config.scheduler)
         self._safety = SafetyFilter(config.safety)
+        self.stamps = StampGuard(config.stamps)
         self._episode_start = clock() if episode_start is None else episode_start
         self._not_before = -math.inf  # after a reset: older observations are refused
         self._joints: Optional[_Observation] = None
@@ -178,28 +191,48 @@ class ExecutorCore:
 
     # ---- inputs (subscription callbacks) -------------------------------------------------
 
-    def update_joints(self, positions: np.ndarray, stamp: float) -> bool:
-        """Store the newest joint state, float (A,); False if rejected (shape, NaN, too old)."""
+    def update_joints(self, positions: np.ndarray, stamp: float,
+                      source: str = JOINT_SOURCE) -> bool:
+        """
+        Store the newest joint state, float (A,); False if rejected and counted.
+
+        Rejected: bad shape, NaN, a stamp refused by `self.stamps` (counted per cause under
+        `source`, the topic), or older than the joint state held.
+        """
         positions = np.asarray(positions, dtype=np.float64)
         if positions.shape != (self.policy.action_dim,) or not np.all(np.isfinite(positions)):
             self.rejected_joint_states += 1
             return False
-        return self._store('_joints', _Observation(positions.copy(), float(stamp)))
+        verdict = self.stamps.check(source, stamp, self.clock())
+        if not (verdict.accepted and
+                self._store('_joints', _Observation(positions.copy(), verdict.stamp))):
+            self.rejected_joint_states += 1
+            return False
+        return True
 
-    def update_images(self, images: np.ndarray, stamp: float) -> bool:
+    def update_images(self, images: np.ndarray, stamp: float, source: str = IMAGE_SOURCE) -> bool:
         """
         Store the newest frames, uint8 (V, H, W, 3) by reference.
 
-        Returns False (and keeps the frames it has) when they are older than those, or than
-        the start of the episode after a `reset` (frames of the old episode).
+        Returns False (and keeps the frames it has) when the stamp is refused by `self.stamps`,
+        or older than the frames held or than the start of the episode after a `reset`.
         """
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f'images must be (V, H, W, 3), got {images.shape}')
-        return self._store('_images', _Observation(images, float(stamp)))
+        verdict = self.stamps.check(source, stamp, self.clock())
+        return verdict.accepted and self._store('_images', _Observation(images, verdict.stamp))
 
-    def accept_context(self, handle: str) -> bool:
+    def check_camera_stamp(self, topic: str, stamp: float) -> Optional[float]:
+        """Check one camera frame's stamp on arrival; the stamp to keep, or None if refused."""
+        verdict = self.stamps.check(topic, stamp, self.clock(), camera=True)
+        return verdict.stamp if verdict.accepted else None
+
+    def accept_context(self, handle: str, source: str = CONTEXT_SOURCE) -> bool:
         """Resolve a context handle from a message and install it if newer (may raise)."""
-        installed = self.slot.offer(resolve(handle))
+        snapshot = resolve(handle)
+        if not self.stamps.check(source, snapshot.obs_stamp, self.clock()).accepted:
+            return False  # a planner on another clock (use_sim_time set on one node only)
+        installed = self.slot.offer(snapshot)
         if installed:
             self._worker.wake()
         return installed
@@ -284,11 +317,11 @@ class ExecutorCore:
             return 'stale_context'
         if joints is None:
             return 'no_joint_state'
-        if now - joints.stamp > limits.max_observation_age:
+        if stamp_age(now, joints.stamp) > limits.max_observation_age:
             return 'stale_joint_state'
         if images is None:
             return 'no_images'
-        if now - images.stamp > self.config.max_image_age:
+        if stamp_age(now, images.stamp) > self.config.max_image_age:
             return 'stale_images'
         with self._lock:
             if (snapshot.seq, joints.stamp, images.stamp) == self._last_inputs:
@@ -355,13 +388,24 @@ class ExecutorCore:
             self._ticks += 1
             self._clipped += result.clipped
             self._rate_limited += result.rate_limited
+        reason, detail = result.reason, ''
         if result.is_hold:
-            self.holds.add(result.reason)
+            reason, detail = self._hold_cause(now, reason)
+            self.holds.add(reason)
         age = math.nan if context_stamp is None else now - context_stamp
         if not result.is_hold and math.isfinite(age):
             self.context_age.add(age)
-        return Command(result.positions, result.is_hold, result.reason, seq, age, now,
-                       result.clipped, result.rate_limited)
+        return Command(result.positions, result.is_hold, reason, seq, age, now,
+                       result.clipped, result.rate_limited, detail)
+
+    def _hold_cause(self, now: float, reason: str):
+        """Name the silent camera when it is why the context or the chunks ran out."""
+        if reason not in _CAMERA_CAUSED:
+            return reason, ''
+        stale = self.stamps.stale_camera(now, self.config.max_image_age)
+        if stale is None:
+            return reason, ''
+        return HoldReason.STALE_CAMERA.value, f'{stale[0]}: newest frame {stale[1]:.2f} s old'
 
     def final_command(self, now: Optional[float] = None) -> Command:
         """
@@ -397,6 +441,7 @@ class ExecutorCore:
             self._joints = self._images = None
             self._last_inputs = None
             self.scheduler.reset()
+        self.stamps.forget()
         with self._tick_lock:
             self._safety.reset()
         if clear_context:
@@ -417,6 +462,7 @@ class ExecutorCore:
         out.update(self.chunk_latency.summary('chunk_latency'))
         out.update(self.context_age.summary('context_age'))
         out['rejected_joint_states'] = float(self.rejected_joint_states)
+        out.update(self.stamps.stats())
         out['context_seq'] = float(self.slot.last_seq)
         return out
 

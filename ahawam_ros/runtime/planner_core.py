@@ -5,10 +5,10 @@ Shapes: V cameras, H x W pixels.
 
 Runs at its own slow rate, in the optional built-in worker thread or in the caller's callback
 group (`refresh`). Thread-safe; the same object serves the ROS planner node, the bag evaluator
-and tests.
+and tests. Every frame stamp is checked against the clock on arrival (`runtime/stamps.py`).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import logging
 import math
 import threading
@@ -17,12 +17,14 @@ from typing import Callable, Dict, NamedTuple, Optional
 
 from ahawam_ros.runtime.context_slot import ContextSlot, ContextSnapshot
 from ahawam_ros.runtime.policy_api import ChunkPolicy, step_at
+from ahawam_ros.runtime.stamps import stamp_age, StampConfig, StampGuard
 from ahawam_ros.runtime.stats import ReasonCounter, RollingStats
 from ahawam_ros.runtime.worker import WakeableWorker
 import numpy as np
 
 _LOG = logging.getLogger(__name__)
 PUBLISHED = 'published'
+IMAGE_SOURCE = 'images'
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class PlannerConfig:
         Longest real-time wait (s) of the worker between checks.
     stats_window : int
         Samples kept for latency percentiles.
+    stamps : StampConfig
+        How far ahead of the clock a frame's stamp may lie, and what counts as unset.
 
     """
 
@@ -48,6 +52,7 @@ class PlannerConfig:
     min_interval: float = 0.0
     worker_poll: float = 0.02
     stats_window: int = 100
+    stamps: StampConfig = field(default_factory=StampConfig)
 
     def __post_init__(self):
         for name in ('max_image_age', 'worker_poll'):
@@ -111,17 +116,23 @@ class PlannerCore:
         self._worker = WakeableWorker(self.refresh, 'ahawam-planner-worker', config.worker_poll)
         self.latency = RollingStats(config.stats_window)
         self.results = ReasonCounter()
+        self.stamps = StampGuard(config.stamps)
+        self._stale_logged = False
         self.last_error = ''
 
-    def update_images(self, images: np.ndarray, stamp: float) -> bool:
+    def update_images(self, images: np.ndarray, stamp: float, source: str = IMAGE_SOURCE) -> bool:
         """
         Store the newest frames, uint8 (V, H, W, 3) by reference.
 
-        Returns False (and keeps the frames it has) when they are older than those, or than
-        the start of the episode after a `reset` (frames of the old episode).
+        Returns False (and keeps the frames it has) when the stamp is refused by `self.stamps`,
+        or older than the frames held or than the start of the episode after a `reset`.
         """
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f'images must be (V, H, W, 3), got {images.shape}')
+        verdict = self.stamps.check(source, stamp, self.clock())
+        if not verdict.accepted:
+            return False
+        stamp = verdict.stamp
         with self._lock:
             if stamp < self._image_stamp or stamp < self._not_before:
                 return False
@@ -130,6 +141,11 @@ class PlannerCore:
         if newer:  # re-offered frames are nothing new to plan from
             self._worker.wake()
         return True
+
+    def check_camera_stamp(self, topic: str, stamp: float) -> Optional[float]:
+        """Check one camera frame's stamp on arrival; the stamp to keep, or None if refused."""
+        verdict = self.stamps.check(topic, stamp, self.clock(), camera=True)
+        return verdict.stamp if verdict.accepted else None
 
     def refresh(self) -> PlanOutcome:
         """
@@ -144,6 +160,7 @@ class PlannerCore:
                 images, stamp = self._images, self._image_stamp
             now = self.clock()
             skip = self._skip_reason(now, images, stamp)
+            self._log_stale(now, skip == 'stale_images')
             if skip:
                 return self._outcome(skip, None, math.nan)
             self._last_start = now
@@ -168,13 +185,26 @@ class PlannerCore:
     def _skip_reason(self, now: float, images: Optional[np.ndarray], stamp: float) -> str:
         if images is None:
             return 'no_images'
-        if now - stamp > self.config.max_image_age:
+        if stamp_age(now, stamp) > self.config.max_image_age:
             return 'stale_images'
         if stamp == self._planned_stamp:
             return 'no_new_images'
         if now - self._last_start < self.config.min_interval:
             return 'not_due'
         return ''
+
+    def _log_stale(self, now: float, stale: bool) -> None:
+        """Say once when planning stops for stale frames (naming the camera) and resumes."""
+        if stale == self._stale_logged:
+            return
+        self._stale_logged = stale
+        if not stale:
+            _LOG.info('planner resumed: fresh frames again')
+            return
+        camera = self.stamps.stale_camera(now, self.config.max_image_age)
+        what = (f'camera {camera[0]}: newest frame {camera[1]:.2f} s old' if camera else
+                'frames older than max_image_age')
+        _LOG.warning('planner paused: %s (max_image_age %g s)', what, self.config.max_image_age)
 
     def _outcome(self, status: str, snapshot: Optional[ContextSnapshot], latency: float,
                  images: Optional[np.ndarray] = None) -> PlanOutcome:
@@ -194,6 +224,7 @@ class PlannerCore:
                 self._images, self._image_stamp = None, -math.inf
             self._planned_stamp = None
             self._last_start = -math.inf
+            self.stamps.forget()
             self._episode_start = self.clock() if episode_start is None else episode_start
             with self._lock:
                 self._not_before = self._episode_start
@@ -225,4 +256,5 @@ class PlannerCore:
                'context_seq': float(self.slot.last_seq)}
         out.update({f'plan_{k}': float(v) for k, v in results.items() if k != PUBLISHED})
         out.update(self.latency.summary('plan_latency'))
+        out.update(self.stamps.stats())
         return out

@@ -8,6 +8,7 @@ Rules, in order:
    fresh joint state nothing is commanded at all (positions None: the caller sends nothing).
 2. Missing or stale inputs (joint state older than `max_observation_age`, planner context
    older than `max_context_age`), no action, or a non-finite action make the command a hold.
+   A stamp ahead of `now` (or NaN) has no age to trust and counts as stale, never as fresh.
 3. A hold repeats the last command sent, not the measured position: re-sending a measured
    position lets the arm creep under gravity and tracking error, and jumps if the measurement
    is off; the last command is known to be within limits and continuous with what came before.
@@ -21,6 +22,7 @@ import math
 from typing import Optional, Sequence, Tuple, Union
 
 from ahawam_ros import robot
+from ahawam_ros.runtime.stamps import stamp_age
 import numpy as np
 
 
@@ -33,6 +35,7 @@ class HoldReason(str, enum.Enum):
     STALE_JOINT_STATE = 'stale_joint_state'
     NO_CONTEXT = 'no_context'
     STALE_CONTEXT = 'stale_context'
+    STALE_CAMERA = 'stale_camera'  # context or chunks ran out because a camera went silent
     NO_CHUNK = 'no_chunk'
     NONFINITE_ACTION = 'nonfinite_action'
     STOPPED = 'stopped'
@@ -172,6 +175,9 @@ class SafetyFilter:
         """
         Return why the inputs forbid executing an action, or `HoldReason.OK`.
 
+        A stamp after `now` (a clock that jumped back, a stamp from another clock) or a
+        non-finite one is stale: `stamp_age` makes its age infinite, never negative.
+
         Parameters
         ----------
         now : float
@@ -184,11 +190,11 @@ class SafetyFilter:
         """
         if joint_stamp is None:
             return HoldReason.NO_JOINT_STATE
-        if now - joint_stamp > self.config.max_observation_age:
+        if stamp_age(now, joint_stamp) > self.config.max_observation_age:
             return HoldReason.STALE_JOINT_STATE
         if context_stamp is None or math.isnan(context_stamp):
             return HoldReason.NO_CONTEXT
-        if now - context_stamp > self.config.max_context_age:
+        if stamp_age(now, context_stamp) > self.config.max_context_age:
             return HoldReason.STALE_CONTEXT
         return HoldReason.OK
 

@@ -185,6 +185,7 @@ def test_after_a_reset_observations_of_the_old_episode_are_refused():
     rig.run(3)
     start = rig.clock() + 0.5
     rig.executor.reset(episode_start=start)
+    rig.clock.set_time(start)  # observations stamped ahead of the clock are refused
     assert not rig.executor.update_joints(rig.robot, start - 0.01)  # raced with the reset
     assert not rig.executor.update_images(IMAGES, start - 0.01)
     assert rig.executor.tick(start).reason == 'no_joint_state'
@@ -295,6 +296,7 @@ def test_the_worker_wakes_for_new_inputs_only_not_for_re_offered_ones():
         assert rig.executor.update_images(IMAGES, START)  # re-offered: kept, nothing new
         assert rig.executor.update_joints(rig.robot, START)
         assert not steps.acquire(timeout=0.3), 'woken by inputs that were not new'
+        rig.clock.set_time(START + PERIOD)  # a stamp ahead of the clock would be kept as now
         assert rig.executor.update_joints(rig.robot, START + PERIOD)
         assert steps.acquire(timeout=5.0)
     finally:

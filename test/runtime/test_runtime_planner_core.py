@@ -28,6 +28,7 @@ def make(**config):
 
 def test_refresh_publishes_the_newest_frames_with_their_stamp_and_step():
     planner, policy, slot, clock = make()
+    clock.set_time(START + 0.2)  # a stamp ahead of the clock would be kept as now
     planner.update_images(IMAGES, START + 0.2)
     clock.set_time(START + 0.25)
     outcome = planner.refresh()
@@ -72,6 +73,7 @@ def test_reset_resets_the_policy_clears_the_slot_and_keeps_numbering():
     planner.update_images(IMAGES, START)
     planner.refresh()
     planner.reset(episode_start=START + 1.0)
+    clock.set_time(START + 1.0)
     assert policy.resets == 1 and slot.latest() is None
     assert planner.refresh().status == 'no_images'  # frames of the old episode are gone
     assert not planner.update_images(IMAGES, START + 0.9)  # taken before the new episode
@@ -111,7 +113,7 @@ def test_worker_publishes_in_the_background():
 
 def test_the_worker_wakes_for_new_frames_only_not_for_re_offered_ones():
     """The planner timer re-offers the newest frames; only new ones may wake the worker."""
-    planner, _, _, _ = make(worker_poll=60.0)  # no wake-up by polling within the test
+    planner, _, _, clock = make(worker_poll=60.0)  # no wake-up by polling within the test
     steps = threading.Semaphore(0)
     planner.start_worker(steps.release)
     try:
@@ -119,6 +121,7 @@ def test_the_worker_wakes_for_new_frames_only_not_for_re_offered_ones():
         assert steps.acquire(timeout=5.0)
         assert planner.update_images(IMAGES, START)  # the same frames again
         assert not steps.acquire(timeout=0.3), 'woken by frames that were not new'
+        clock.set_time(START + 0.1)
         assert planner.update_images(IMAGES, START + 0.1)
         assert steps.acquire(timeout=5.0)
     finally:
