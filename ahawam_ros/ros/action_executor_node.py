@@ -33,6 +33,7 @@ from ahawam_ros.runtime.executor_core import Command, ExecutorConfig, ExecutorCo
 from ahawam_ros.runtime.loading import load_policy, policy_image_hw
 from ahawam_ros.runtime.policy_api import ChunkPolicy
 from ahawam_ros.runtime.safety import SafetyConfig
+from ahawam_ros.runtime.stamps import StampConfig
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.duration import Duration
@@ -53,7 +54,9 @@ def executor_config(config: ActionExecutorConfig) -> ExecutorConfig:
     return ExecutorConfig(safety=safety, scheduler=SchedulerConfig(config.blend,
                                                                    config.blend_steps),
                           max_image_age=config.max_image_age,
-                          execute_steps=config.execute_steps)
+                          execute_steps=config.execute_steps,
+                          stamps=StampConfig(max_future=config.max_future_stamp,
+                                             zero_is_unset=True))
 
 
 class ActionExecutorNode(Node):
@@ -71,12 +74,14 @@ class ActionExecutorNode(Node):
         inputs = MutuallyExclusiveCallbackGroup()
         image_hw = policy_image_hw(self.policy, config.image_height, config.image_width)
         self.cameras = CameraSet(self, config.camera_topics, image_hw, config.resize_images,
-                                 inputs)
+                                 inputs, self.core.check_camera_stamp)
         self._make_publishers(config)
-        self.create_subscription(JointState, config.joint_state_topic, self._on_joint_state, 10,
-                                 callback_group=inputs)
-        self.create_subscription(WorldContext, config.context_topic, self._on_context,
-                                 CONTEXT_QOS, callback_group=inputs)
+        self._joint_topic = self.create_subscription(
+            JointState, config.joint_state_topic, self._on_joint_state, 10,
+            callback_group=inputs).topic_name
+        self._context_topic = self.create_subscription(
+            WorldContext, config.context_topic, self._on_context, CONTEXT_QOS,
+            callback_group=inputs).topic_name
         self.create_subscription(Header, config.episode_topic, self._on_episode_start, 10,
                                  callback_group=inputs)
         self.create_timer(self.period, self._on_command_tick,
@@ -119,12 +124,13 @@ class ActionExecutorNode(Node):
         except conv.JointStateError as error:
             self._report_once('joint_state', f'ignoring joint state: {error}')
             return
-        stamp = conv.stamp_seconds(msg.header.stamp) or self.now()
-        self.core.update_joints(positions, stamp)
+        # the stamp as sent: the core refuses (counts, logs) unset or future ones
+        self.core.update_joints(positions, conv.stamp_seconds(msg.header.stamp),
+                                self._joint_topic)
 
     def _on_context(self, msg: WorldContext) -> None:
         try:
-            self.core.accept_context(msg.handle)
+            self.core.accept_context(msg.handle, self._context_topic)
         except ContextUnavailableError as error:
             self._report_once('context', f'cannot use world context {msg.seq}: {error}')
 
@@ -142,7 +148,8 @@ class ActionExecutorNode(Node):
         if command.reason != self._last_reason:
             self._last_reason = command.reason
             if command.is_hold:
-                self.get_logger().warning(f'holding: {command.reason}')
+                detail = f' ({command.detail})' if command.detail else ''
+                self.get_logger().warning(f'holding: {command.reason}{detail}')
             else:
                 self.get_logger().info(f'executing (context {command.context_seq})')
 

@@ -3,11 +3,12 @@ The newest frame of each configured camera, for the planner and executor nodes.
 
 Cameras are subscribed with sensor-data QoS, depth 1 (only the newest frame matters). A bad
 image (wrong size, unsupported encoding, empty data) is logged once per camera and reason and
-ignored; the node keeps running on the other frames.
+ignored; the node keeps running on the other frames. A frame whose stamp the runtime refuses
+(`stamp_check`: unset, ahead of the node's clock) is dropped too.
 """
 
 import threading
-from typing import Dict, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, Optional, Sequence, Set, Tuple
 
 from ahawam_ros.ros.conversions import stamp_seconds
 from ahawam_ros.ros.image_conversion import ImageConversionError, ImageConverter
@@ -34,11 +35,15 @@ class CameraSet:
         Resize frames of another size instead of rejecting them.
     callback_group : optional
         Callback group of the subscriptions.
+    stamp_check : Callable[[str, float], float or None], optional
+        Called with (resolved topic, stamp) per frame; returns the stamp to keep, or None to
+        drop the frame (the runtime counts and logs why): a core's `check_camera_stamp`.
 
     """
 
     def __init__(self, node: Node, topics: Sequence[str], image_hw: Tuple[int, int],
-                 resize: bool = False, callback_group=None):
+                 resize: bool = False, callback_group=None,
+                 stamp_check: Optional[Callable[[str, float], Optional[float]]] = None):
         self._node = node
         self._topics = tuple(topics)
         self._hw = tuple(int(v) for v in image_hw)
@@ -47,11 +52,14 @@ class CameraSet:
         self._frames: Dict[str, Tuple[np.ndarray, float]] = {}
         self._lock = threading.Lock()
         self._reported: Set[Tuple[str, str]] = set()
+        self._stamp_check = stamp_check
+        self._names: Dict[str, str] = {}  # configured topic -> resolved name (logs, stats)
         self.rejected = 0
         for topic in self._topics:
             msg_type = CompressedImage if topic.rstrip('/').endswith('compressed') else Image
-            node.create_subscription(msg_type, topic, lambda msg, t=topic: self._on_image(t, msg),
-                                     CAMERA_QOS, callback_group=callback_group)
+            self._names[topic] = node.create_subscription(
+                msg_type, topic, lambda msg, t=topic: self._on_image(t, msg), CAMERA_QOS,
+                callback_group=callback_group).topic_name
 
     @property
     def uses_cv_bridge(self) -> bool:
@@ -64,10 +72,15 @@ class CameraSet:
             self.rejected += 1
             self._report_once(topic, str(error))
             return
+        stamp = stamp_seconds(msg.header.stamp)
+        if self._stamp_check is not None:
+            stamp = self._stamp_check(self._names[topic], stamp)
+            if stamp is None:
+                return
         if rgb.shape[:2] != self._hw:
             rgb = cv2.resize(rgb, (self._hw[1], self._hw[0]), interpolation=cv2.INTER_AREA)
         with self._lock:
-            self._frames[topic] = (rgb, stamp_seconds(msg.header.stamp))
+            self._frames[topic] = (rgb, stamp)
 
     def _report_once(self, topic: str, reason: str) -> None:
         key = (topic, reason.split(':')[0])

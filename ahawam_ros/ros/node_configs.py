@@ -57,6 +57,8 @@ class CameraInputs(PolicySource):
     image_width: int = field(0, 'expected camera image width; 0 = the policy input size',
                              (0, 4096))
     resize_images: bool = field(False, 'resize frames of another size instead of rejecting')
+    max_future_stamp: float = field(0.2, "input stamps further ahead of this node's clock (s) "
+                                    'are refused (unsynchronised clocks)', (0.0, 10.0))
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from ahawam_ros.runtime.context_slot import ContextSlot
 from ahawam_ros.runtime.loading import load_policy, policy_image_hw
 from ahawam_ros.runtime.planner_core import PlannerConfig, PlannerCore, PUBLISHED
 from ahawam_ros.runtime.policy_api import ChunkPolicy
+from ahawam_ros.runtime.stamps import StampConfig
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import Image
@@ -41,11 +42,12 @@ class WorldPlannerNode(Node):
         self.config = config = declare_config(self, WorldPlannerConfig)
         self.policy = policy or load_policy(config.checkpoint, config.device)
         image_hw = policy_image_hw(self.policy, config.image_height, config.image_width)
-        self.cameras = CameraSet(self, config.camera_topics, image_hw, config.resize_images,
-                                 MutuallyExclusiveCallbackGroup())
+        stamps = StampConfig(max_future=config.max_future_stamp, zero_is_unset=True)
         self.core = PlannerCore(self.policy, ContextSlot(),
-                                PlannerConfig(max_image_age=config.max_image_age),
+                                PlannerConfig(max_image_age=config.max_image_age, stamps=stamps),
                                 clock=self.now)
+        self.cameras = CameraSet(self, config.camera_topics, image_hw, config.resize_images,
+                                 MutuallyExclusiveCallbackGroup(), self.core.check_camera_stamp)
         self._context_pub = self.create_publisher(WorldContext, config.context_topic,
                                                   CONTEXT_QOS)
         self._composite_pub = self.create_publisher(Image, config.composite_topic, 1)

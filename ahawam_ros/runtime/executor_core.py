@@ -219,7 +219,7 @@ class ExecutorCore:
         """
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f'images must be (V, H, W, 3), got {images.shape}')
-        verdict = self.stamps.check(source, stamp, self.clock())
+        verdict = self.stamps.check(source, stamp, self.clock(), reoffer=True)
         return verdict.accepted and self._store('_images', _Observation(images, verdict.stamp))
 
     def check_camera_stamp(self, topic: str, stamp: float) -> Optional[float]:

@@ -129,7 +129,7 @@ class PlannerCore:
         """
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f'images must be (V, H, W, 3), got {images.shape}')
-        verdict = self.stamps.check(source, stamp, self.clock())
+        verdict = self.stamps.check(source, stamp, self.clock(), reoffer=True)
         if not verdict.accepted:
             return False
         stamp = verdict.stamp

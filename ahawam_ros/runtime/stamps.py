@@ -118,7 +118,8 @@ class StampGuard:
         self._sources: Dict[str, _Source] = {}
         self._lock = threading.Lock()
 
-    def check(self, source: str, stamp: float, now: float, camera: bool = False) -> StampVerdict:
+    def check(self, source: str, stamp: float, now: float, camera: bool = False,
+              reoffer: bool = False) -> StampVerdict:
         """
         Check `stamp` (s) of a message from `source` that arrives at `now` (s).
 
@@ -130,6 +131,10 @@ class StampGuard:
             The message's stamp and the receiving clock, in seconds.
         camera : bool
             The source is a camera (`stale_camera` considers only cameras).
+        reoffer : bool
+            The caller offers the same message again at times (the newest frames, at each
+            worker step): a stamp equal to the last refused one is not counted again. An
+            accepted stamp equal to the last one always gets the same stored stamp.
 
         Returns
         -------
@@ -143,9 +148,10 @@ class StampGuard:
             state = self._sources.get(source)
             if state is None:
                 state = self._sources[source] = _Source(camera)
-            if stamp == (state.last[0] if cause == OK else state.last_refused):
-                # the same message offered again (the newest frames, each worker step)
-                return StampVerdict(cause, state.last[1] if cause == OK else math.nan)
+            if stamp == state.last[0] and cause == OK:
+                return StampVerdict(OK, state.last[1])
+            if reoffer and stamp == state.last_refused:
+                return StampVerdict(cause, math.nan)
             first = self._count(state, cause)
             offset = self._track(state, now - stamp) if cause in (OK, FUTURE) else None
             if cause == OK:
@@ -154,10 +160,11 @@ class StampGuard:
             else:
                 state.last_refused = stamp
             verdict = StampVerdict(cause, state.last[1] if cause == OK else math.nan)
-        if first:
-            self._log.warning('refusing stamps on %s: %s (the first of this kind on this '
-                              'topic; every refusal is counted in the statistics)',
-                              source, self._describe(cause, stamp, now))
+        if first:  # a clock not yet started is normal for a moment under sim time
+            self._log.log(logging.INFO if cause == NO_CLOCK else logging.WARNING,
+                          'refusing stamps on %s: %s (the first of this kind on this topic; '
+                          'every refusal is counted in the statistics)',
+                          source, self._describe(cause, stamp, now))
         if offset is not None:
             self._report_offset(source, offset)
         return verdict
@@ -204,7 +211,7 @@ class StampGuard:
         if cause == NEGATIVE:
             return f'stamp {stamp:.9f} s is negative'
         if cause == ZERO:
-            return 'stamp is 0 (header.stamp not set by the publisher)'
+            return 'stamp is 0: header.stamp not set by the publisher (or a clock at its start)'
         return (f"stamp is {stamp - now:.3f} s ahead of this node's clock (tolerance "
                 f'{self.config.max_future:g} s): clocks not synchronised, or use_sim_time set '
                 'on one side only')
