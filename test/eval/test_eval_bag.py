@@ -6,7 +6,8 @@ from typing import List, Optional, Tuple
 from ahawam_ros.data.features import FeatureConfig
 from ahawam_ros.eval.bag_eval import BagEvalConfig, evaluate_bag
 from ahawam_ros.eval.bag_metrics import figures
-from ahawam_ros.eval.bag_replay import EvalError
+from ahawam_ros.eval.bag_replay import BagReplay, EvalError
+from ahawam_ros.eval.bag_stream import BagSource
 from ahawam_ros.eval.bag_testing import compress_cameras, gradient_frame, lockstep_messages
 from ahawam_ros.eval.bag_testing import write_bag
 import numpy as np
@@ -264,3 +265,25 @@ def test_png_cameras_replay_like_raw_ones(tmp_path):
         np.testing.assert_array_equal(png_images, raw_images)
     np.testing.assert_array_equal(png_command, raw_command)
     assert png_values == raw_values and png_values['mae_mean'] > 0.0
+
+
+
+
+def test_the_replay_hands_over_joint_states_at_their_own_stamps(tmp_path):
+    """
+    The executor's clock reads a joint state's time when it arrives, also during inference.
+
+    A clock left at the previous tick would see every joint state one period ahead: it would
+    be kept as the clock's time (stamps ahead are kept as now), one period early.
+    """
+    bag, policy = make_bag(tmp_path, ramp(np.arange(60))), RampPolicy()
+    config = BagEvalConfig(progress=False, planner_rate_hz=10.0, planner_latency=0.05,
+                           executor_latency=0.25, execute_steps=4)
+    with BagSource(bag, FEATURES, config.command_topic) as source:
+        replay = BagReplay(policy, config.executor_config(FEATURES.joint_names),
+                           config.timing(policy))
+        trace = replay.run(source)
+    assert replay.executor.stamps.newest('joint_states') == trace.joint_time[-1]
+    assert replay.executor.stamps.offsets()['joint_states'] == 0.0
+    assert replay.executor.stats()['stamps_refused'] == 0
+    assert replay.planner.stats()['stamps_refused'] == 0
