@@ -398,7 +398,7 @@ class ExecutorCore:
         return Command(result.positions, result.is_hold, reason, seq, age, now,
                        result.clipped, result.rate_limited, detail)
 
-    def _hold_cause(self, now: float, reason: str):
+    def _hold_cause(self, now: float, reason: str) -> Tuple[str, str]:
         """Name the silent camera when it is why the context or the chunks ran out."""
         if reason not in _CAMERA_CAUSED:
             return reason, ''

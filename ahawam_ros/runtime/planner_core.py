@@ -160,7 +160,7 @@ class PlannerCore:
                 images, stamp = self._images, self._image_stamp
             now = self.clock()
             skip = self._skip_reason(now, images, stamp)
-            self._log_stale(now, skip == 'stale_images')
+            self._log_stale(now, skip)
             if skip:
                 return self._outcome(skip, None, math.nan)
             self._last_start = now
@@ -193,9 +193,10 @@ class PlannerCore:
             return 'not_due'
         return ''
 
-    def _log_stale(self, now: float, stale: bool) -> None:
+    def _log_stale(self, now: float, skip: str) -> None:
         """Say once when planning stops for stale frames (naming the camera) and resumes."""
-        if stale == self._stale_logged:
+        stale = skip == 'stale_images'
+        if stale == self._stale_logged or skip == 'no_images':
             return
         self._stale_logged = stale
         if not stale:

@@ -267,8 +267,6 @@ def test_png_cameras_replay_like_raw_ones(tmp_path):
     assert png_values == raw_values and png_values['mae_mean'] > 0.0
 
 
-
-
 def test_the_replay_hands_over_joint_states_at_their_own_stamps(tmp_path):
     """
     The executor's clock reads a joint state's time when it arrives, also during inference.

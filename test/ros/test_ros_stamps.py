@@ -56,8 +56,8 @@ class _Records(logging.Handler):
 
 def test_nodes_refuse_future_and_unset_stamps_naming_the_topic(ros_context):
     namespace = f'/t{uuid.uuid4().hex[:8]}'
-    common = dict(checkpoint='fake', camera_topics=list(CAMERAS), image_height=HW,
-                  image_width=HW)
+    common = {'checkpoint': 'fake', 'camera_topics': list(CAMERAS), 'image_height': HW,
+              'image_width': HW}
     stub = ClockStub(context=ros_context, namespace=namespace)
     planner = WorldPlannerNode(context=ros_context, namespace=namespace,
                                parameter_overrides=params(refresh_rate_hz=10.0, **common))
