@@ -46,7 +46,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"ahawam: unknown command '{name}'\n\n{_usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(SUBCOMMANDS[name][0])
-    return int(module.main(rest) or 0)
+    try:
+        return int(module.main(rest) or 0)
+    except ValueError as error:
+        from ahawam_ros.runtime.loading import is_checkpoint_error  # torch is loaded by now
+        if not is_checkpoint_error(error):
+            raise
+        print(f'ahawam {name}: error: {error}', file=sys.stderr)
+        return 2
 
 
 if __name__ == '__main__':

@@ -8,17 +8,21 @@ Checkpoints: one self-describing directory per checkpoint.
 
 Loading builds the model from the checkpoint's own config, never from code defaults. Weights
 whose shape differs from the model's fail with a message naming the tensor and both shapes.
+Every malformed checkpoint (a missing file, JSON that does not parse, a missing or invalid
+field, unreadable or truncated weights) raises `CheckpointError`: one line naming the file and
+the field, which command line tools turn into exit code 2.
 """
 
 from dataclasses import asdict, dataclass
 import json
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from ahawam_ros.model.aha_wam import AhaWamModel
 from ahawam_ros.model.autoencoder import FrameAutoencoder
 from ahawam_ros.model.config import AutoencoderConfig, config_from_dict, ModelConfig
 from ahawam_ros.model.norm_stats import NormStats
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 import torch
 from torch import nn
@@ -44,10 +48,45 @@ def _write_json(path: Path, data: Dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + '\n')
 
 
+class CheckpointError(ValueError):
+    """
+    A checkpoint that cannot be loaded; the message is one line naming the file and field.
+
+    Attributes
+    ----------
+    path : Path
+        The file (or directory) at fault.
+    field : str
+        The field at fault ('' when the whole file is).
+
+    """
+
+    def __init__(self, path: PathLike, field: str, problem: str):
+        self.path, self.field = Path(path), field
+        where = f"{self.path}: field '{field}'" if field else str(self.path)
+        super().__init__(' '.join(f'checkpoint {where}: {problem}'.split()))
+
+
 def _read_json(path: Path) -> Dict[str, Any]:
     if not path.is_file():
-        raise FileNotFoundError(f'checkpoint file missing: {path}')
-    return json.loads(path.read_text())
+        raise CheckpointError(path, '', 'file missing (not a complete checkpoint directory)')
+    try:
+        data = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(path, '', f'not valid JSON ({error})') from error
+    if not isinstance(data, dict):
+        raise CheckpointError(path, '', f'expected a JSON object, found {type(data).__name__}')
+    return data
+
+
+def _field(path: Path, data: Dict[str, Any], name: str, kind: type) -> Any:
+    """Return `data[name]`, checked to be a `kind` (bool is no int)."""
+    if name not in data:
+        raise CheckpointError(path, name, f'missing (present: {sorted(data)})')
+    value = data[name]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise CheckpointError(path, name, f'expected {kind.__name__}, found {value!r:.60}')
+    return value
 
 
 def _save(path: PathLike, module: nn.Module, kind: str, step: int, configs: Dict[str, Any],
@@ -70,12 +109,57 @@ def _save(path: PathLike, module: nn.Module, kind: str, step: int, configs: Dict
 
 def _read_info(path: PathLike, kind: str) -> CheckpointInfo:
     directory = Path(path)
-    state = _read_json(directory / STATE_FILE)
-    if state.get('kind') != kind:
-        raise ValueError(f'{directory} holds a {state.get("kind")!r} checkpoint, not {kind!r}')
+    if not directory.is_dir():
+        raise CheckpointError(directory, '', 'no such checkpoint directory')
+    state_path = directory / STATE_FILE
+    state = _read_json(state_path)
+    found = _field(state_path, state, 'kind', str)
+    if found != kind:
+        raise CheckpointError(state_path, 'kind',
+                              f'{directory} holds a {found!r} checkpoint, not {kind!r}')
+    step = _field(state_path, state, 'step', int)
+    if step < 0:
+        raise CheckpointError(state_path, 'step', f'must be >= 0, found {step}')
+    version = state.get('format', FORMAT_VERSION)
+    if version != FORMAT_VERSION:
+        raise CheckpointError(state_path, 'format', f'version {version!r}; this code reads '
+                              f'version {FORMAT_VERSION}')
     stats_path = directory / NORM_STATS_FILE
-    stats = NormStats.from_dict(_read_json(stats_path)) if stats_path.is_file() else None
-    return CheckpointInfo(int(state['step']), _read_json(directory / CONFIG_FILE), stats)
+    stats = None
+    if stats_path.is_file():
+        try:
+            stats = NormStats.from_dict(_read_json(stats_path))
+        except (TypeError, ValueError) as error:
+            if isinstance(error, CheckpointError):
+                raise
+            raise CheckpointError(stats_path, '', str(error)) from error
+    return CheckpointInfo(step, _read_json(directory / CONFIG_FILE), stats)
+
+
+def _build(path: PathLike, info: CheckpointInfo, key: str, build: Callable[[Any], Any]) -> Any:
+    """Return `build(configs[key])`; a missing or invalid config names the file and field."""
+    config_path = Path(path) / CONFIG_FILE
+    section = _field(config_path, info.configs, key, dict)
+    try:
+        return build(section)
+    except (TypeError, ValueError, KeyError, AttributeError) as error:
+        raise CheckpointError(config_path, key, f'{type(error).__name__}: {error}') from error
+
+
+def _load_weights(module: nn.Module, path: PathLike, device: str = 'cpu') -> None:
+    """Load the weights file of checkpoint `path` into `module`, naming the file on failure."""
+    weights = Path(path) / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CheckpointError(weights, '', 'file missing (not a complete checkpoint directory)')
+    try:
+        tensors = load_file(str(weights), device=device)
+    except (SafetensorError, OSError, RuntimeError, ValueError) as error:
+        raise CheckpointError(weights, '', f'unreadable safetensors file, truncated or corrupt '
+                              f'({type(error).__name__}: {error})') from error
+    try:
+        load_state_checked(module, tensors)
+    except ValueError as error:
+        raise CheckpointError(weights, '', str(error)) from error
 
 
 def load_state_checked(module: nn.Module, tensors: Dict[str, torch.Tensor]) -> None:
@@ -133,11 +217,19 @@ def save_checkpoint(path: PathLike, model: AhaWamModel, step: int,
 
 def load_checkpoint(path: PathLike, device: Union[str, torch.device] = 'cpu'
                     ) -> Tuple[AhaWamModel, CheckpointInfo]:
-    """Build an `AhaWamModel` from a checkpoint directory; returns (model, info)."""
+    """
+    Build an `AhaWamModel` from a checkpoint directory; returns (model, info).
+
+    Raises
+    ------
+    CheckpointError
+        A malformed checkpoint: the message names the file and the field.
+
+    """
     info = _read_info(path, 'aha_wam')
-    config = ModelConfig.from_dict(info.configs['model'])
-    model = AhaWamModel(config, info.norm_stats)
-    load_state_checked(model, load_file(str(Path(path) / WEIGHTS_FILE)))
+    model = _build(path, info, 'model',
+                   lambda section: AhaWamModel(ModelConfig.from_dict(section), info.norm_stats))
+    _load_weights(model, path)
     return model.to(device), info
 
 
@@ -151,9 +243,9 @@ def load_autoencoder(path: PathLike, device: Union[str, torch.device] = 'cpu'
                      ) -> Tuple[FrameAutoencoder, CheckpointInfo]:
     """Build a `FrameAutoencoder` from a checkpoint directory; returns (autoencoder, info)."""
     info = _read_info(path, 'autoencoder')
-    config = config_from_dict(AutoencoderConfig, info.configs['autoencoder'])
-    autoencoder = FrameAutoencoder(config)
-    load_state_checked(autoencoder, load_file(str(Path(path) / WEIGHTS_FILE)))
+    autoencoder = _build(path, info, 'autoencoder', lambda section: FrameAutoencoder(
+        config_from_dict(AutoencoderConfig, section)))
+    _load_weights(autoencoder, path)
     return autoencoder.to(device), info
 
 
@@ -161,6 +253,5 @@ def load_autoencoder_into(model: AhaWamModel, path: PathLike) -> CheckpointInfo:
     """Copy a saved autoencoder into `model` (frozen there); shapes must match."""
     info = _read_info(path, 'autoencoder')
     device = next(model.autoencoder.parameters()).device
-    load_state_checked(model.autoencoder, load_file(str(Path(path) / WEIGHTS_FILE),
-                                                    device=str(device)))
+    _load_weights(model.autoencoder, path, str(device))
     return info

@@ -225,7 +225,8 @@ class ActionExecutorNode(Node):
 
     def destroy_node(self) -> None:
         """Stop the chunk worker (after its current chunk), then destroy the node."""
-        self.core.stop_worker()
+        if hasattr(self, 'core'):  # not when the constructor failed (a bad checkpoint)
+            self.core.stop_worker()
         super().destroy_node()
 
 

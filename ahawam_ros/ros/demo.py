@@ -25,6 +25,7 @@ from ahawam_ros.ros.node_configs import BimanualSimConfig  # noqa: E402
 from ahawam_ros.ros.params import config_from_params_file  # noqa: E402
 from ahawam_ros.ros.paths import share_file  # noqa: E402
 from ahawam_ros.ros.spin import DEFAULT_THREADS, responsive_gil, SpinThread  # noqa: E402
+from ahawam_ros.runtime.loading import load_policy  # noqa: E402
 import rclpy  # noqa: E402
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor  # noqa: E402
 from rclpy.signals import SignalHandlerOptions  # noqa: E402
@@ -115,6 +116,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     params_file = str(share_file('config', 'bimanual.yaml'))
     sim_config = config_from_params_file(params_file, 'bimanual_sim', BimanualSimConfig)
+    if options.checkpoint:  # a bad checkpoint fails here, before anything starts (cached)
+        load_policy(str(Path(options.checkpoint).resolve()))
     simulator = start_simulator(params_file)
     responsive_gil()
     bridge_core_logging()

@@ -98,7 +98,8 @@ class WorldPlannerNode(Node):
 
     def destroy_node(self) -> None:
         """Stop the planner worker (after its current refresh), then destroy the node."""
-        self.core.stop_worker()
+        if hasattr(self, 'core'):  # not when the constructor failed (a bad checkpoint)
+            self.core.stop_worker()
         super().destroy_node()
 
 

@@ -7,6 +7,7 @@ handed over by reference is always compatible with the executor that reads it.
 """
 
 from pathlib import Path
+import sys
 import threading
 from typing import Dict, Tuple
 
@@ -44,6 +45,18 @@ def load_policy(checkpoint: str = '', device: str = 'cpu') -> ChunkPolicy:
         if key not in _CACHE:
             _CACHE[key] = _build(*key)
         return _CACHE[key]
+
+
+def is_checkpoint_error(error: BaseException) -> bool:
+    """
+    Return whether `error` is a malformed checkpoint (`model.checkpoint.CheckpointError`).
+
+    Command line tools and node executables answer one with its one-line message and exit
+    code 2. The class is looked up, not imported: only a process that loaded the checkpoint
+    module (and torch with it) can have raised one.
+    """
+    checkpoint = sys.modules.get('ahawam_ros.model.checkpoint')
+    return checkpoint is not None and isinstance(error, checkpoint.CheckpointError)
 
 
 def policy_image_hw(policy: ChunkPolicy, height: int = 0, width: int = 0) -> Tuple[int, int]:

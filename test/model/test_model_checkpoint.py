@@ -1,10 +1,14 @@
 """Checkpoints: a round trip reproduces the policy; mismatched shapes fail clearly."""
 
 import json
+import shutil
+import subprocess
+import sys
 
+from ahawam_ros import cli
 from ahawam_ros.model.aha_wam import AhaWamModel
-from ahawam_ros.model.checkpoint import (load_autoencoder, load_checkpoint, load_state_checked,
-                                         save_autoencoder, save_checkpoint)
+from ahawam_ros.model.checkpoint import (CheckpointError, load_autoencoder, load_checkpoint,
+                                         load_state_checked, save_autoencoder, save_checkpoint)
 from ahawam_ros.model.norm_stats import NormStats
 from ahawam_ros.model.policy import AhaWamPolicy
 from ahawam_ros.model.presets import get_preset
@@ -86,3 +90,132 @@ def test_half_precision_storage_halves_the_file_and_keeps_the_outputs(tmp_path):
     actual = first_chunk(AhaWamPolicy.from_checkpoint(tmp_path / 'half', seed=1), episode)
     np.testing.assert_allclose(actual, expected, atol=2e-2 * np.abs(expected).max())
     assert not np.array_equal(actual, expected)  # the storage really was half precision
+
+
+# ---- malformed checkpoints: one CheckpointError naming the file and the field ----------------
+
+def _write(path, text):
+    path.write_text(text)
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+
+
+def _edit_json(name, edit):
+    def apply(directory):
+        data = json.loads((directory / name).read_text())
+        edit(data)
+        (directory / name).write_text(json.dumps(data))
+    return apply
+
+
+MALFORMED = {
+    # case: (damage(directory), file at fault, field named ('' for the whole file), words)
+    'config {}': (lambda d: _write(d / 'config.json', '{}'), 'config.json', 'model', 'missing'),
+    'config without model': (_edit_json('config.json', lambda c: c.pop('model')),
+                             'config.json', 'model', 'missing'),
+    'config model not a dict': (_edit_json('config.json', lambda c: c.update(model=[1, 2])),
+                                'config.json', 'model', 'expected dict'),
+    'config model unknown key': (_edit_json('config.json',
+                                            lambda c: c['model'].update(warp_drive=1)),
+                                 'config.json', 'model', 'warp_drive'),
+    'config garbage': (lambda d: _write(d / 'config.json', '{"model": [oops'), 'config.json', '',
+                       'not valid JSON'),
+    'config a list': (lambda d: _write(d / 'config.json', '[]'), 'config.json', '',
+                      'expected a JSON object'),
+    'state without step': (_edit_json('state.json', lambda s: s.pop('step')), 'state.json',
+                           'step', 'missing'),
+    'state step a string': (_edit_json('state.json', lambda s: s.update(step='ten')),
+                            'state.json', 'step', 'expected int'),
+    'state without kind': (_edit_json('state.json', lambda s: s.pop('kind')), 'state.json',
+                           'kind', 'missing'),
+    'state garbage': (lambda d: _write(d / 'state.json', '\x00\x01 not json'), 'state.json', '',
+                      'not valid JSON'),
+    'state missing': (lambda d: (d / 'state.json').unlink(), 'state.json', '', 'file missing'),
+    'norm stats garbage': (lambda d: _write(d / 'norm_stats.json', '{'), 'norm_stats.json', '',
+                           'not valid JSON'),
+    'norm stats missing key': (_edit_json('norm_stats.json', lambda s: s.pop(sorted(s)[0])),
+                               'norm_stats.json', '', 'missing keys'),
+    'weights truncated': (lambda d: _truncate(d / 'model.safetensors'), 'model.safetensors', '',
+                          'truncated or corrupt'),
+    'weights empty': (lambda d: _write(d / 'model.safetensors', ''), 'model.safetensors', '',
+                      'truncated or corrupt'),
+    'weights missing': (lambda d: (d / 'model.safetensors').unlink(), 'model.safetensors', '',
+                        'file missing'),
+}
+
+
+@pytest.fixture(scope='module')
+def good_checkpoint(tmp_path_factory):
+    return save_checkpoint(tmp_path_factory.mktemp('good') / 'ckpt', trained_looking_model(),
+                           step=3)
+
+
+def damaged(good, tmp_path, case):
+    directory = tmp_path / 'ckpt'
+    shutil.copytree(good, directory)
+    MALFORMED[case][0](directory)
+    return directory
+
+
+@pytest.mark.parametrize('case', sorted(MALFORMED))
+def test_a_malformed_checkpoint_is_one_error_naming_file_and_field(good_checkpoint, tmp_path,
+                                                                   case):
+    _, name, field, words = MALFORMED[case]
+    directory = damaged(good_checkpoint, tmp_path, case)
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(directory)
+    error = caught.value
+    message = str(error)
+    assert error.path == directory / name and error.field == field
+    assert str(directory / name) in message and words in message, message
+    assert (f"field '{field}'" in message) == bool(field), message
+    assert '\n' not in message and isinstance(error, ValueError)
+
+
+def test_a_missing_directory_and_the_wrong_kind_are_checkpoint_errors(good_checkpoint,
+                                                                      tmp_path):
+    with pytest.raises(CheckpointError, match='no such checkpoint directory'):
+        load_checkpoint(tmp_path / 'nowhere')
+    with pytest.raises(CheckpointError, match="field 'kind'.*not 'autoencoder'"):
+        load_autoencoder(good_checkpoint)
+
+
+def test_a_malformed_autoencoder_checkpoint_names_its_file(tmp_path):
+    save_autoencoder(tmp_path / 'ae', trained_looking_model().autoencoder, step=7)
+    (tmp_path / 'ae' / 'config.json').write_text('{"autoencoder": {"latent_channels": "x"}}')
+    with pytest.raises(CheckpointError, match=r"config.json: field 'autoencoder'"):
+        load_autoencoder(tmp_path / 'ae')
+
+
+@pytest.mark.parametrize('case', ['config {}', 'weights truncated'])
+def test_export_of_a_malformed_checkpoint_exits_2_with_one_line(good_checkpoint, tmp_path,
+                                                                case):
+    """Through the real `ahawam` entry point, in a process of its own."""
+    directory = damaged(good_checkpoint, tmp_path, case)
+    result = subprocess.run([sys.executable, '-m', 'ahawam_ros.cli', 'export', str(directory),
+                             str(tmp_path / 'out')], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('ahawam export: error: checkpoint '), lines
+    assert str(directory / MALFORMED[case][1]) in lines[0]
+    assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('command', [['eval-sim', '--episodes', '1'],
+                                     ['eval-bag', 'BAG'], ['export', 'CKPT', 'OUT']])
+def test_every_command_that_loads_a_checkpoint_exits_2(good_checkpoint, tmp_path, capsys,
+                                                       command):
+    directory = damaged(good_checkpoint, tmp_path, 'state without step')
+    (tmp_path / 'bag').mkdir()
+    (tmp_path / 'bag' / 'metadata.yaml').write_text('')  # never opened: the policy loads first
+    argv = [{'BAG': str(tmp_path / 'bag'), 'CKPT': str(directory),
+             'OUT': str(tmp_path / 'out')}.get(word, word) for word in command]
+    if 'CKPT' not in command:
+        argv += ['--checkpoint', str(directory), '--out', str(tmp_path / 'out')]
+    assert cli.main(argv) == 2
+    error = capsys.readouterr().err
+    assert f"{directory / 'state.json'}: field 'step'" in error, error
+    assert len(error.strip().splitlines()) == 1, error
