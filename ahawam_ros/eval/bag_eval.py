@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from ahawam_ros.data.bag_files import BagError, find_bags
 from ahawam_ros.data.features import FeatureConfig
 from ahawam_ros.eval.bag_eval_settings import BagEvalConfig, config_from_args, parser
-from ahawam_ros.eval.bag_metrics import figures, ReplayTrace
+from ahawam_ros.eval.bag_metrics import figures, problems, ReplayTrace
 from ahawam_ros.eval.bag_replay import BagReplay, EvalError
 from ahawam_ros.eval.bag_stream import BagSource
 from ahawam_ros.eval.report import headline, write_bag_plots, write_html
@@ -206,8 +206,20 @@ def _print_figures(results: Dict[str, Any], out: Path) -> None:
     print(f'report: {out / REPORT_FILE}')
 
 
+def run_problems(results: Dict[str, Any]) -> List[str]:
+    """Return what makes the figures unusable, per bag (`bag_metrics.problems`), labelled."""
+    bags = results['bags']
+    return [f'{label}: {problem}' if len(bags) > 1 else problem
+            for label, values in bags.items() for problem in problems(values)]
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    """Run `ahawam eval-bag`; return 0, or 2 with a message on a bad bag or setting."""
+    """
+    Run `ahawam eval-bag`; return 0, or 2 with a one-line message.
+
+    Exit code 2: a bad bag, setting or checkpoint (nothing written), or figures that are not
+    usable (written, then named): non-finite chunks, or a bag where nothing executed.
+    """
     args = parser().parse_args(argv)
     out = args.out or Path('outputs') / 'eval_bag' / args.bags.resolve().name
     try:
@@ -223,6 +235,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f'ahawam eval-bag: error: {error}', file=sys.stderr)
         return 2
     _print_figures(results, out)
+    found = run_problems(results)
+    if found:  # the report stays, for a look at what went wrong; the run fails
+        print(f"ahawam eval-bag: error: {'; '.join(found)} (report: {out / REPORT_FILE})",
+              file=sys.stderr)
+        return 2
     return 0
 
 

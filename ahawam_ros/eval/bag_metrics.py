@@ -4,7 +4,12 @@ Compare what the replayed runtime would have commanded with what the bag says wa
 Each command tick is matched with the recorded command nearest in time, within half a control
 period (ticks without one are not compared). Figures, per bag or pooled over bags:
 
-- per-joint MAE and RMSE of (would-have-commanded - recorded), over every compared tick;
+- per-joint MAE and RMSE of (would-have-commanded - recorded), over the EXECUTED ticks only
+  (those that sent an action of a chunk), beside the share of ticks that executed: a hold
+  repeats the last command, which tracks a slow recording well and would flatter a policy
+  that never produced a usable chunk (the hold ticks' own MAE is kept apart, `hold_mae_mean`);
+- non-finite chunks (NaN / inf from the policy, refused by the executor) and non-finite
+  actions, counted: any of them makes the evaluation fail (`problems`);
 - error by index within the chunk executed (does the error grow along a chunk?);
 - seam jumps: the largest per-joint |command change| between two consecutive executing ticks
   from different chunks, beside the same within one chunk, and the recorded commands' own step
@@ -20,9 +25,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
+from ahawam_ros.runtime.safety import HoldReason
 import numpy as np
 
 SEAM, WITHIN = 1, 2  # kinds of consecutive executing tick pairs
+NONFINITE_CHUNK = 'nonfinite_chunk'  # ExecutorCore.chunk_results key
+NONFINITE_ACTION = HoldReason.NONFINITE_ACTION.value
 ROLES = ('planner', 'executor')
 
 
@@ -189,8 +197,9 @@ def figures(traces: Sequence[ReplayTrace]) -> Dict[str, Any]:
                                for trace, comparison in zip(traces, comparisons)])
 
     error = pooled(lambda t, c: c.error)  # (T, A)
-    compared = np.all(np.isfinite(error), axis=1)  # (T,)
+    finite = np.all(np.isfinite(error), axis=1)  # (T,) sent and matched to a recorded command
     executing = pooled(lambda t, c: ~t.is_hold)
+    compared = finite & executing  # (T,) the ticks the error figures count
     sent = pooled(lambda t, c: np.all(np.isfinite(t.command), axis=1))
     jump, kind = pooled(lambda t, c: c.jump), pooled(lambda t, c: c.jump_kind)
     abs_error = np.abs(error[compared])  # (C, A)
@@ -198,11 +207,19 @@ def figures(traces: Sequence[ReplayTrace]) -> Dict[str, Any]:
     rmse = np.sqrt((abs_error ** 2).mean(axis=0)) if len(abs_error) else mae
     step_mae, step_count = _chunk_step_error(np.abs(error), pooled(lambda t, c: t.chunk_index),
                                              traces[0].chunk_len)
+    holds = _counts([t.holds for t in traces])
+    chunk_results = _counts([t.chunk_results for t in traces])
     return _finite({
         'bags': [trace.name for trace in traces],
         'ticks': int(len(compared)), 'sent_ticks': int(sent.sum()),
-        'executing_ticks': int(executing.sum()), 'hold_ticks': int((sent & ~executing).sum()),
-        'compared_ticks': int(compared.sum()), 'unmatched_ticks': int((sent & ~compared).sum()),
+        'executing_ticks': int(executing.sum()),
+        'executed_share': float(executing.mean()) if len(executing) else None,
+        'hold_ticks': int((sent & ~executing).sum()),
+        'compared_ticks': int(compared.sum()),
+        'unmatched_ticks': int((executing & ~finite).sum()),
+        'nonfinite_chunks': int(chunk_results.get(NONFINITE_CHUNK, 0)),
+        'nonfinite_actions': int(holds.get(NONFINITE_ACTION, 0)),
+        'chunks_computed': int(sum(len(t.measured['executor']) for t in traces)),
         'rate_limited_ticks': int(pooled(lambda t, c: t.rate_limited).sum()),
         'clipped_ticks': int(pooled(lambda t, c: t.clipped).sum()),
         'duration_s': float(sum(t.tick_time[-1] - t.tick_time[0] if len(t.tick_time) else 0.0
@@ -211,7 +228,7 @@ def figures(traces: Sequence[ReplayTrace]) -> Dict[str, Any]:
         'mae': dict(zip(names, mae.tolist())), 'rmse': dict(zip(names, rmse.tolist())),
         'mae_mean': float(np.mean(mae)),
         'rmse_mean': float(np.sqrt(np.mean(abs_error ** 2))) if len(abs_error) else None,
-        'executing_mae_mean': summary(np.abs(error[compared & executing]).mean(axis=1))['mean'],
+        'hold_mae_mean': summary(np.abs(error[finite & ~executing]).mean(axis=1))['mean'],
         'chunk_step_mae': step_mae, 'chunk_step_count': step_count,
         'seam_jump': summary(jump[kind == SEAM]),
         'within_chunk_jump': summary(jump[kind == WITHIN]),
@@ -220,10 +237,29 @@ def figures(traces: Sequence[ReplayTrace]) -> Dict[str, Any]:
         'latency': {role: {'measured': summary(pooled(lambda t, c: t.measured[role])),
                            'simulated': summary(pooled(lambda t, c: t.simulated[role]))}
                     for role in ROLES},
-        'holds': _counts([t.holds for t in traces]),
+        'holds': holds,
         'planner_results': _counts([t.planner_results for t in traces]),
-        'chunk_results': _counts([t.chunk_results for t in traces]),
+        'chunk_results': chunk_results,
     })
+
+
+def problems(values: Dict[str, Any]) -> List[str]:
+    """
+    Return what makes the figures of a bag (or of all bags) unusable; empty when sound.
+
+    Non-finite chunks or actions mean a broken policy, whatever its error on the other ticks;
+    no executed tick means no error figure at all (every command was a hold).
+    """
+    found = []
+    if values['nonfinite_chunks'] or values['nonfinite_actions']:
+        found.append(f"the policy produced {values['nonfinite_chunks']} non-finite chunks (of "
+                     f"{values['chunks_computed']} computed) and {values['nonfinite_actions']} "
+                     'non-finite actions (NaN or inf: refused, the robot would have held)')
+    if not values['executing_ticks']:
+        holds = ', '.join(f'{k} {v}' for k, v in values['holds'].items()) or 'none'
+        found.append(f"nothing executed: 0 of {values['ticks']} command ticks sent an action "
+                     f'of a chunk (holds: {holds}), so there is no error to report')
+    return found
 
 
 def _finite(value: Any) -> Any:

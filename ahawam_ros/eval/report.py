@@ -140,10 +140,15 @@ def headline(figures: Dict[str, Any]) -> Dict[str, str]:
     age = figures['context_age']
     latency = figures['latency']
     holds = ', '.join(f'{k} {v}' for k, v in figures['holds'].items()) or '-'
+    share = figures['executed_share']
     return {
-        'compared ticks': f"{figures['compared_ticks']} / {figures['ticks']}",
-        'MAE': _number(figures['mae_mean']), 'RMSE': _number(figures['rmse_mean']),
-        'MAE executing': _number(figures['executing_mae_mean']),
+        'executed ticks': f"{figures['executing_ticks']} / {figures['ticks']} "
+                          f"({_number(share, 100.0, 3)} %)",
+        'MAE (executed ticks)': _number(figures['mae_mean']),
+        'RMSE (executed ticks)': _number(figures['rmse_mean']),
+        'compared (executed, matched)': str(figures['compared_ticks']),
+        'non-finite chunks / actions':
+            f"{figures['nonfinite_chunks']} / {figures['nonfinite_actions']}",
         'seam jump mean (within chunk)': f"{_number(seam['mean'])} ({_number(within['mean'])})",
         'rate-limited ticks': str(figures['rate_limited_ticks']),
         'context age p50 / p95 (ms)': f"{_number(age['p50'], 1e3)} / {_number(age['p95'], 1e3)}",
@@ -198,7 +203,8 @@ def write_html(path: Path, title: str, rows: Sequence[Tuple[str, Dict[str, Any]]
         f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
         f'<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{_table(rows)}'
         '<p>Errors are would-command minus recorded command, in joint units (rad; grippers '
-        'normalised 0..1); jumps are the largest per-joint command change between two ticks '
+        'normalised 0..1), over the executed ticks only: a hold repeats the last command and '
+        'is not counted (metrics.json keeps the holds\' own MAE apart); jumps are the largest per-joint command change between two ticks '
         '(at most max_step: a rate-limited tick jumps exactly that). '
         'All figures are in metrics.json.</p>'
         f'<details><summary>settings</summary><ul>{listing}</ul></details>'

@@ -5,11 +5,12 @@ from typing import List, Optional, Tuple
 
 from ahawam_ros.data.features import FeatureConfig
 from ahawam_ros.eval.bag_eval import BagEvalConfig, evaluate_bag
-from ahawam_ros.eval.bag_metrics import figures
+from ahawam_ros.eval.bag_metrics import figures, problems
 from ahawam_ros.eval.bag_replay import BagReplay, EvalError
 from ahawam_ros.eval.bag_stream import BagSource
 from ahawam_ros.eval.bag_testing import compress_cameras, gradient_frame, lockstep_messages
 from ahawam_ros.eval.bag_testing import write_bag
+from ahawam_ros.eval.report import headline
 import numpy as np
 import pytest
 from rosbags.rosbag2 import StoragePlugin
@@ -87,7 +88,8 @@ def test_ramp_policy_follows_recorded_timing(tmp_path):
     np.testing.assert_allclose(trace.command, expected, atol=1e-12)
     assert trace.holds == {'startup': 1, 'no_context': 2, 'no_chunk': 2}
     values = figures([trace])
-    assert values['compared_ticks'] == steps and values['executing_ticks'] == steps - first
+    assert values['compared_ticks'] == values['executing_ticks'] == steps - first
+    assert values['executed_share'] == pytest.approx((steps - first) / steps)
     assert values['mae_mean'] < 1e-12 and values['rmse_mean'] < 1e-12
 
 
@@ -102,7 +104,7 @@ def test_offset_recording_gives_the_offset_as_error(tmp_path, storage, trajector
                    planner_rate_hz=10.0, planner_latency=0.05, executor_latency=0.025,
                    execute_steps=4)
     values = figures([trace])
-    assert values['compared_ticks'] == 30
+    assert values['compared_ticks'] == 25  # the 5 holds are not counted
     np.testing.assert_allclose(list(values['mae'].values()), offset, atol=1e-9)
     np.testing.assert_allclose(list(values['rmse'].values()), offset, atol=1e-9)
     assert values['mae_mean'] == pytest.approx(offset.mean())
@@ -212,7 +214,9 @@ def test_ticks_without_a_recorded_command_are_not_compared(tmp_path):
                    planner_latency=0.0, executor_latency=0.0)
     values = figures([trace])
     assert values['sent_ticks'] == 30
-    assert (values['compared_ticks'], values['unmatched_ticks']) == (20, 10)
+    executed = ~trace.is_hold
+    assert executed[20:].all()
+    assert (values['compared_ticks'], values['unmatched_ticks']) == (executed[:20].sum(), 10)
 
 
 def test_nothing_is_planned_before_every_camera_has_spoken(tmp_path):
@@ -285,3 +289,53 @@ def test_the_replay_hands_over_joint_states_at_their_own_stamps(tmp_path):
     assert replay.executor.stamps.offsets()['joint_states'] == 0.0
     assert replay.executor.stats()['stamps_refused'] == 0
     assert replay.planner.stats()['stamps_refused'] == 0
+
+
+def test_the_headline_mae_counts_executed_ticks_only(tmp_path):
+    """Holds (the first ticks, before a chunk) are left out of MAE and RMSE, and counted."""
+    steps = 40
+    recorded = ramp(np.arange(steps)) + 0.02 * np.sin(np.arange(steps))[:, None]
+    recorded[:3] += 0.1  # the first ticks hold (no chunk yet): their error stands out
+    trace = replay(make_bag(tmp_path, recorded), RampPolicy(drift=0.004), planner_rate_hz=10.0,
+                   planner_latency=0.05, executor_latency=0.025, execute_steps=4)
+    executed = ~trace.is_hold
+    assert 0 < executed.sum() < steps  # both kinds of tick, or the test proves nothing
+    # independently: the bag records one command at every tick time (lock-step)
+    errors = np.abs(trace.command - recorded)  # (T, A)
+    expected_mae = errors[executed].mean()
+    expected_rmse = np.sqrt((errors[executed] ** 2).mean())
+    assert abs(errors.mean() - expected_mae) > 3e-3  # holds counted would change it
+    values = figures([trace])
+    assert values['mae_mean'] == pytest.approx(expected_mae, rel=1e-9)
+    assert values['rmse_mean'] == pytest.approx(expected_rmse, rel=1e-9)
+    assert values['hold_mae_mean'] == pytest.approx(errors[~executed].mean(), rel=1e-9)
+    text = headline(values)
+    assert text['MAE (executed ticks)'] == f'{expected_mae:.4g}'
+    share = 100.0 * executed.sum() / steps
+    assert text['executed ticks'] == f'{executed.sum()} / {steps} ({share:.3g} %)'
+    assert problems(values) == []
+
+
+def test_a_replay_where_nothing_executes_is_a_problem_not_a_figure(tmp_path):
+    trace = replay(make_bag(tmp_path, ramp(np.arange(20))), RampPolicy(),
+                   planner_latency=0.05, executor_latency=10.0)
+    values = figures([trace])
+    assert values['executing_ticks'] == 0 and values['ticks'] == 20
+    assert values['mae_mean'] is None and headline(values)['MAE (executed ticks)'] == '-'
+    (problem,) = problems(values)
+    assert problem.startswith('nothing executed: 0 of 20 command ticks')
+
+
+def test_non_finite_chunks_are_counted_and_a_problem(tmp_path):
+    class NaNPolicy(RampPolicy):
+        def predict_chunk(self, images, proprio, context, step) -> np.ndarray:
+            actions = super().predict_chunk(images, proprio, context, step)
+            return actions * np.nan if step % 2 else actions  # every other chunk is NaN
+
+    trace = replay(make_bag(tmp_path, ramp(np.arange(40))), NaNPolicy(), planner_latency=0.05,
+                   executor_latency=0.025, execute_steps=4)
+    values = figures([trace])
+    assert values['nonfinite_chunks'] == trace.chunk_results['nonfinite_chunk'] > 0
+    assert values['executing_ticks'] > 0 and values['mae_mean'] is not None
+    (problem,) = problems(values)
+    assert f"produced {values['nonfinite_chunks']} non-finite chunks" in problem

@@ -46,7 +46,7 @@ def test_report_files(tmp_path, capsys):
         'joints_left.png', 'joints_right.png', 'error.png', 'latency.png'))
     for source in sources:
         assert (out / source).read_bytes().startswith(PNG), source
-    assert '<table>' in page and 'compared ticks' in page
+    assert '<table>' in page and 'executed ticks' in page
     trace = np.load(out / 'episode' / 'trace.npz')
     assert trace['command'].shape == (25, 14)
 
@@ -73,7 +73,8 @@ def test_compressed_cameras_give_the_raw_figures(tmp_path):
     for values in bags.values():
         del values['bags'], values['latency']['planner']['measured']
         del values['latency']['executor']['measured']
-    assert bags['png'] == bags['raw'] and bags['raw']['compared_ticks'] == 25
+    assert bags['png'] == bags['raw']
+    assert 0 < bags['raw']['compared_ticks'] == bags['raw']['executing_ticks'] < 25
 
 
 def _without(topic: str):
@@ -173,3 +174,55 @@ def test_a_failure_while_writing_leaves_nothing(tmp_path):
         bag_eval.write_atomically(out, build, force=True)
     assert [p.name for p in out.iterdir()] == ['old.txt']  # --force replaces only on success
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith('.')]
+
+
+def test_a_run_where_nothing_executes_exits_2_and_says_so(tmp_path, capsys):
+    bag = write_bag(tmp_path / 'episode', messages(), FEATURES)
+    out = tmp_path / 'report'
+    code = cli.main(['eval-bag', str(bag), '--checkpoint', 'fake', '--out', str(out),
+                     '--planner-latency', '0.01', '--executor-latency', '1000', '--no-progress'])
+    printed = capsys.readouterr()
+    assert code == 2, printed
+    (line,) = printed.err.strip().splitlines()
+    assert line.startswith('ahawam eval-bag: error: nothing executed: 0 of 25 command ticks')
+    assert 'executed ticks' in printed.out and '0 / 25 (0 %)' in printed.out
+    results = json.loads((out / 'metrics.json').read_text())  # the report is kept to look at
+    assert results['all']['executing_ticks'] == 0 and results['all']['mae_mean'] is None
+
+
+def _tiny_checkpoint(path: Path, nan: bool) -> Path:
+    import torch
+    from ahawam_ros.model.aha_wam import AhaWamModel
+    from ahawam_ros.model.checkpoint import save_checkpoint
+    from ahawam_ros.model.presets import get_preset
+    torch.manual_seed(0)
+    model = AhaWamModel(get_preset('tiny'))
+    if nan:
+        with torch.no_grad():
+            for tensor in model.state_dict().values():
+                if tensor.is_floating_point():
+                    tensor.fill_(float('nan'))
+    return save_checkpoint(path, model, step=0)
+
+
+def test_an_all_nan_checkpoint_is_an_error_not_a_good_score(tmp_path, capsys):
+    """The same bag and settings: finite weights report a MAE, NaN weights fail loudly."""
+    bag = write_bag(tmp_path / 'episode', messages(40), FEATURES)
+    codes = {}
+    for nan in (False, True):
+        checkpoint = _tiny_checkpoint(tmp_path / f'nan_{nan}', nan)
+        codes[nan] = cli.main(['eval-bag', str(bag), '--checkpoint', str(checkpoint),
+                               '--out', str(tmp_path / f'report_{nan}'), '--resize-images',
+                               *FIXED])
+        printed = capsys.readouterr()
+        results = json.loads((tmp_path / f'report_{nan}' / 'metrics.json').read_text())['all']
+        if not nan:
+            assert codes[nan] == 0, printed.err
+            assert results['nonfinite_chunks'] == 0 and results['mae_mean'] is not None
+            continue
+        assert codes[nan] == 2
+        (line,) = printed.err.strip().splitlines()
+        assert f"the policy produced {results['nonfinite_chunks']} non-finite chunks" in line
+        assert results['nonfinite_chunks'] == results['chunks_computed'] > 0
+        assert results['executing_ticks'] == 0 and results['mae_mean'] is None
+        assert 'nothing executed' in line
