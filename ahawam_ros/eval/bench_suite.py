@@ -10,7 +10,8 @@ Rows (figures only, nothing asserted):
    command period p50 / p99 at 50 Hz while the planner refreshes, and the achieved chunk update
    rate against the update latency (the cost of the ROS shell);
 3. context handoff by reference (WorldContext descriptor + registry) vs serialized (the K/V
-   floats in a Float32MultiArray), same process;
+   floats in a Float32MultiArray), same process, for the policy's context and synthetic ones
+   up to 64 MiB, with the ratio (`bench_handoff`);
 4. planner refresh latency and resident memory over a long episode (rolling memory);
 5. training throughput (samples/s) per preset.
 The ROS rows are imported lazily: without rclpy they say so and the rest still runs.
@@ -30,7 +31,6 @@ from ahawam_ros.eval.sim_metrics import write_json
 from ahawam_ros.eval.sim_policy import load_eval_policy, policy_views, RANDOM_PREFIX
 from ahawam_ros.model.aha_wam import AhaWamModel, parameter_counts
 from ahawam_ros.model.presets import get_preset, PRESETS
-import numpy as np
 import torch
 
 REPORT_FILE = 'bench.json'
@@ -68,16 +68,14 @@ def build_policies(presets: Sequence[str], checkpoint: str, device: str) -> Dict
 def ros_rows(policy, args: argparse.Namespace) -> Dict[str, Any]:
     """Measure the ROS graph and the context handoff, or say why not."""
     try:
-        from ahawam_ros.ros import bench_ros  # lazily: the rest runs without ROS
+        from ahawam_ros.ros import bench_handoff, bench_ros  # lazily: the rest runs without ROS
     except ImportError as error:
         return {'skipped': f'ROS 2 is not available here ({error})'}
     shape = (policy_views(policy), *policy.image_size)
     system = bench_ros.measure_system(policy, shape, seconds=args.ros_seconds,
                                       planner_rate_hz=args.planner_rate, execute_steps=0)
-    policy.reset()
-    context = policy.plan(np.zeros((*shape, 3), np.uint8), 0)  # (V, H, W, 3) black frame
-    policy.reset()
-    return {'system': system, 'handoff': bench_ros.measure_handoff(context, args.handoffs)}
+    contexts = bench_handoff.handoff_contexts(policy, shape, args.handoff_mib)
+    return {'system': system, 'handoff': bench_handoff.measure_handoff(contexts, args.handoffs)}
 
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
@@ -110,11 +108,11 @@ def _lines_ros(report: Dict[str, Any]) -> List[str]:
     ros = report['ros']
     if 'skipped' in ros:
         return [f'ROS rows skipped: {ros["skipped"]}']
+    from ahawam_ros.ros.bench_handoff import handoff_lines  # the ROS rows ran: ROS is here
     system, handoff = ros['system'], ros['handoff']
     period, rates = system['command_period_ms'], report['update_rates'][report['main_preset']]
     own = system['chunk_latency_ms']['p50']
     achieved = 1e3 / system['chunk_rate_hz'] if system['chunk_rate_hz'] else float('nan')
-    mb = handoff['payload_bytes'] / 2 ** 20
     return [
         f'ROS graph ({report["main_preset"]}, {system["window_s"]:.0f} s, planner timer '
         f'{system["planner_rate_hz"]:g} Hz, chunks as fast as possible):',
@@ -125,13 +123,7 @@ def _lines_ros(report: Dict[str, Any]) -> List[str]:
         f'  chunk updates       {system["chunk_rate_hz"]:.1f} Hz achieved ({achieved:.1f} ms '
         f'each); update latency p50 {own:.1f} ms in the graph, {rates["async_ms"]:.1f} ms '
         f'alone -> ROS shell + waiting {achieved - own:.1f} ms per update',
-        f'context handoff ({mb:.2f} MiB of K/V):',
-        f'  by reference        p50 {handoff["by_reference_ms"]["p50"]:.2f} ms  p99 '
-        f'{handoff["by_reference_ms"]["p99"]:.2f} ms  (identical object: '
-        f'{handoff["identical_object"]})',
-        f'  serialized topic    p50 {handoff["serialized_ms"]["p50"]:.2f} ms  p99 '
-        f'{handoff["serialized_ms"]["p99"]:.2f} ms  (equal tensors: '
-        f'{handoff["serialized_equal"]})']
+        *handoff_lines(handoff)]
 
 
 def format_report(report: Dict[str, Any]) -> str:
@@ -171,7 +163,10 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument('--threads', type=int, default=1, help='torch threads for inference')
     parser.add_argument('--ros-seconds', type=float, default=10.0, help='ROS graph window')
     parser.add_argument('--planner-rate', type=float, default=3.0, help='planner timer (Hz)')
-    parser.add_argument('--handoffs', type=int, default=50, help='handoffs per kind')
+    parser.add_argument('--handoffs', type=int, default=50, help='handoffs per kind and '
+                        'context size (serialized: ~512 MiB per size at most)')
+    parser.add_argument('--handoff-mib', type=float, nargs='*', default=[1.0, 16.0, 64.0],
+                        help="synthetic context sizes handed over, beside the policy's")
     parser.add_argument('--refreshes', type=int, default=300, help='long planner episode')
     parser.add_argument('--train-batch', type=int, default=8, help='0 skips training')
     parser.add_argument('--train-repeats', type=int, default=3)

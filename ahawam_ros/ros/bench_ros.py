@@ -5,17 +5,12 @@ The ROS side of `ahawam bench`: the real rclpy graph, measured in this process.
   sensor stand-in (cameras and joint states), in one process on a MultiThreadedExecutor, as
   bringup runs them. Measures the period of the commands received while the planner
   refreshes, and the achieved chunk update rate beside the update latency inside the graph.
-- `measure_handoff`: one planner context handed to a subscriber in the same process, by
-  reference (a WorldContext descriptor, resolved in the registry) and serialized (its K/V
-  floats in a std_msgs/Float32MultiArray), alternately; latency from the context being ready
-  to it being usable as tensors by the subscriber.
+- the context handoff, by reference vs serialized, is in `bench_handoff`.
 
 Each call runs in a fresh rclpy Context on a namespace of its own and returns plain figures
 (milliseconds, hertz, counts).
 """
 
-import array
-from dataclasses import fields, is_dataclass
 import os
 import threading
 import time
@@ -24,34 +19,31 @@ import uuid
 
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')  # before rclpy loads
 
-from ahawam_ros.msg import ActionChunk, WorldContext  # noqa: E402
+from ahawam_ros.msg import ActionChunk  # noqa: E402
 from ahawam_ros.robot import JOINT_NAMES  # noqa: E402
 from ahawam_ros.ros import conversions as conv  # noqa: E402
 from ahawam_ros.ros.action_executor_node import ActionExecutorNode  # noqa: E402
 from ahawam_ros.ros.image_conversion import rgb_to_image_msg  # noqa: E402
-from ahawam_ros.ros.qos import CAMERA_QOS, COMMAND_QOS, CONTEXT_QOS  # noqa: E402
+from ahawam_ros.ros.qos import CAMERA_QOS, COMMAND_QOS  # noqa: E402
 from ahawam_ros.ros.spin import DEFAULT_THREADS, responsive_gil, SpinThread  # noqa: E402
 from ahawam_ros.ros.world_planner_node import WorldPlannerNode  # noqa: E402
-from ahawam_ros.runtime.context_slot import ContextSlot, resolve  # noqa: E402
 from ahawam_ros.runtime.policy_api import ChunkPolicy  # noqa: E402
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup  # noqa: E402
 from rclpy.context import Context  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor  # noqa: E402
 from rclpy.logging import LoggingSeverity, set_logger_level  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import Image, JointState  # noqa: E402
-from std_msgs.msg import Float32MultiArray, MultiArrayDimension  # noqa: E402
-import torch  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
 CAMERA_HZ = 25.0  # the simulator publishes its cameras every 2nd control step
 JOINT_HZ = 50.0
 
 
-def _percentiles_ms(seconds: Sequence[float]) -> Dict[str, float]:
+def percentiles_ms(seconds: Sequence[float]) -> Dict[str, float]:
     values = np.asarray(seconds, np.float64) * 1e3
     if values.size == 0:
         return {'p50': float('nan'), 'p99': float('nan'), 'max': float('nan'), 'count': 0}
@@ -113,14 +105,20 @@ class SensorStandIn(Node):
         return np.asarray(commands), chunks
 
 
-class _Graph:
-    """A fresh rclpy Context with nodes spinning on a MultiThreadedExecutor in a thread."""
+class BenchGraph:
+    """
+    A fresh rclpy Context with nodes spinning in a thread.
+
+    On a MultiThreadedExecutor of `threads` threads (as bringup spins its nodes), or on a
+    SingleThreadedExecutor when `threads` is 0.
+    """
 
     def __init__(self, threads: int):
         self.context = Context()
         rclpy.init(context=self.context)
         self.namespace = f'/bench_{uuid.uuid4().hex[:8]}'
-        self.executor = MultiThreadedExecutor(num_threads=threads, context=self.context)
+        self.executor = (MultiThreadedExecutor(num_threads=threads, context=self.context)
+                         if threads else SingleThreadedExecutor(context=self.context))
         self.nodes: List[Node] = []
         self._spinner: Optional[SpinThread] = None
 
@@ -180,7 +178,7 @@ def measure_system(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
 
     """
     responsive_gil()  # as every process that hosts the nodes does (see spin.py)
-    graph = _Graph(threads)
+    graph = BenchGraph(threads)
     try:
         sensors = SensorStandIn(image_shape, **graph.node_kwargs('bench_sensors'))
         cameras = sensors.camera_topics
@@ -200,7 +198,7 @@ def measure_system(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
         graph.close()
     commands, chunks = sensors.arrivals(start, end)
     window = end - start
-    return {'window_s': window, 'command_period_ms': _percentiles_ms(np.diff(commands)),
+    return {'window_s': window, 'command_period_ms': percentiles_ms(np.diff(commands)),
             'command_rate_hz': len(commands) / window, 'chunk_rate_hz': chunks / window,
             'chunk_latency_ms': {'p50': chunk['chunk_latency_p50'] * 1e3,
                                  'p95': chunk['chunk_latency_p95'] * 1e3},
@@ -209,113 +207,3 @@ def measure_system(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
                                 'p95': plan['plan_latency_p95'] * 1e3},
             'holds': int(holds), 'execute_steps': int(execute_steps),
             'planner_rate_hz': float(planner_rate_hz)}
-
-
-def context_tensors(context: Any) -> List[torch.Tensor]:
-    """Return the tensors of a context (the fields of a dataclass, or the tensor itself)."""
-    if isinstance(context, torch.Tensor):
-        return [context]
-    if is_dataclass(context):
-        return [getattr(context, f.name) for f in fields(context)
-                if isinstance(getattr(context, f.name), torch.Tensor)]
-    raise TypeError(f'cannot find the tensors of a {type(context).__name__}')
-
-
-class _HandoffReceiver(Node):
-    """Turns each handed-over context back into usable tensors and stamps when it is done."""
-
-    def __init__(self, shapes: Sequence[torch.Size], **kwargs):
-        super().__init__('bench_handoff_receiver', **kwargs)
-        self._shapes = list(shapes)
-        self._sizes = [int(np.prod(s)) for s in self._shapes]
-        self.done = threading.Event()
-        self.done_at = 0.0
-        self.resolved: Any = None
-        self.rebuilt: List[torch.Tensor] = []
-        self.create_subscription(WorldContext, 'bench_context', self._on_descriptor,
-                                 CONTEXT_QOS)
-        self.create_subscription(Float32MultiArray, 'bench_kv', self._on_floats, CONTEXT_QOS)
-
-    def _on_descriptor(self, msg: WorldContext) -> None:
-        self.resolved = resolve(msg.handle).context
-        self._finish()
-
-    def _on_floats(self, msg: Float32MultiArray) -> None:
-        flat = torch.from_numpy(np.frombuffer(msg.data, np.float32))  # (sum of sizes,)
-        parts = torch.split(flat, self._sizes)
-        self.rebuilt = [p.view(shape) for p, shape in zip(parts, self._shapes)]
-        self._finish()
-
-    def _finish(self) -> None:
-        self.done_at = time.perf_counter()
-        self.done.set()
-
-
-def _floats_msg(tensors: Sequence[torch.Tensor]) -> Float32MultiArray:
-    payload = array.array('f')
-    for tensor in tensors:
-        payload.frombytes(tensor.detach().to(torch.float32).contiguous().numpy().tobytes())
-    msg = Float32MultiArray()
-    msg.layout.dim = [MultiArrayDimension(label='kv', size=len(payload), stride=len(payload))]
-    msg.data = payload
-    return msg
-
-
-def measure_handoff(context: Any, handoffs: int = 50, warmup: int = 5,
-                    timeout: float = 5.0) -> Dict[str, Any]:
-    """
-    Hand `context` to a subscriber in this process, by reference, then serialized.
-
-    Returns
-    -------
-    dict
-        'by_reference_ms' and 'serialized_ms' (p50 / p99 / max / count), 'payload_bytes',
-        'identical_object' (the subscriber resolved the very object published) and
-        'serialized_equal' (the rebuilt tensors equal the originals).
-
-    """
-    tensors = context_tensors(context)
-    graph = _Graph(threads=2)
-    slot = ContextSlot()
-    samples: Dict[str, List[float]] = {'by_reference': [], 'serialized': []}
-    try:
-        sender = Node('bench_handoff_sender', **graph.node_kwargs('bench_handoff_sender'))
-        descriptors = sender.create_publisher(WorldContext, 'bench_context', CONTEXT_QOS)
-        floats = sender.create_publisher(Float32MultiArray, 'bench_kv', CONTEXT_QOS)
-        shapes = [t.shape for t in tensors]
-        receiver = _HandoffReceiver(shapes, **graph.node_kwargs('bench_handoff_receiver'))
-        graph.spin(sender, receiver)
-        _wait_matched((descriptors, floats), timeout)
-        # One kind after the other: megabytes in flight on the serialized topic would delay
-        # the small descriptors that share the participant's transport (measured: 40-120 ms
-        # p50 by reference when interleaved, against 0.3 ms alone).
-        for kind in ('by_reference', 'serialized'):
-            for index in range(warmup + handoffs):
-                receiver.done.clear()
-                started = time.perf_counter()
-                if kind == 'by_reference':
-                    snapshot = slot.publish(context, obs_stamp=0.0, publish_time=0.0)
-                    descriptors.publish(conv.world_context_msg(
-                        snapshot.seq, 0.0, 0, {}, 0, 0, 0.0, snapshot.handle, 'bench'))
-                else:
-                    floats.publish(_floats_msg(tensors))
-                if not receiver.done.wait(timeout):
-                    raise TimeoutError(f'{kind} handoff {index} not received in {timeout} s')
-                if index >= warmup:
-                    samples[kind].append(receiver.done_at - started)
-    finally:
-        graph.close()
-    reference, serialized = (_percentiles_ms(samples[k]) for k in samples)
-    return {'by_reference_ms': reference, 'serialized_ms': serialized,
-            'payload_bytes': int(sum(t.numel() * 4 for t in tensors)),
-            'identical_object': receiver.resolved is context,
-            'serialized_equal': len(receiver.rebuilt) == len(tensors) and all(
-                torch.equal(a, b.to(torch.float32)) for a, b in zip(receiver.rebuilt, tensors))}
-
-
-def _wait_matched(publishers, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while any(p.get_subscription_count() == 0 for p in publishers):
-        if time.monotonic() > deadline:
-            raise TimeoutError('the handoff subscriber was not discovered')
-        time.sleep(0.01)
