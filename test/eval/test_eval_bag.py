@@ -175,9 +175,10 @@ def test_error_grows_with_the_index_in_the_chunk(tmp_path):
 
 def test_measured_latencies_are_spent_in_bag_time(tmp_path):
     """With no fixed latency, a chunk is executed only from the first tick after it is ready."""
-    trace = replay(make_bag(tmp_path, ramp(np.arange(30))),
+    # 4 s of bag: room for a first chunk however long the real calls take on a loaded machine
+    trace = replay(make_bag(tmp_path, ramp(np.arange(200))),
                    RampPolicy(plan_sleep=0.011, chunk_sleep=0.031), planner_rate_hz=4.0,
-                   execute_steps=4)
+                   execute_steps=4, max_context_age=4.0)
     for role, floor in (('planner', 0.011), ('executor', 0.031)):
         np.testing.assert_array_equal(trace.simulated[role], trace.measured[role])
         assert trace.measured[role].min() >= floor

