@@ -258,7 +258,9 @@ def problems(values: Dict[str, Any]) -> List[str]:
     if not values['executing_ticks']:
         holds = ', '.join(f'{k} {v}' for k, v in values['holds'].items()) or 'none'
         found.append(f"nothing executed: 0 of {values['ticks']} command ticks sent an action "
-                     f'of a chunk (holds: {holds}), so there is no error to report')
+                     f'of a chunk (holds: {holds}), so there is no error to report; latencies '
+                     'too long for the bag? (measured ones vary with the load: see '
+                     '--planner-latency, --executor-latency)')
     return found
 
 
