@@ -142,8 +142,8 @@ def headline(figures: Dict[str, Any]) -> Dict[str, str]:
     holds = ', '.join(f'{k} {v}' for k, v in figures['holds'].items()) or '-'
     share = figures['executed_share']
     return {
-        'executed ticks': f"{figures['executing_ticks']} / {figures['ticks']} "
-                          f"({_number(share, 100.0, 3)} %)",
+        'executed ticks': f"{figures['executing_ticks']} / {figures['ticks']} ("
+                          f'{_number(share, 100.0, 3)} %)',
         'MAE (executed ticks)': _number(figures['mae_mean']),
         'RMSE (executed ticks)': _number(figures['rmse_mean']),
         'compared (executed, matched)': str(figures['compared_ticks']),
@@ -204,8 +204,8 @@ def write_html(path: Path, title: str, rows: Sequence[Tuple[str, Dict[str, Any]]
         f'<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{_table(rows)}'
         '<p>Errors are would-command minus recorded command, in joint units (rad; grippers '
         'normalised 0..1), over the executed ticks only: a hold repeats the last command and '
-        'is not counted (metrics.json keeps the holds\' own MAE apart); jumps are the largest per-joint command change between two ticks '
-        '(at most max_step: a rate-limited tick jumps exactly that). '
-        'All figures are in metrics.json.</p>'
+        'is not counted (metrics.json keeps the MAE of the holds apart); jumps are the '
+        'largest per-joint command change between two ticks (at most max_step: a '
+        'rate-limited tick jumps exactly that). All figures are in metrics.json.</p>'
         f'<details><summary>settings</summary><ul>{listing}</ul></details>'
         f'{"".join(sections)}</body></html>\n')

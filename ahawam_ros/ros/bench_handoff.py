@@ -96,7 +96,6 @@ def _floats_msg(tensors: Sequence[torch.Tensor]) -> Float32MultiArray:
     return msg
 
 
-
 class Handoff:
     """A sender and a receiver node in one graph; times one context handed over either way."""
 
@@ -291,7 +290,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                 args.sizes_mib)
     print('\n'.join(handoff_lines(measure_handoff(contexts, args.handoffs))))
     return 0
-
 
 
 def handoff_contexts(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
