@@ -253,7 +253,7 @@ def handoff_lines(handoff: Mapping[str, Mapping[str, Any]]) -> List[str]:
             f'{label:<20}{row["payload_bytes"] / (1 << 20):>7.2f}'
             f'{ref["p50"]:>8.3f} /{ref["p99"]:>5.1f}'
             f'{row["by_reference_single_ms"]["p50"]:>8.3f}{row["registry_ms"]["p50"]:>10.4f}'
-            f'{ser["p50"]:>9.1f} /{ser["p99"]:>6.0f}{row["ratio_p50"]:>6.0f}x  {checks} '
+            f'{ser["p50"]:>9.1f} /{ser["p99"]:>6.0f}{row["ratio_p50"]:>6.3g}x  {checks} '
             f'({ref["count"]} / {ser["count"]})')
     big = [row for row in handoff.values() if row['payload_bytes'] >= HANDOFF_TARGET_BYTES]
     if big:
