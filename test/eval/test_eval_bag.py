@@ -282,7 +282,7 @@ def test_the_replay_hands_over_joint_states_at_their_own_stamps(tmp_path):
     bag, policy = make_bag(tmp_path, ramp(np.arange(60))), RampPolicy()
     config = BagEvalConfig(progress=False, planner_rate_hz=10.0, planner_latency=0.05,
                            executor_latency=0.25, execute_steps=4)
-    with BagSource(bag, FEATURES, config.command_topic) as source:
+    with BagSource(bag, config.layout(FEATURES), config.overrides()) as source:
         replay = BagReplay(policy, config.executor_config(FEATURES.joint_names),
                            config.timing(policy))
         trace = replay.run(source)
