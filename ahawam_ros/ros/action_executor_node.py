@@ -16,6 +16,7 @@ short.
 
 import math
 import sys
+import time
 from typing import Optional
 
 from ahawam_ros.kinematics import ArmKinematics
@@ -42,6 +43,8 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, Header
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
+
+FINAL_HOLD_ACK_S = 1.0  # longest wait for reliable subscribers to acknowledge the final hold
 
 
 def executor_config(config: ActionExecutorConfig) -> ExecutorConfig:
@@ -212,16 +215,23 @@ class ActionExecutorNode(Node):
             self.get_logger().error(f'{text} (reported once)')
 
     def on_shutdown(self) -> None:
-        """Send a final hold at the last safe position (Ctrl-C, SIGTERM) and wait for acks."""
-        self.core.stop_worker()  # no chunk may be computed after the final command
+        """
+        Send a final hold at the last command sent (Ctrl-C, SIGTERM), then stop the worker.
+
+        Runs after the executor stopped, so no command tick can follow the hold. The hold goes
+        out first, without waiting for a chunk in flight (inference cannot be interrupted and
+        only feeds the now stopped command timer); the acknowledgements get one second in all.
+        """
         hold = self.core.final_command()
-        if hold.positions is None:
-            return  # nothing was ever sent: nothing to hold
-        self.publish_command(hold)
-        for publisher in (self._trajectory_pub, self._position_pub):
-            if publisher is not None:
-                publisher.wait_for_all_acked(Duration(seconds=1.0))
-        self.get_logger().info('final hold sent')
+        if hold.positions is not None:  # nothing was ever sent: nothing to hold
+            self.publish_command(hold)
+            deadline = time.monotonic() + FINAL_HOLD_ACK_S
+            for publisher in (self._trajectory_pub, self._position_pub):
+                if publisher is not None:
+                    left = max(0.0, deadline - time.monotonic())
+                    publisher.wait_for_all_acked(Duration(seconds=left))
+            self.get_logger().info('final hold sent')
+        self.core.stop_worker()
 
     def destroy_node(self) -> None:
         """Stop the chunk worker (after its current chunk), then destroy the node."""

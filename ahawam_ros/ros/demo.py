@@ -24,7 +24,8 @@ from ahawam_ros.ros.log_bridge import bridge_core_logging  # noqa: E402
 from ahawam_ros.ros.node_configs import BimanualSimConfig  # noqa: E402
 from ahawam_ros.ros.params import config_from_params_file  # noqa: E402
 from ahawam_ros.ros.paths import share_file  # noqa: E402
-from ahawam_ros.ros.spin import DEFAULT_THREADS, responsive_gil, SpinThread  # noqa: E402
+from ahawam_ros.ros.spin import DEFAULT_THREADS, responsive_gil, ShutdownSignals  # noqa: E402
+from ahawam_ros.ros.spin import SpinThread  # noqa: E402
 from ahawam_ros.runtime.loading import load_policy  # noqa: E402
 import rclpy  # noqa: E402
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor  # noqa: E402
@@ -109,8 +110,21 @@ def print_summary(results: List[EpisodeResult], supervisor: DemoSupervisor,
     print(f'outputs: {out.resolve()}')
 
 
+def _stop_system(supervisor: Optional[DemoSupervisor], spinner: Optional[SpinThread],
+                 simulator: subprocess.Popen) -> None:
+    """Stop spinning (no command tick after the hold), send the final hold, stop all."""
+    if spinner is not None:
+        spinner.stop()  # the loop ends, running callbacks end, the executor shuts down
+    if supervisor is not None:
+        supervisor.shutdown_system()
+    for node in supervisor.nodes if supervisor is not None else []:
+        node.destroy_node()
+    rclpy.try_shutdown()
+    stop_simulator(simulator)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    """Run the demo; return 0 when every episode ran (successful or not)."""
+    """Run the demo; return 0 when every episode ran (successful or not) or on a signal."""
     options = parse_options(argv)
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -126,23 +140,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     executor = MultiThreadedExecutor(num_threads=DEFAULT_THREADS)
     supervisor, spinner = None, None
     results: List[EpisodeResult] = []
-    try:
-        supervisor = DemoSupervisor.with_system(options, out, sim_config)
-        for node in supervisor.nodes:
-            executor.add_node(node)
-        spinner = SpinThread(executor).start()
-        for index in range(options.episodes):
-            results.append(supervisor.run_episode(index, options.seed + index))
-        print_summary(results, supervisor, out)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        print('\ninterrupted', file=sys.stderr)
-    finally:
-        if supervisor is not None:
-            supervisor.shutdown_system()
-        if spinner is not None:
-            spinner.stop()  # the loop ends, running callbacks end, the executor shuts down
-        for node in supervisor.nodes if supervisor is not None else []:
-            node.destroy_node()
-        rclpy.try_shutdown()
-        stop_simulator(simulator)
-    return 0 if len(results) == options.episodes else 1
+    # The first SIGINT / SIGTERM interrupts the episodes; later ones (the terminal's Ctrl-C
+    # reaches the whole process group) must not interrupt the cleanup below.
+    with ShutdownSignals(raise_first=True) as signals:
+        try:
+            supervisor = DemoSupervisor.with_system(options, out, sim_config)
+            for node in supervisor.nodes:
+                executor.add_node(node)
+            spinner = SpinThread(executor).start()
+            for index in range(options.episodes):
+                results.append(supervisor.run_episode(index, options.seed + index))
+            print_summary(results, supervisor, out)
+        except (KeyboardInterrupt, ExternalShutdownException):
+            print('\ninterrupted', file=sys.stderr)
+        finally:
+            signals.begin_shutdown()
+            _stop_system(supervisor, spinner, simulator)
+    # A signal is a request to stop, not a failure: exit 0 as the nodes do.
+    return 0 if len(results) == options.episodes or signals.count else 1

@@ -1,5 +1,6 @@
 """Run nodes on a MultiThreadedExecutor and shut down cleanly (Ctrl-C, SIGTERM)."""
 
+import logging
 import signal
 import sys
 import threading
@@ -82,42 +83,120 @@ class SpinThread:
         shutdown_executor(self.executor, timeout)
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+# How often the spinning main thread looks at the shutdown request. Python runs a signal
+# handler only between bytecodes of the main thread: a spin blocked in rcl_wait with no timeout
+# (a node with only subscriptions, like the simulator) would not see a signal until a message
+# woke it.
+SIGNAL_POLL_S = 0.1
+SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_LOG = logging.getLogger('ahawam_ros.shutdown')
+
+
+class ShutdownSignals:
+    """
+    SIGINT and SIGTERM request ONE shutdown; every later signal is counted and ignored.
+
+    A terminal Ctrl-C signals the whole process group, and `ros2 launch` then sends its own
+    SIGINT (later SIGTERM): the second signal must not interrupt the shutdown that the first
+    started (a `KeyboardInterrupt` inside a shutdown hook skips the final hold). Use as a
+    context manager in the main thread. On exit the previous handlers come back, unless a
+    shutdown began: then the process is ending, and a late signal (launch's SIGTERM right
+    after its SIGINT) must not kill it before it exits with 0.
+
+    Parameters
+    ----------
+    raise_first : bool
+        Raise `KeyboardInterrupt` on the first signal (for a main thread that waits in plain
+        Python, such as the demo's episode loop) instead of only setting `requested`. Call
+        `begin_shutdown()` when the cleanup starts: from then on no signal raises.
+
+    """
+
+    def __init__(self, raise_first: bool = False):
+        self.raise_first = raise_first
+        self.requested = threading.Event()
+        self.count = 0
+        self._previous = {}
+
+    def __enter__(self) -> 'ShutdownSignals':
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._on_signal)
+                              for sig in SHUTDOWN_SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.requested.is_set():
+            return
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+    def begin_shutdown(self) -> None:
+        """Mark the shutdown as started: signals from now on are ignored (never raise)."""
+        self.requested.set()
+
+    def _on_signal(self, signum, frame) -> None:
+        self.count += 1
+        if self.requested.is_set():
+            if self.count == 2:  # once: a launch SIGINT after the terminal's is expected
+                _LOG.info('%s during shutdown: already stopping', signal.Signals(signum).name)
+            return
+        self.requested.set()
+        if self.raise_first:
+            raise KeyboardInterrupt
+
+
+def spin_until(executor, requested: threading.Event) -> None:
+    """Spin `executor` until `requested` is set, the context shuts down or rclpy says stop."""
+    context = executor.context
+    while not requested.is_set() and context.ok():
+        try:
+            executor.spin_once(timeout_sec=SIGNAL_POLL_S)
+        except ExternalShutdownException:
+            break
+
+
+def _run_hooks(nodes: Sequence[Node]) -> None:
+    """Run each node's `on_shutdown()`; one failing hook does not skip the others."""
+    for node in nodes:
+        hook = getattr(node, 'on_shutdown', None)
+        if hook is None:
+            continue
+        try:
+            hook()
+        except Exception as error:  # noqa: B902 - the other nodes must still stop safely
+            _LOG.error('%s: shutdown hook failed: %s: %s', node.get_name(),
+                       type(error).__name__, error)
 
 
 def run_nodes(make_nodes: Callable[[], List[Node]], args: Optional[Sequence[str]] = None,
               num_threads: int = DEFAULT_THREADS) -> int:
     """
-    Initialise rclpy, spin the nodes `make_nodes()` builds, and exit quietly.
+    Initialise rclpy, spin the nodes `make_nodes()` builds, and exit quietly with 0.
 
     rclpy's own signal handler would shut the context down at once, before anything could be
-    published; instead SIGINT and SIGTERM stop the spin, then each node's `on_shutdown()` (if
-    it has one) runs while the context is alive (the action executor sends its final hold
-    command there), then the nodes are destroyed. Returns 0.
+    published; instead the first SIGINT or SIGTERM stops the spin (within `SIGNAL_POLL_S`),
+    later ones are ignored (`ShutdownSignals`). Then the callbacks in flight end (no command
+    tick can follow the final hold), each node's `on_shutdown()` (if it has one) runs while
+    the context is alive (the action executor sends its final hold there), and the nodes are
+    destroyed. A signal during `make_nodes()` takes effect once the nodes are built.
     """
     responsive_gil()
     bridge_core_logging()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     nodes: List[Node] = []
     executor = MultiThreadedExecutor(num_threads=num_threads)
-    try:
-        nodes.extend(make_nodes())
-        for node in nodes:
-            executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        for node in nodes:
-            hook = getattr(node, 'on_shutdown', None)
-            if hook is not None:
-                hook()
-        shutdown_executor(executor)
-        for node in nodes:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    with ShutdownSignals() as signals:
+        try:
+            nodes.extend(make_nodes())
+            for node in nodes:
+                executor.add_node(node)
+            spin_until(executor, signals.requested)
+        finally:
+            signals.begin_shutdown()
+            shutdown_executor(executor)
+            _run_hooks(nodes)
+            for node in nodes:
+                node.destroy_node()
+            rclpy.try_shutdown()
     return 0
