@@ -24,7 +24,7 @@ from ahawam_ros.msg import ActionChunk, WorldContext
 from ahawam_ros.ros import conversions as conv
 from ahawam_ros.ros.camera_set import CameraSet
 from ahawam_ros.ros.node_configs import ActionExecutorConfig
-from ahawam_ros.ros.params import declare_config
+from ahawam_ros.ros.params import changes, declare_config, LiveConfig
 from ahawam_ros.ros.qos import COMMAND_QOS, CONTEXT_QOS
 from ahawam_ros.ros.spin import run_nodes
 from ahawam_ros.ros.torch_threads import use_torch_threads
@@ -87,10 +87,12 @@ class ActionExecutorNode(Node):
             callback_group=inputs).topic_name
         self.create_subscription(Header, config.episode_topic, self._on_episode_start, 10,
                                  callback_group=inputs)
-        self.create_timer(self.period, self._on_command_tick,
-                          callback_group=MutuallyExclusiveCallbackGroup())
-        self.create_timer(config.diagnostics_period, self._on_diagnostics,
-                          callback_group=MutuallyExclusiveCallbackGroup())
+        self._command_timer = self.create_timer(self.period, self._on_command_tick,
+                                                callback_group=MutuallyExclusiveCallbackGroup())
+        self._diagnostics_timer = self.create_timer(
+            config.diagnostics_period, self._on_diagnostics,
+            callback_group=MutuallyExclusiveCallbackGroup())
+        self.live = LiveConfig(self, config, self._apply_parameters, check=executor_config)
         self.last_command: Optional[Command] = None
         self._last_reason = ''
         self._reported = set()
@@ -114,6 +116,17 @@ class ActionExecutorNode(Node):
                                                       config.diagnostics_topic, 10)
         self._markers_pub = self.create_publisher(MarkerArray, config.chunk_marker_topic, 5)
         self._kinematics = None  # built on first use: only rviz needs it
+
+    def _apply_parameters(self, old: ActionExecutorConfig, new: ActionExecutorConfig) -> None:
+        """Apply a validated live change: runtime settings, then the timers' periods."""
+        self.config = new
+        self.core.reconfigure(executor_config(new))  # from the next tick and chunk on
+        if new.control_rate_hz != old.control_rate_hz:
+            self.period = 1.0 / new.control_rate_hz
+            self._command_timer.timer_period_ns = round(1e9 * self.period)
+        if new.diagnostics_period != old.diagnostics_period:
+            self._diagnostics_timer.timer_period_ns = round(1e9 * new.diagnostics_period)
+        self.get_logger().info(f'parameters changed: {changes(old, new)}')
 
     def now(self) -> float:
         """Return the node's clock in seconds (sim time when use_sim_time is set)."""

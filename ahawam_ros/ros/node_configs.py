@@ -3,15 +3,16 @@ Typed configs of the nodes; field names are the ROS parameter names (config/*.ya
 
 `params.declare_config(node, Config)` declares every field as a parameter and builds the
 config from the values given (parameter file, launch, command line); `__post_init__` checks
-them and names a bad field with its value.
+them (ranges included) and names a bad field with its value. The fields a config lists in
+`LIVE` can be set at run time (`ros2 param set`); all others are read-only.
 """
 
 from dataclasses import dataclass
 import math
-from typing import Tuple
+from typing import ClassVar, Tuple
 
 from ahawam_ros import robot
-from ahawam_ros.ros.params import field
+from ahawam_ros.ros.params import check_ranges, field
 
 DEFAULT_CAMERAS = ('cameras/top/image_raw',)
 COMMAND_INTERFACES = ('trajectory', 'position')
@@ -65,6 +66,8 @@ class CameraInputs(PolicySource):
 class WorldPlannerConfig(CameraInputs):
     """Parameters of the world_planner node."""
 
+    LIVE: ClassVar[Tuple[str, ...]] = ('refresh_rate_hz', 'max_image_age')
+
     refresh_rate_hz: float = field(4.0, 'planner refresh timer rate', (0.05, 100.0))
     max_image_age: float = field(0.5, 'frames older than this (s) are not planned from',
                                  (0.001, 60.0))
@@ -75,6 +78,7 @@ class WorldPlannerConfig(CameraInputs):
 
     def __post_init__(self):
         _check_positive(self, 'refresh_rate_hz', 'max_image_age')
+        check_ranges(self)
         _check_cameras(self)
 
 
@@ -82,11 +86,16 @@ class WorldPlannerConfig(CameraInputs):
 class ActionExecutorConfig(CameraInputs):
     """Parameters of the action_executor node."""
 
+    LIVE: ClassVar[Tuple[str, ...]] = (
+        'max_step', 'control_rate_hz', 'execute_steps', 'blend', 'blend_steps',
+        'max_context_age', 'max_observation_age', 'max_image_age', 'diagnostics_period',
+        'hold_error_after', 'transition_log_period')
+
     joint_names: Tuple[str, ...] = field(robot.JOINT_NAMES, 'commanded joints, policy order')
     lower_limits: Tuple[float, ...] = field(robot.JOINT_LOWER, 'joint position lower limits')
     upper_limits: Tuple[float, ...] = field(robot.JOINT_UPPER, 'joint position upper limits')
     max_step: float = field(0.05, 'largest change of a joint command per tick (rad, or '
-                                  'normalised gripper units)', (1e-4, 10.0))
+                                  'normalised gripper units)', (1e-4, 0.5))
     control_rate_hz: float = field(robot.CONTROL_RATE_HZ, 'command timer rate', (1.0, 1000.0))
     command_interfaces: Tuple[str, ...] = field(
         COMMAND_INTERFACES, 'which command messages to publish: trajectory '
@@ -115,10 +124,17 @@ class ActionExecutorConfig(CameraInputs):
                                        (0.001, 60.0))
     max_image_age: float = field(0.5, 'frames older than this (s) are not used', (0.001, 60.0))
     diagnostics_period: float = field(1.0, 'seconds between diagnostics messages', (0.05, 60.0))
+    hold_error_after: float = field(5.0, 'diagnostics turn from WARN to ERROR after holding '
+                                         'for missing or stale inputs this long (s)',
+                                    (0.0, 3600.0))
+    transition_log_period: float = field(5.0, 'least seconds between two logged hold / '
+                                              'execute transitions (the rest are counted)',
+                                         (0.0, 3600.0))
 
     def __post_init__(self):
         _check_positive(self, 'control_rate_hz', 'max_step', 'max_context_age',
                         'max_observation_age', 'max_image_age', 'diagnostics_period')
+        check_ranges(self)
         _check_cameras(self)
         dims = {len(self.joint_names), len(self.lower_limits), len(self.upper_limits)}
         if len(dims) != 1:
@@ -158,6 +174,7 @@ class BimanualSimConfig:
 
     def __post_init__(self):
         _check_positive(self, 'control_rate_hz', 'real_time_factor')
+        check_ranges(self)
         if self.command_interface not in COMMAND_INTERFACES:
             raise ValueError(f'command_interface must be one of {list(COMMAND_INTERFACES)}, '
                              f'got {self.command_interface!r}')

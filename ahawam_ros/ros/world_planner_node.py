@@ -10,6 +10,7 @@ The layerwise context (per-layer K/V tensors) stays in this process: the node pu
 action_executor node hosted in the same process (see bringup.py).
 """
 
+import dataclasses
 import sys
 from typing import Optional
 
@@ -19,7 +20,7 @@ from ahawam_ros.ros.camera_set import CameraSet
 from ahawam_ros.ros.conversions import stamp_seconds, to_time_msg, world_context_msg
 from ahawam_ros.ros.image_conversion import rgb_to_image_msg
 from ahawam_ros.ros.node_configs import WorldPlannerConfig
-from ahawam_ros.ros.params import declare_config
+from ahawam_ros.ros.params import changes, declare_config, LiveConfig
 from ahawam_ros.ros.qos import CONTEXT_QOS
 from ahawam_ros.ros.spin import run_nodes
 from ahawam_ros.ros.torch_threads import use_torch_threads
@@ -53,8 +54,9 @@ class WorldPlannerNode(Node):
         self._composite_pub = self.create_publisher(Image, config.composite_topic, 1)
         self.create_subscription(Header, config.episode_topic, self._on_episode_start, 10)
         self._waiting_logged = False
-        self.create_timer(1.0 / config.refresh_rate_hz, self._on_timer,
-                          callback_group=MutuallyExclusiveCallbackGroup())
+        self._refresh_timer = self.create_timer(1.0 / config.refresh_rate_hz, self._on_timer,
+                                                callback_group=MutuallyExclusiveCallbackGroup())
+        self.live = LiveConfig(self, config, self._apply_parameters)
         # rclpy's context shutdown does not reliably destroy every node: stop on it too.
         self.context.on_shutdown(self.core.stop_worker)
         self.core.start_worker(self._refresh_step,
@@ -62,6 +64,17 @@ class WorldPlannerNode(Node):
         self.get_logger().info(
             f'planner up: {len(config.camera_topics)} camera(s) at {image_hw[0]}x{image_hw[1]}, '
             f'refresh {config.refresh_rate_hz:g} Hz, context on {self._context_pub.topic_name}')
+
+    def _apply_parameters(self, old: WorldPlannerConfig, new: WorldPlannerConfig) -> None:
+        """Apply a validated live change: the refresh timer's period, the frame age limit."""
+        self.config = new
+        if new.refresh_rate_hz != old.refresh_rate_hz:
+            self._refresh_timer.timer_period_ns = round(1e9 / new.refresh_rate_hz)
+        if new.max_image_age != old.max_image_age:
+            # One reference swap: a refresh reads either the old or the new frozen config.
+            self.core.config = dataclasses.replace(self.core.config,
+                                                   max_image_age=new.max_image_age)
+        self.get_logger().info(f'parameters changed: {changes(old, new)}')
 
     def now(self) -> float:
         """Return the node's clock in seconds (sim time when use_sim_time is set)."""

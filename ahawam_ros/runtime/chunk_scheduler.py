@@ -159,6 +159,11 @@ class ChunkScheduler:
         with self._lock:
             self._plan = None
 
+    def reconfigure(self, config: SchedulerConfig) -> None:
+        """Blend the next accepted chunk with new settings; the executing plan is kept."""
+        with self._lock:
+            self.config, self._mode = config, BlendMode(config.blend)
+
     def offer(self, chunk: ActionChunk, now: float) -> str:
         """
         Align `chunk` to `now`, blend it into the executing plan and make it current.

@@ -419,6 +419,22 @@ class ExecutorCore:
         self.holds.add(HoldReason.STOPPED.value)
         return Command(positions, True, HoldReason.STOPPED.value, -1, math.nan, now)
 
+    def reconfigure(self, config: ExecutorConfig) -> None:
+        """
+        Use new settings (limits, ages, blend, execute_steps) from the next tick and chunk on.
+
+        The plan and the last command are kept: nothing jumps. `worker_poll` and
+        `stats_window` keep the values they had at construction.
+        """
+        if config.safety.action_dim != self.policy.action_dim:
+            raise ValueError(f'safety config has {config.safety.action_dim} joints, the '
+                             f'policy {self.policy.action_dim}')
+        with self._lock:
+            self.config = config
+            self.scheduler.reconfigure(config.scheduler)
+        with self._tick_lock:
+            self._safety.reconfigure(config.safety)
+
     # ---- episode and diagnostics ----------------------------------------------------------
 
     def reset(self, episode_start: Optional[float] = None, clear_context: bool = False) -> None:

@@ -166,6 +166,16 @@ class SafetyFilter:
         """Forget the last command: the next one holds the measured position again."""
         self._last = None
 
+    def reconfigure(self, config: SafetyConfig) -> None:
+        """Use new limits from the next command on; the last command is kept (no jump)."""
+        if config.action_dim != self.config.action_dim:
+            raise ValueError(f'safety config has {config.action_dim} joints, the filter '
+                             f'{self.config.action_dim}')
+        self.config = config
+        self._lower = np.asarray(config.lower)
+        self._upper = np.asarray(config.upper)
+        self._max_step = np.asarray(config.max_step)
+
     @property
     def last_command(self) -> Optional[np.ndarray]:
         return None if self._last is None else self._last.copy()

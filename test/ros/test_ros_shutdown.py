@@ -78,8 +78,8 @@ def _stop_all(processes) -> None:
     (signal.SIGINT, signal.SIGINT),   # terminal Ctrl-C, then launch's own SIGINT
     (signal.SIGINT, signal.SIGTERM),  # Ctrl-C, then SIGTERM while stopping
 ], ids=['int-int', 'int-term'])  # SIGTERM alone: test_ros_process.py
-def test_group_signals_end_every_node_with_a_final_hold(ros_context, tiny_checkpoint, tmp_path,
-                                                         signals):
+def test_group_signals_end_every_node_with_a_final_hold(ros_context, tiny_checkpoint,
+                                                        tmp_path, signals):
     namespace = f'/s{uuid.uuid4().hex[:8]}'
     params_file = tmp_path / 'params.yaml'
     params_file.write_text(PARAMS)
