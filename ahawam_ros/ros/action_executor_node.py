@@ -23,6 +23,8 @@ from ahawam_ros.kinematics import ArmKinematics
 from ahawam_ros.msg import ActionChunk, WorldContext
 from ahawam_ros.ros import conversions as conv
 from ahawam_ros.ros.camera_set import CameraSet
+from ahawam_ros.ros.hold_monitor import hold_level, HoldMonitor, input_problems, LogLine, OK
+from ahawam_ros.ros.hold_monitor import problems_text
 from ahawam_ros.ros.node_configs import ActionExecutorConfig
 from ahawam_ros.ros.params import changes, declare_config, LiveConfig
 from ahawam_ros.ros.qos import COMMAND_QOS, CONTEXT_QOS
@@ -94,7 +96,8 @@ class ActionExecutorNode(Node):
             callback_group=MutuallyExclusiveCallbackGroup())
         self.live = LiveConfig(self, config, self._apply_parameters, check=executor_config)
         self.last_command: Optional[Command] = None
-        self._last_reason = ''
+        self.monitor = HoldMonitor(config.transition_log_period)
+        self._last_tick: Optional[Command] = None
         self._reported = set()
         self._previous_counts = None  # (time, (ticks, chunks accepted)) of the last diagnostics
         # rclpy's context shutdown does not reliably destroy every node: stop on it too.
@@ -124,6 +127,7 @@ class ActionExecutorNode(Node):
         if new.control_rate_hz != old.control_rate_hz:
             self.period = 1.0 / new.control_rate_hz
             self._command_timer.timer_period_ns = round(1e9 * self.period)
+        self.monitor.log_period = new.transition_log_period
         if new.diagnostics_period != old.diagnostics_period:
             self._diagnostics_timer.timer_period_ns = round(1e9 * new.diagnostics_period)
         self.get_logger().info(f'parameters changed: {changes(old, new)}')
@@ -158,16 +162,12 @@ class ActionExecutorNode(Node):
 
     def _on_command_tick(self) -> None:
         command = self.core.tick()
-        if command.positions is None:
-            return  # no joint state yet: nothing safe to send
-        self.publish_command(command)
-        if command.reason != self._last_reason:
-            self._last_reason = command.reason
-            if command.is_hold:
-                detail = f' ({command.detail})' if command.detail else ''
-                self.get_logger().warning(f'holding: {command.reason}{detail}')
-            else:
-                self.get_logger().info(f'executing (context {command.context_seq})')
+        self._last_tick = command
+        if command.positions is not None:  # None: no joint state yet, nothing safe to send
+            self.publish_command(command)
+        if command.reason != self.monitor.state:
+            self._log(self.monitor.update(command.reason, command.stamp,
+                                          self._transition_detail(command)))
 
     def publish_command(self, command: Command) -> None:
         """Send `command` on every configured interface (and as JointState for rviz)."""
@@ -204,13 +204,51 @@ class ActionExecutorNode(Node):
         self._markers_pub.publish(conv.chunk_markers_msg(paths, stamp,
                                                          self.config.marker_frame))
 
+    # ---- diagnostics and log ----------------------------------------------------------------
+
     def _on_diagnostics(self) -> None:
+        now, command = self.now(), self._last_tick
+        reason = 'startup' if command is None else command.reason
+        missing, stale = self._input_problems(reason, now)
+        holding_for = self.monitor.holding_for(now)
+        level = hold_level(reason, holding_for, self.config.hold_error_after)
+        detail = f' ({command.detail})' if command is not None and command.detail else ''
+        message = ('executing' if level == OK else f'holding {holding_for:.1f} s: {reason}'
+                                                   f'{detail}{problems_text(missing, stale)}')
         stats = self.core.stats()
         stats.update(self._rates(stats))
-        ok = not self.last_command or not self.last_command.is_hold
-        message = 'executing' if ok else f'holding: {self.last_command.reason}'
-        self._diagnostics_pub.publish(conv.diagnostics_msg(
-            f'{self.get_name()}: executor', 'ahawam_ros', ok, message, stats, self.now()))
+        stats.update(hold_reason=reason, holding_for_s=holding_for,
+                     missing_topics=' '.join(missing), stale_topics=' '.join(stale))
+        # The fully qualified name tells two robots (namespaces) on one /diagnostics apart.
+        msg = conv.diagnostics_msg(f'{self.get_fully_qualified_name()}: executor',
+                                   'ahawam_ros', level == OK, message, stats, now)
+        msg.status[0].level = bytes([level])
+        self._diagnostics_pub.publish(msg)
+        self._log(self.monitor.flush(now))
+
+    def _input_problems(self, reason: str, now: float):
+        """Return (missing, stale) resolved input topics behind a hold."""
+        cameras = {self.resolve_topic_name(topic): stamp
+                   for topic, stamp in self.cameras.frame_stamps().items()}
+        return input_problems(reason, now, self.resolve_topic_name(self.config.joint_state_topic),
+                              self.resolve_topic_name(self.config.context_topic), cameras,
+                              self.config.max_image_age)
+
+    def _transition_detail(self, command: Command) -> str:
+        if not command.is_hold:
+            return f'(context {command.context_seq})'
+        parts = [command.detail] if command.detail else []
+        text = problems_text(*self._input_problems(command.reason, command.stamp))
+        parts += [text[2:]] if text else []
+        return f'({"; ".join(parts)})' if parts else ''
+
+    def _log(self, line: Optional[LogLine]) -> None:
+        if line is None:
+            return
+        if line.warning:  # one call site per severity: rclpy refuses a call site that changes it
+            self.get_logger().warning(line.text)
+        else:
+            self.get_logger().info(line.text)
 
     def _rates(self, stats: dict) -> dict:
         """Commands and accepted chunks per second since the previous diagnostics message."""

@@ -98,6 +98,12 @@ class CameraSet:
         images = np.stack([frame[0] for frame in frames])  # (V, H, W, 3)
         return images, min(frame[1] for frame in frames)
 
+    def frame_stamps(self) -> Dict[str, Optional[float]]:
+        """Return {topic: stamp (s) of its newest frame, None if none arrived}, view order."""
+        with self._lock:
+            return {topic: (self._frames[topic][1] if topic in self._frames else None)
+                    for topic in self._topics}
+
     def clear(self) -> None:
         """Forget the frames (a new episode)."""
         with self._lock:

@@ -90,7 +90,9 @@ class WorldPlannerNode(Node):
         latest = self.cameras.latest()
         if latest is None:
             if not self._waiting_logged:
-                self.get_logger().info('waiting for a frame from every camera')
+                missing = [self.resolve_topic_name(topic) for topic, stamp
+                           in self.cameras.frame_stamps().items() if stamp is None]
+                self.get_logger().info(f'waiting for a frame on {", ".join(missing)}')
                 self._waiting_logged = True
             return
         self.core.update_images(*latest)

@@ -31,7 +31,7 @@ class ParameterSetter(Node):
         super().__init__(f'setter_{uuid.uuid4().hex[:6]}', **kwargs)
         self._param_clients = {}
 
-    def set(self, node: Node, **values):
+    def set_on(self, node: Node, **values):
         """Set `values` on `node`; return [(successful, reason)] per parameter."""
         name = node.get_fully_qualified_name()
         if name not in self._param_clients:
@@ -47,7 +47,7 @@ class ParameterSetter(Node):
 
 def _system(context, checkpoint, namespace):
     stub = RobotStub(VIEWS, HEIGHT, WIDTH, context=context, namespace=namespace)
-    common = dict(checkpoint=checkpoint, camera_topics=stub.camera_topics)
+    common = {'checkpoint': checkpoint, 'camera_topics': stub.camera_topics}
     planner = WorldPlannerNode(context=context, namespace=namespace,
                                parameter_overrides=params(refresh_rate_hz=10.0, **common))
     executor = ActionExecutorNode(context=context, namespace=namespace,
@@ -68,9 +68,9 @@ def test_live_parameters_take_effect(ros_context, tiny_checkpoint):
     with spinning(ros_context, [stub, planner, executor, setter]):
         assert wait_for(lambda: len(stub.received()[1]) >= 1 and len(stub.received()[0]) >= 30,
                         timeout=60), f'received {[len(x) for x in stub.received()]}'
-        assert setter.set(planner, refresh_rate_hz=1.0) == [(True, '')]
+        assert setter.set_on(planner, refresh_rate_hz=1.0) == [(True, '')]
         small = 0.002
-        assert setter.set(executor, max_step=small, blend='none', execute_steps=2) == \
+        assert setter.set_on(executor, max_step=small, blend='none', execute_steps=2) == \
             [(True, '')] * 3
         changed = executor.now()
         count = len(stub.received()[0])
@@ -102,9 +102,9 @@ def test_invalid_and_read_only_sets_are_refused_with_the_reason(ros_context, tin
             'camera_topics': (['a', 'b'], 'read-only'),
         }
         for name, (value, reason) in cases.items():
-            [(successful, text)] = setter.set(executor, **{name: value})
+            [(successful, text)] = setter.set_on(executor, **{name: value})
             assert not successful and reason in text, (name, text)
-        [(successful, text)] = setter.set(planner, context_topic='other')
+        [(successful, text)] = setter.set_on(planner, context_topic='other')
         assert not successful and 'read-only' in text
     assert executor.config == config
     assert executor.get_parameter('max_step').value == config.max_step
