@@ -5,14 +5,16 @@ Bring up AHA-WAM on a bimanual robot, or on the embedded simulator (use_sim:=tru
 
 Starts the bringup process (world planner and action executor in one process, so that the
 world context travels by reference), the simulator when use_sim, and rviz2 with two
-robot_state_publishers (measured and commanded joint states) when use_rviz.
+robot_state_publishers (measured and commanded joint states) when use_rviz. The packages
+these options need are checked first: a missing one fails the launch before anything starts.
 """
 
 import os
 
+from ahawam_ros.ros.launch_checks import check_launch_dependencies
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
@@ -32,6 +34,13 @@ ARGUMENTS = (
 
 def _share(*parts: str) -> str:
     return os.path.join(get_package_share_directory('ahawam_ros'), *parts)
+
+
+def _check_dependencies(context):
+    """Fail the launch, before any process starts, if an option lacks its packages."""
+    check_launch_dependencies(LaunchConfiguration('use_sim').perform(context),
+                              LaunchConfiguration('use_rviz').perform(context))
+    return []
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -80,5 +89,7 @@ def generate_launch_description() -> LaunchDescription:
         package='rviz2', executable='rviz2', namespace=arg['namespace'],
         arguments=['-d', _share('rviz', 'bimanual.rviz')],
         condition=IfCondition(arg['use_rviz']), parameters=[{'use_sim_time': sim_time}])
-    return LaunchDescription(declared + [bringup, simulator, measured_model, commanded_model,
+    # Entities start in order: the check comes before every process.
+    return LaunchDescription(declared + [OpaqueFunction(function=_check_dependencies), bringup,
+                                         simulator, measured_model, commanded_model,
                                          commanded_root, rviz])
