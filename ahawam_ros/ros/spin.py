@@ -5,10 +5,12 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 from ahawam_ros.ros.log_bridge import bridge_core_logging
 import rclpy
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
@@ -89,7 +91,10 @@ class SpinThread:
 # woke it.
 SIGNAL_POLL_S = 0.1
 SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-_LOG = logging.getLogger('ahawam_ros.shutdown')
+# What building a node from bad parameters or a bad checkpoint raises (config validation,
+# missing files, rclpy's parameter checks); anything else is a bug and keeps its traceback.
+STARTUP_ERRORS = (ValueError, OSError, ParameterException)
+_LOG = logging.getLogger(__name__)
 
 
 class ShutdownSignals:
@@ -172,7 +177,7 @@ def _run_hooks(nodes: Sequence[Node]) -> None:
 def run_nodes(make_nodes: Callable[[], List[Node]], args: Optional[Sequence[str]] = None,
               num_threads: int = DEFAULT_THREADS) -> int:
     """
-    Initialise rclpy, spin the nodes `make_nodes()` builds, and exit quietly with 0.
+    Initialise rclpy, spin the nodes `make_nodes()` builds, and exit quietly.
 
     rclpy's own signal handler would shut the context down at once, before anything could be
     published; instead the first SIGINT or SIGTERM stops the spin (within `SIGNAL_POLL_S`),
@@ -180,6 +185,10 @@ def run_nodes(make_nodes: Callable[[], List[Node]], args: Optional[Sequence[str]
     tick can follow the final hold), each node's `on_shutdown()` (if it has one) runs while
     the context is alive (the action executor sends its final hold there), and the nodes are
     destroyed. A signal during `make_nodes()` takes effect once the nodes are built.
+
+    Returns 0, or 2 when the nodes cannot be built from their parameters (a bad value, a
+    missing or malformed checkpoint): the reason is printed in one line, `<program>: error:
+    <reason>`, as the command line tools do.
     """
     responsive_gil()
     bridge_core_logging()
@@ -189,6 +198,11 @@ def run_nodes(make_nodes: Callable[[], List[Node]], args: Optional[Sequence[str]
     with ShutdownSignals() as signals:
         try:
             nodes.extend(make_nodes())
+        except STARTUP_ERRORS as error:  # bad parameters or checkpoint: one line, exit 2
+            print(f'{Path(sys.argv[0]).stem}: error: {error}', file=sys.stderr, flush=True)
+            rclpy.try_shutdown()
+            return 2
+        try:
             for node in nodes:
                 executor.add_node(node)
             spin_until(executor, signals.requested)

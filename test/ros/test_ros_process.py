@@ -1,5 +1,6 @@
 """Process-level behaviour: the bringup's shutdown, and a context reader in another process."""
 
+import logging
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import uuid
 
 from ahawam_ros.robot import JOINT_NAMES
 from ahawam_ros.ros import conversions as conv
+from ahawam_ros.ros.spin import run_nodes
 from ahawam_ros.ros.world_planner_node import WorldPlannerNode
 import numpy as np
 import pytest
@@ -104,3 +106,21 @@ def test_a_reader_in_another_process_gets_a_clear_error(ros_context, tiny_checkp
             reader.kill()
     assert output.startswith('ERROR: '), output
     assert 'must run in one process' in output and str(reader.pid) in output
+
+
+def test_a_bad_checkpoint_is_one_line_and_exit_code_2(tmp_path, capfd):
+    """In this process (torch is loaded already): what a node's `main` returns and logs."""
+    missing = tmp_path / 'no_such_checkpoint'
+    core_logger = logging.getLogger('ahawam_ros')
+    saved = (list(core_logger.handlers), core_logger.propagate, core_logger.level)
+    try:
+        code = run_nodes(lambda: [WorldPlannerNode()],
+                         args=['planner', '--ros-args', '-p', f'checkpoint:={missing}'])
+    finally:
+        core_logger.handlers[:], core_logger.propagate = saved[0], saved[1]
+        core_logger.setLevel(saved[2])
+    output = capfd.readouterr().err
+    assert code == 2, output
+    assert 'Traceback' not in output, output
+    errors = [line for line in output.splitlines() if 'error' in line.lower()]
+    assert len(errors) == 1 and ': error: ' in errors[0] and str(missing) in errors[0], output
