@@ -293,7 +293,7 @@ class ActionExecutorNode(Node):
 
 def main(args=None) -> int:
     """Run the action_executor node alone (it needs a planner in the same process)."""
-    return run_nodes(lambda: [ActionExecutorNode()], args=args)
+    return run_nodes(lambda: [ActionExecutorNode()], args=args, exit_process=True)
 
 
 if __name__ == '__main__':

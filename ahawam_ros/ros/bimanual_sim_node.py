@@ -209,7 +209,7 @@ class BimanualSimNode(Node):
 
 def main(args=None) -> int:
     """Run the simulator node alone."""
-    return run_nodes(lambda: [BimanualSimNode()], args=args)
+    return run_nodes(lambda: [BimanualSimNode()], args=args, exit_process=True)
 
 
 if __name__ == '__main__':

@@ -22,7 +22,6 @@ os.environ.setdefault('OMP_NUM_THREADS', '1')
 
 from ahawam_ros.ros.paths import share_file  # noqa: E402
 from ahawam_ros.ros.spin import run_nodes  # noqa: E402
-from ahawam_ros.runtime.loading import is_checkpoint_error  # noqa: E402
 from rclpy.utilities import remove_ros_args  # noqa: E402
 
 DEFAULT_PARAMS = ('config', 'bimanual.yaml')
@@ -61,13 +60,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = with_default_params(argv)
     if options.checkpoint:
         args += ['--ros-args', '-p', f'checkpoint:={options.checkpoint}']
-    try:
-        return run_nodes(lambda: make_nodes(options.with_sim), args=args)
-    except ValueError as error:  # a malformed checkpoint: one line, no traceback
-        if not is_checkpoint_error(error):
-            raise
-        print(f'bringup: error: {error}', file=sys.stderr)
-        return 2
+    # A malformed checkpoint or parameter ends the process with one line and code 2 (run_nodes).
+    return run_nodes(lambda: make_nodes(options.with_sim), args=args, exit_process=True)
 
 
 if __name__ == '__main__':

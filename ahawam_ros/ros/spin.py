@@ -1,6 +1,7 @@
 """Run nodes on a MultiThreadedExecutor and shut down cleanly (Ctrl-C, SIGTERM)."""
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -174,8 +175,25 @@ def _run_hooks(nodes: Sequence[Node]) -> None:
                        type(error).__name__, error)
 
 
+def exit_now(code: int) -> None:
+    """
+    Flush the output and end the process with `code`, skipping the interpreter's teardown.
+
+    For node executables, once their nodes stopped cleanly: with torch loaded, the teardown
+    alone took 2.2 s on a loaded 2-core machine (measured), and `ros2 launch` or a terminal
+    waits for it. rclpy's logging is finalised by then (`rclpy.try_shutdown`).
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 def run_nodes(make_nodes: Callable[[], List[Node]], args: Optional[Sequence[str]] = None,
-              num_threads: int = DEFAULT_THREADS) -> int:
+              num_threads: int = DEFAULT_THREADS, exit_process: bool = False) -> int:
     """
     Initialise rclpy, spin the nodes `make_nodes()` builds, and exit quietly.
 
@@ -188,8 +206,17 @@ def run_nodes(make_nodes: Callable[[], List[Node]], args: Optional[Sequence[str]
 
     Returns 0, or 2 when the nodes cannot be built from their parameters (a bad value, a
     missing or malformed checkpoint): the reason is printed in one line, `<program>: error:
-    <reason>`, as the command line tools do.
+    <reason>`, as the command line tools do. With `exit_process` (a node executable's
+    `main`) the process ends with that code instead (`exit_now`).
     """
+    code = _run_nodes(make_nodes, args, num_threads)
+    if exit_process:
+        exit_now(code)
+    return code
+
+
+def _run_nodes(make_nodes: Callable[[], List[Node]], args: Optional[Sequence[str]],
+               num_threads: int) -> int:
     responsive_gil()
     bridge_core_logging()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)

@@ -126,7 +126,7 @@ def context_info(policy: ChunkPolicy, context) -> dict:
 
 def main(args=None) -> int:
     """Run the world_planner node alone (planner and executor share a process in bringup)."""
-    return run_nodes(lambda: [WorldPlannerNode()], args=args)
+    return run_nodes(lambda: [WorldPlannerNode()], args=args, exit_process=True)
 
 
 if __name__ == '__main__':
