@@ -141,8 +141,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     supervisor, spinner = None, None
     results: List[EpisodeResult] = []
     # The first SIGINT / SIGTERM interrupts the episodes; later ones (the terminal's Ctrl-C
-    # reaches the whole process group) must not interrupt the cleanup below.
-    with ShutdownSignals(raise_first=True) as signals:
+    # reaches the whole process group) must not interrupt the cleanup below. `eval-sim`
+    # calls this main in-process: the previous handlers come back afterwards.
+    with ShutdownSignals(raise_first=True, restore=True) as signals:
         try:
             supervisor = DemoSupervisor.with_system(options, out, sim_config)
             for node in supervisor.nodes:

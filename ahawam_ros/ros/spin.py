@@ -106,8 +106,8 @@ class ShutdownSignals:
     SIGINT (later SIGTERM): the second signal must not interrupt the shutdown that the first
     started (a `KeyboardInterrupt` inside a shutdown hook skips the final hold). Use as a
     context manager in the main thread. On exit the previous handlers come back, unless a
-    shutdown began: then the process is ending, and a late signal (launch's SIGTERM right
-    after its SIGINT) must not kill it before it exits with 0.
+    shutdown began and `restore` is False: then the process is ending, and a late signal
+    (launch's SIGTERM right after its SIGINT) must not kill it before it exits with 0.
 
     Parameters
     ----------
@@ -115,11 +115,15 @@ class ShutdownSignals:
         Raise `KeyboardInterrupt` on the first signal (for a main thread that waits in plain
         Python, such as the demo's episode loop) instead of only setting `requested`. Call
         `begin_shutdown()` when the cleanup starts: from then on no signal raises.
+    restore : bool
+        Always bring the previous handlers back on exit (for a `main` that other code calls
+        in-process, such as the demo's).
 
     """
 
-    def __init__(self, raise_first: bool = False):
+    def __init__(self, raise_first: bool = False, restore: bool = False):
         self.raise_first = raise_first
+        self.restore = restore
         self.requested = threading.Event()
         self.count = 0
         self._previous = {}
@@ -131,7 +135,7 @@ class ShutdownSignals:
         return self
 
     def __exit__(self, *exc_info) -> None:
-        if self.requested.is_set():
+        if self.requested.is_set() and not self.restore:
             return
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)

@@ -43,3 +43,10 @@ def test_previous_handlers_return_when_no_shutdown_began(saved_handlers):
     with ShutdownSignals():
         assert signal.getsignal(signal.SIGINT) is not before
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_restore_brings_the_handlers_back_even_after_a_shutdown(saved_handlers):
+    before = signal.getsignal(signal.SIGTERM)
+    with ShutdownSignals(restore=True) as signals:
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert signals.requested.is_set() and signal.getsignal(signal.SIGTERM) is before
