@@ -24,8 +24,8 @@ from ahawam_ros.ros.log_bridge import bridge_core_logging  # noqa: E402
 from ahawam_ros.ros.node_configs import BimanualSimConfig  # noqa: E402
 from ahawam_ros.ros.params import config_from_params_file  # noqa: E402
 from ahawam_ros.ros.paths import share_file  # noqa: E402
-from ahawam_ros.ros.spin import DEFAULT_THREADS, responsive_gil, ShutdownSignals  # noqa: E402
-from ahawam_ros.ros.spin import SpinThread  # noqa: E402
+from ahawam_ros.ros.spin import DEFAULT_THREADS, exit_now, responsive_gil  # noqa: E402
+from ahawam_ros.ros.spin import ShutdownSignals, SpinThread  # noqa: E402
 from ahawam_ros.runtime.loading import load_policy  # noqa: E402
 import rclpy  # noqa: E402
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor  # noqa: E402
@@ -124,7 +124,7 @@ def _stop_system(supervisor: Optional[DemoSupervisor], spinner: Optional[SpinThr
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Run the demo; return 0 when every episode ran (successful or not) or on a signal."""
+    """Run the demo; return 0 when every episode ran (successful or not); exit 0 on a signal."""
     options = parse_options(argv)
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -157,5 +157,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         finally:
             signals.begin_shutdown()
             _stop_system(supervisor, spinner, simulator)
-    # A signal is a request to stop, not a failure: exit 0 as the nodes do.
-    return 0 if len(results) == options.episodes or signals.count else 1
+    if signals.count:
+        # A signal is a request to stop the process (also when eval-sim runs the demo), not a
+        # failure: exit 0 as the nodes do, without the interpreter's 2 s teardown of torch.
+        exit_now(0)
+    return 0 if len(results) == options.episodes else 1
