@@ -2,11 +2,11 @@
 
 import logging
 import os
+from pathlib import Path
 import signal
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 from ahawam_ros.ros.log_bridge import bridge_core_logging
