@@ -158,6 +158,9 @@ class DelayedChunks:
     def steps_since_chunk(self, now: float) -> Optional[int]:
         return self.scheduler.steps_since_chunk(now)
 
+    def stale_actions(self) -> Tuple[int, int]:
+        return self.scheduler.stale_actions()
+
     def reset(self) -> None:
         self.held = None
         self.scheduler.reset()

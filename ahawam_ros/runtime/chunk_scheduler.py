@@ -5,7 +5,9 @@ Shapes: K chunk length, A action dim, N actions left in the executing plan.
 
 A chunk is computed off the command timer from an observation taken at `t0`; its action k is
 meant for time t0 + k * period. When it arrives at `now`, the actions already in the past (the
-inference delay) are dropped: the plan continues at index round((now - t0) / period). The seam
+inference delay) are dropped: the plan continues at index round((now - t0) / period). Those
+stale actions are counted (`stale_actions`): a well-timed update keeps them at about its own
+latency in control steps, and they are the actions a faster update would have used. The seam
 with what was executing is blended (see `BlendMode`), and the command timer reads the action
 for its own time with `next_action(now)`; past the end of the plan there is none (hold).
 """
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 import enum
 import math
 import threading
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -153,6 +155,8 @@ class ChunkScheduler:
         self._mode = BlendMode(config.blend)
         self._plan: Optional[_Plan] = None
         self._lock = threading.Lock()
+        self._stale_total = 0  # actions already in the past at arrival, over every chunk
+        self._stale_chunks = 0  # chunks counted in _stale_total (accepted or all stale)
 
     def reset(self) -> None:
         """Drop the executing plan (new episode, or after a fault)."""
@@ -183,14 +187,30 @@ class ChunkScheduler:
 
         """
         first = max(0, _nearest_index(now, chunk.t0, chunk.period))
-        if first >= chunk.actions.shape[0]:
-            return DROP_STALE
         with self._lock:
+            if first >= chunk.actions.shape[0]:
+                self._count_stale(chunk.actions.shape[0])
+                return DROP_STALE
             old = self._plan
             if old is not None and chunk.t0 < old.chunk_t0:
                 return DROP_OUT_OF_ORDER
+            self._count_stale(first)
             self._plan = self._merge(old, chunk, first)
         return ACCEPTED
+
+    def _count_stale(self, actions: int) -> None:
+        self._stale_total += actions
+        self._stale_chunks += 1
+
+    def stale_actions(self) -> Tuple[int, int]:
+        """
+        Return (stale actions, chunks): actions already past at arrival, over every chunk.
+
+        Counts accepted chunks and chunks dropped as wholly stale (all K actions), over the
+        scheduler's life (a `reset` keeps them, as the other runtime counters).
+        """
+        with self._lock:
+            return self._stale_total, self._stale_chunks
 
     def next_action(self, now: float) -> Optional[PlannedAction]:
         """

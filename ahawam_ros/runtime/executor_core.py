@@ -24,6 +24,7 @@ from ahawam_ros.runtime.policy_api import ChunkPolicy, step_at
 from ahawam_ros.runtime.safety import HoldReason, SafetyConfig, SafetyFilter
 from ahawam_ros.runtime.stamps import stamp_age, StampConfig, StampGuard
 from ahawam_ros.runtime.stats import ReasonCounter, RollingStats
+from ahawam_ros.runtime.update_timing import LATENCY, SCHEDULES, UpdateTiming
 from ahawam_ros.runtime.worker import WakeableWorker
 import numpy as np
 
@@ -48,10 +49,19 @@ class ExecutorConfig:
         Seam blending.
     max_image_age : float
         Frames older than this (s) are not used to compute a chunk.
+    schedule : str
+        When the next update starts (`update_timing`): 'latency' (default) when the actions
+        left in the plan fall to the predicted update latency plus `lead_margin_steps`;
+        'spacing' as soon as `execute_steps` allows.
     execute_steps : int
-        Compute a chunk only from a joint state at least this many control steps newer than
-        the newest chunk's step 0 (the paper executes 4 of 16 actions, then asks again);
-        0 recomputes whenever an input changed.
+        Minimum spacing, both schedules: compute a chunk only from a joint state at least this
+        many control steps newer than the newest chunk's step 0 (the paper executes 4 of 16
+        actions, then asks again); 0: no minimum ('spacing' then recomputes whenever an input
+        changed).
+    lead_percentile : float
+        Percentile, in (0, 100], of the recent update latencies that predicts the next one.
+    lead_margin_steps : int
+        Control steps added to the predicted latency.
     worker_poll : float
         Longest real-time wait (s) of the worker between checks when no input arrives.
     stats_window : int
@@ -64,7 +74,10 @@ class ExecutorConfig:
     safety: SafetyConfig
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     max_image_age: float = 0.5
+    schedule: str = LATENCY
     execute_steps: int = 0
+    lead_percentile: float = 90.0
+    lead_margin_steps: int = 2
     worker_poll: float = 0.02
     stats_window: int = 200
     stamps: StampConfig = field(default_factory=StampConfig)
@@ -74,8 +87,13 @@ class ExecutorConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0.0):
                 raise ValueError(f'{name} must be a finite number > 0, got {value}')
-        if self.execute_steps < 0:
-            raise ValueError(f'execute_steps must be >= 0, got {self.execute_steps}')
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f'schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}')
+        for name in ('execute_steps', 'lead_margin_steps'):
+            if getattr(self, name) < 0:
+                raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}')
+        if not (math.isfinite(self.lead_percentile) and 0.0 < self.lead_percentile <= 100.0):
+            raise ValueError(f'lead_percentile must be in (0, 100], got {self.lead_percentile}')
         if self.stats_window < 1:
             raise ValueError(f'stats_window must be >= 1, got {self.stats_window}')
 
@@ -180,6 +198,9 @@ class ExecutorCore:
         self._worker = WakeableWorker(self.compute_chunk, 'ahawam-chunk-worker',
                                       config.worker_poll)
         self.chunk_latency = RollingStats(config.stats_window)
+        self.timing = UpdateTiming(config.schedule, config.execute_steps, config.lead_percentile,
+                                   config.lead_margin_steps, self.chunk_latency,
+                                   policy.control_period)
         self.context_age = RollingStats(config.stats_window)  # s, of each executed command
         self.holds = ReasonCounter()
         self.chunk_results = ReasonCounter()  # 'accepted' and every skip / drop reason
@@ -326,11 +347,7 @@ class ExecutorCore:
         with self._lock:
             if (snapshot.seq, joints.stamp, images.stamp) == self._last_inputs:
                 return 'no_new_input'
-        if self.config.execute_steps:
-            executed = self.scheduler.steps_since_chunk(joints.stamp)
-            if executed is not None and executed < self.config.execute_steps:
-                return 'not_due'
-        return ''
+        return self.timing.skip_reason(self.scheduler, joints.stamp, now)
 
     def _outcome(self, status: str, latency: float, seq: int,
                  chunk: Optional[ActionChunk] = None) -> ChunkOutcome:
@@ -338,7 +355,8 @@ class ExecutorCore:
         return ChunkOutcome(status, latency, seq, chunk)
 
     def start_worker(self, step: Optional[Callable[[], object]] = None,
-                     on_start: Optional[Callable[[], object]] = None) -> None:
+                     on_start: Optional[Callable[[], object]] = None,
+                     nice: Optional[int] = None) -> None:
         """
         Compute chunks in a daemon thread, woken by new inputs (and every `worker_poll` s).
 
@@ -350,9 +368,16 @@ class ExecutorCore:
             inference runs on rclpy's executor threads.
         on_start : Callable[[], object], optional
             Runs once in the thread first (torch thread count).
+        nice : int, optional
+            The thread's nice value (see `worker.set_thread_nice`); None inherits.
 
         """
-        self._worker.start(step, on_start)
+        self._worker.start(step, on_start, nice)
+
+    @property
+    def worker(self) -> WakeableWorker:
+        """The chunk worker (its thread id and applied priority)."""
+        return self._worker
 
     def stop_worker(self, timeout: float = 5.0) -> bool:
         """Stop the worker after its current chunk; True if it ended within `timeout`."""
@@ -480,7 +505,16 @@ class ExecutorCore:
         out['rejected_joint_states'] = float(self.rejected_joint_states)
         out.update(self.stamps.stats())
         out['context_seq'] = float(self.slot.last_seq)
+        out.update(self.stale_stats())
+        out.update(self.timing.stats())
+        out.update(self._worker.priority_stats())
         return out
+
+    def stale_stats(self) -> Dict[str, float]:
+        """Return 'stale_actions_total' and 'stale_actions_per_chunk' (mean; NaN: no chunk)."""
+        total, chunks = self.scheduler.stale_actions()
+        return {'stale_actions_total': float(total),
+                'stale_actions_per_chunk': total / chunks if chunks else math.nan}
 
     @property
     def holds_by_reason(self) -> Dict[str, int]:

@@ -231,7 +231,8 @@ class PlannerCore:
                 self._not_before = self._episode_start
 
     def start_worker(self, step: Optional[Callable[[], object]] = None,
-                     on_start: Optional[Callable[[], object]] = None) -> None:
+                     on_start: Optional[Callable[[], object]] = None,
+                     nice: Optional[int] = None) -> None:
         """
         Refresh in a daemon thread, woken by new frames (and every `worker_poll` s).
 
@@ -242,9 +243,16 @@ class PlannerCore:
             own step (refresh, then publish the descriptor).
         on_start : Callable[[], object], optional
             Runs once in the thread first (torch thread count).
+        nice : int, optional
+            The thread's nice value (see `worker.set_thread_nice`); None inherits.
 
         """
-        self._worker.start(step, on_start)
+        self._worker.start(step, on_start, nice)
+
+    @property
+    def worker(self) -> WakeableWorker:
+        """The planner worker (its thread id and applied priority)."""
+        return self._worker
 
     def stop_worker(self, timeout: float = 5.0) -> bool:
         """Stop the worker after its current refresh; True if it ended within `timeout`."""
@@ -258,4 +266,5 @@ class PlannerCore:
         out.update({f'plan_{k}': float(v) for k, v in results.items() if k != PUBLISHED})
         out.update(self.latency.summary('plan_latency'))
         out.update(self.stamps.stats())
+        out.update(self._worker.priority_stats())
         return out

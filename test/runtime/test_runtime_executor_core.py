@@ -25,7 +25,7 @@ class Rig:
     """Planner + executor sharing one slot, a fake policy and a manual clock."""
 
     def __init__(self, blend='none', max_step=10.0, amplitude=0.5, chunk_latency=0.015,
-                 execute_steps=0, worker_poll=0.02):
+                 execute_steps=0, worker_poll=0.02, schedule='latency'):
         self.clock = ManualClock(START)
         self.policy = FakePolicy(chunk_len=K, action_dim=A, control_period=PERIOD,
                                  chunk_latency=chunk_latency, amplitude=amplitude,
@@ -34,7 +34,8 @@ class Rig:
         safety = SafetyConfig.uniform(A, -1.0, 1.0, max_step, max_context_age=MAX_CONTEXT_AGE,
                                       max_observation_age=0.1)
         config = ExecutorConfig(safety=safety, scheduler=SchedulerConfig(blend=blend),
-                                execute_steps=execute_steps, worker_poll=worker_poll)
+                                execute_steps=execute_steps, worker_poll=worker_poll,
+                                schedule=schedule)
         self.executor = ExecutorCore(self.policy, self.slot, config, clock=self.clock,
                                      episode_start=START, wall_clock=self.clock)
         self.planner = PlannerCore(self.policy, self.slot, PlannerConfig(), clock=self.clock,
@@ -156,7 +157,7 @@ def test_stats_report_latency_ticks_and_drops():
 
 
 def test_execute_steps_delays_the_next_chunk():
-    rig = Rig(execute_steps=4)
+    rig = Rig(execute_steps=4, schedule='spacing')
     rig.run(40, chunk_every=1)
     t0s = [a[1] for a in rig.accepted]
     assert len(t0s) > 5
