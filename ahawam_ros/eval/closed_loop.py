@@ -42,9 +42,12 @@ from ahawam_ros.runtime.executor_core import ExecutorConfig, ExecutorCore
 from ahawam_ros.runtime.planner_core import PlannerConfig, PlannerCore, PUBLISHED
 from ahawam_ros.runtime.policy_api import ChunkPolicy
 from ahawam_ros.runtime.safety import SafetyConfig
+from ahawam_ros.runtime.update_timing import LATENCY, SCHEDULES
 import numpy as np
 
 _STEP_TOLERANCE = 1e-6  # steps; float noise of a latency must not add a control step
+REPLAYED, REALTIME = 'replayed', 'realtime'
+TIMINGS = (REALTIME, REPLAYED)
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,9 @@ class ClosedLoopConfig:
         One of MODES.
     refresh_rate_hz : float
         Planner refresh rate (async).
-    execute_steps : int
-        Actions of a chunk executed before the next update is started (0: every step).
+    schedule, execute_steps, lead_percentile, lead_margin_steps :
+        When the next update starts (see `ExecutorConfig`): 'latency' or 'spacing', the
+        minimum spacing in control steps, the latency percentile and the margin in steps.
     blend, blend_steps : str, int
         Seam blending of the chunk scheduler.
     max_step : float
@@ -79,7 +83,10 @@ class ClosedLoopConfig:
 
     mode: str = ASYNC
     refresh_rate_hz: float = 3.0
+    schedule: str = LATENCY
     execute_steps: int = 4
+    lead_percentile: float = 90.0
+    lead_margin_steps: int = 2
     blend: str = 'linear'
     blend_steps: int = 4
     max_step: float = 0.05
@@ -97,12 +104,16 @@ class ClosedLoopConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0.0):
                 raise ValueError(f'{name} must be a finite number > 0, got {value}')
-        for name in ('execute_steps', 'blend_steps'):
+        for name in ('execute_steps', 'blend_steps', 'lead_margin_steps'):
             if getattr(self, name) < 0:
                 raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}')
         if self.max_steps < 1:
             raise ValueError(f'max_steps must be >= 1, got {self.max_steps}')
         SchedulerConfig(self.blend, self.blend_steps)  # validates blend
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f'schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}')
+        if not 0.0 < self.lead_percentile <= 100.0:
+            raise ValueError(f'lead_percentile must be in (0, 100], got {self.lead_percentile}')
 
     def executor_config(self, action_dim: int) -> ExecutorConfig:
         """Return the runtime executor settings (the robot's joint limits when A = 14)."""
@@ -115,8 +126,10 @@ class ClosedLoopConfig:
                                           max_observation_age=self.max_observation_age)
         return ExecutorConfig(safety=safety,
                               scheduler=SchedulerConfig(self.blend, self.blend_steps),
-                              max_image_age=self.max_image_age,
-                              execute_steps=self.execute_steps)
+                              max_image_age=self.max_image_age, schedule=self.schedule,
+                              execute_steps=self.execute_steps,
+                              lead_percentile=self.lead_percentile,
+                              lead_margin_steps=self.lead_margin_steps)
 
 
 def delay_steps(latency: float, period: float) -> int:
@@ -187,6 +200,14 @@ class EpisodeResult:
         Status of each update at its arrival -> count ('accepted', 'stale', ...).
     plan_latencies, update_latencies, context_ages : list of float
         Seconds: measured refresh and update latencies, context age of executed commands.
+    stale_actions, stale_chunks : int
+        Actions of the arriving chunks that were already in the past, and the chunks counted.
+    timing : str
+        'replayed' (lock-step, simulated clock) or 'realtime' (workers, wall clock).
+    real_time_factor : float
+        Simulated seconds per wall second (realtime; NaN when replayed).
+    late_steps : int
+        Control steps that started after their deadline (realtime).
 
     """
 
@@ -203,6 +224,11 @@ class EpisodeResult:
     plan_latencies: List[float] = field(default_factory=list)
     update_latencies: List[float] = field(default_factory=list)
     context_ages: List[float] = field(default_factory=list)
+    stale_actions: int = 0
+    stale_chunks: int = 0
+    timing: str = REPLAYED
+    real_time_factor: float = math.nan
+    late_steps: int = 0
 
     def summary(self, period: float) -> Dict[str, Any]:
         """Return JSON-ready per-episode figures (rates per simulated second)."""
@@ -213,8 +239,13 @@ class EpisodeResult:
                 'hold_fraction': 1.0 - self.executed / max(self.steps, 1),
                 'holds': dict(self.holds), 'chunk_status': dict(self.chunk_status),
                 'first_action_step': self.first_action_step,
-                'planner_refreshes': len(self.plan_events),
-                'executor_updates': len(self.chunk_events)}
+                'planner_refreshes': len(self.plan_latencies),
+                'executor_updates': len(self.update_latencies),
+                'stale_actions_total': self.stale_actions, 'stale_chunks': self.stale_chunks,
+                'stale_actions_per_chunk': (self.stale_actions / self.stale_chunks
+                                            if self.stale_chunks else math.nan),
+                'timing': self.timing, 'real_time_factor': self.real_time_factor,
+                'late_steps': self.late_steps}
 
 
 class LockstepRuntime:
@@ -361,20 +392,33 @@ def run_episode(policy: ChunkPolicy, env: Any, config: ClosedLoopConfig, seed: i
     observation, settle = env.reset(seed), None
     for index in range(config.max_steps):
         command = runtime.step(index, views(observation), observation.qpos, result)
-        positions = observation.qpos if command.positions is None else command.positions
-        if recorder is not None:
-            recorder.add(observation, positions)
-        _count(result, command, index)
-        observation = env.step(positions)
-        result.steps = index + 1
-        result.max_reward = max(result.max_reward, float(observation.reward))
-        if observation.success and settle is None:
-            result.success, settle = True, 0
-        elif settle is not None:
-            settle += 1
+        observation = apply_command(env, observation, command, index, result, recorder)
+        settle = settle_count(result, observation, settle)
         if settle is not None and 0 <= config.settle_steps <= settle:
             break
+    result.stale_actions, result.stale_chunks = runtime.chunks.stale_actions()
     return result
+
+
+def apply_command(env: Any, observation: Any, command, index: int, result: EpisodeResult,
+                  recorder: Optional[Any]) -> Any:
+    """Count `command`, record it, step the simulator with it; return the next observation."""
+    positions = observation.qpos if command.positions is None else command.positions
+    if recorder is not None:
+        recorder.add(observation, positions)
+    _count(result, command, index)
+    observation = env.step(positions)
+    result.steps = index + 1
+    result.max_reward = max(result.max_reward, float(observation.reward))
+    return observation
+
+
+def settle_count(result: EpisodeResult, observation: Any, settle: Optional[int]):
+    """Return the steps since the first success (None before it); set `result.success`."""
+    if observation.success and settle is None:
+        result.success = True
+        return 0
+    return None if settle is None else settle + 1
 
 
 def _count(result: EpisodeResult, command, index: int) -> None:

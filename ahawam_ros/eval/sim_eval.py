@@ -2,12 +2,17 @@
 `ahawam eval-sim`: closed-loop episodes of a checkpoint in the embedded ALOHA simulator.
 
     ahawam eval-sim --checkpoint CKPT --episodes N [--mode async|sync|planner-off|all]
-                    [--through runtime|ros] [--video] [--bags] [--out DIR] [--seed S]
+                    [--through runtime|ros] [--timing realtime|replayed] [--video] [--bags]
+                    [--out DIR] [--seed S]
 
-`--through runtime` (default) steps the simulator in lock-step with the runtime on a simulated
-clock and hands every result over after its measured latency (`closed_loop`): real-time
-asynchrony without running in real time. `--through ros` runs the deployed system, the ROS
-nodes in real time (`ahawam_ros.ros.demo`), async only. Every mode runs the same seeds.
+`--through runtime` (default) runs the ROS-free runtime. With `--timing realtime` (default) it
+runs as the nodes do (`realtime_loop`): the planner and executor workers compute concurrently
+in their own threads (same orchestration, priorities and warm-up), and the simulator advances
+in real time on the wall clock, so their contention shows in the latencies and the holds.
+`--timing replayed` steps the simulator in lock-step with the runtime on a simulated clock and
+hands every result over after its latency measured one call after the other (`closed_loop`):
+deterministic, for machines too slow for real time. `--through ros` runs the deployed system,
+the ROS nodes in real time (`ahawam_ros.ros.demo`), async only. Every mode runs the same seeds.
 Prints one table (success with its 68 % Wilson interval, mean max staged reward, executed
 command and chunk rates per simulated second, latency percentiles) and writes it as JSON.
 """
@@ -22,13 +27,15 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ahawam_ros.eval.closed_loop import ClosedLoopConfig, run_episode
+from ahawam_ros.eval.closed_loop import ClosedLoopConfig, REALTIME, run_episode, TIMINGS
+from ahawam_ros.eval.realtime_loop import run_realtime_episode
 from ahawam_ros.eval.sim_metrics import format_table, summarize_mode, write_json
 from ahawam_ros.eval.sim_modes import ASYNC, MODES
 from ahawam_ros.eval.sim_policy import (DEMO_HW, load_eval_policy, PolicyViews,
                                         sim_config_for)
 from ahawam_ros.eval.sim_record import EpisodeRecorder, write_bag, write_video
 from ahawam_ros.robot import CONTROL_RATE_HZ
+from ahawam_ros.runtime.orchestrator import warm_up
 from ahawam_ros.sim.aloha_env import AlohaSim
 from ahawam_ros.sim.tasks import TASKS
 import torch
@@ -38,8 +45,9 @@ ALL = 'all'
 THROUGH = ('runtime', 'ros')
 REPORT_FILE = 'eval_sim.json'
 PARAMS_FILE = 'bimanual.yaml'
-EXECUTOR_PARAMS = ('execute_steps', 'blend', 'blend_steps', 'max_step', 'max_context_age',
-                   'max_observation_age', 'max_image_age')
+EXECUTOR_PARAMS = ('schedule', 'execute_steps', 'lead_percentile', 'lead_margin_steps', 'blend',
+                   'blend_steps', 'max_step', 'max_context_age', 'max_observation_age',
+                   'max_image_age')
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,7 @@ class EvalOptions:
     threads: int = 1
     device: str = 'cpu'
     params_file: str = ''
+    timing: str = REALTIME
 
     def __post_init__(self):
         if not self.checkpoint:
@@ -70,6 +79,8 @@ class EvalOptions:
                              f'{self.steps}, {self.threads}')
         if self.mode not in MODES + (ALL,):
             raise ValueError(f'mode must be one of {list(MODES + (ALL,))}, got {self.mode!r}')
+        if self.timing not in TIMINGS:
+            raise ValueError(f'timing must be one of {list(TIMINGS)}, got {self.timing!r}')
         if self.through not in THROUGH:
             raise ValueError(f'through must be one of {list(THROUGH)}, got {self.through!r}')
         if self.through == 'ros' and self.mode != ASYNC:
@@ -99,6 +110,9 @@ def parse_options(argv: Optional[Sequence[str]]) -> EvalOptions:
     parser.add_argument('--episodes', type=int, default=10, help='episodes per mode (10)')
     parser.add_argument('--mode', default=ASYNC, choices=MODES + (ALL,))
     parser.add_argument('--through', default='runtime', choices=THROUGH)
+    parser.add_argument('--timing', default=REALTIME, choices=TIMINGS,
+                        help='runtime: real time with concurrent workers (default), or '
+                        'replayed in lock-step on a simulated clock')
     parser.add_argument('--video', action='store_true', help='write an mp4 per episode')
     parser.add_argument('--bags', action='store_true', help='write a rosbag2 per episode')
     parser.add_argument('--out', default='outputs/eval_sim', help='report, videos and bags')
@@ -115,7 +129,8 @@ def parse_options(argv: Optional[Sequence[str]]) -> EvalOptions:
     args = parser.parse_args(argv)
     return EvalOptions(args.checkpoint, args.episodes, args.mode, args.through, args.video,
                        args.bags, args.out, args.seed, args.task, args.steps,
-                       _size(args.render_size), args.threads, args.device, args.params_file)
+                       _size(args.render_size), args.threads, args.device, args.params_file,
+                       args.timing)
 
 
 def default_params_file() -> Optional[Path]:
@@ -155,10 +170,11 @@ def run_mode(policy, sim, views: PolicyViews, config: ClosedLoopConfig,
     period = policy.control_period
     out = Path(options.out) / config.mode
     summaries, plan, update, ages = [], [], [], []
+    run = run_realtime_episode if options.timing == REALTIME else run_episode
     for index in range(options.episodes):
         seed = options.seed + index
         recorder = EpisodeRecorder(views.cameras) if options.video or options.bags else None
-        result = run_episode(policy, sim, config, seed, views, recorder)
+        result = run(policy, sim, config, seed, views, recorder)
         summary = result.summary(period)
         if recorder is not None:
             summary.update(_save(recorder.finish(options.task, seed, result.success), out,
@@ -170,6 +186,12 @@ def run_mode(policy, sim, views: PolicyViews, config: ClosedLoopConfig,
         print(f'  {config.mode:<12} episode {index} (seed {seed}): success {result.success}, '
               f'max reward {result.max_reward:.0f}, {result.steps} steps', flush=True)
     figures = summarize_mode(summaries, plan, update, ages)
+    stale = sum(s['stale_actions_total'] for s in summaries)
+    chunks = sum(s['stale_chunks'] for s in summaries)
+    figures.update(stale_actions_total=stale,
+                   stale_actions_per_chunk=stale / chunks if chunks else math.nan,
+                   real_time_factor=_mean(s['real_time_factor'] for s in summaries),
+                   late_steps=sum(s['late_steps'] for s in summaries))
     figures['episode_results'] = summaries
     return figures
 
@@ -193,6 +215,7 @@ def evaluate_runtime(options: EvalOptions, policy=None) -> Dict[str, Any]:
     policy = policy or load_eval_policy(options.checkpoint, options.device)
     if hasattr(policy, 'set_task'):
         policy.set_task(options.task)
+    warm_up_s = warm_up(policy)  # before the first command, as the nodes do
     sim_config = sim_config_for(policy, options.checkpoint, options.task, options.steps,
                                 options.render_hw)
     views = PolicyViews(sim_config.cameras, getattr(policy, 'image_size', None))
@@ -203,8 +226,14 @@ def evaluate_runtime(options: EvalOptions, policy=None) -> Dict[str, Any]:
                                                                max_steps=options.steps), options)
     settings = {k: v for k, v in asdict(config).items() if k not in ('mode', 'max_steps')}
     settings['params_file'] = str(params) if params is not None else 'built-in defaults'
+    settings.update(timing=options.timing, warm_up_s=warm_up_s)
     return {'through': 'runtime', 'settings': settings, 'sim': asdict(sim_config),
             'modes': modes}
+
+
+def _mean(values) -> float:
+    values = [v for v in values if math.isfinite(v)]
+    return sum(values) / len(values) if values else math.nan
 
 
 def evaluate_ros(options: EvalOptions) -> Dict[str, Any]:
@@ -267,7 +296,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f'\n{options.checkpoint} through {options.through}, {options.episodes} episode(s) '
           f'per mode, seeds {options.seed}..{options.seed + options.episodes - 1}')
     print(format_table(report['modes']))
-    clock = 'simulated' if options.through == 'runtime' else 'wall-clock (real time)'
+    for mode, figures in report['modes'].items():
+        if 'stale_actions_total' in figures:
+            print(f'  {mode:<12} stale actions per chunk {figures["stale_actions_per_chunk"]:.2f} '
+                  f'({figures["stale_actions_total"]} in all), real-time factor '
+                  f'{figures["real_time_factor"]:.3f}, {figures["late_steps"]} late steps')
+    if 'warm_up_s' in report.get('settings', {}):
+        print(f'policy warm-up {report["settings"]["warm_up_s"]:.2f} s (before the first command)')
+    replayed = options.through == 'runtime' and options.timing != REALTIME
+    clock = 'simulated' if replayed else 'wall-clock (real time)'
     print(f'latencies measured on this machine (load average {load_before:.1f} at the start, '
           f'{os.cpu_count()} CPUs); rates per {clock} second')
     print(f'report: {write_report(report, Path(options.out)).resolve()}')

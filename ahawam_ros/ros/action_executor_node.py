@@ -29,11 +29,11 @@ from ahawam_ros.ros.node_configs import ActionExecutorConfig
 from ahawam_ros.ros.params import changes, declare_config, LiveConfig
 from ahawam_ros.ros.qos import COMMAND_QOS, CONTEXT_QOS
 from ahawam_ros.ros.spin import run_nodes
-from ahawam_ros.ros.torch_threads import use_torch_threads
 from ahawam_ros.runtime.chunk_scheduler import ACCEPTED, SchedulerConfig
 from ahawam_ros.runtime.context_slot import ContextSlot, ContextUnavailableError
 from ahawam_ros.runtime.executor_core import Command, ExecutorConfig, ExecutorCore
 from ahawam_ros.runtime.loading import load_policy, policy_image_hw
+from ahawam_ros.runtime.orchestrator import RuntimeOrchestrator
 from ahawam_ros.runtime.policy_api import ChunkPolicy
 from ahawam_ros.runtime.safety import SafetyConfig
 from ahawam_ros.runtime.stamps import StampConfig
@@ -58,16 +58,24 @@ def executor_config(config: ActionExecutorConfig) -> ExecutorConfig:
                           max_observation_age=config.max_observation_age)
     return ExecutorConfig(safety=safety, scheduler=SchedulerConfig(config.blend,
                                                                    config.blend_steps),
-                          max_image_age=config.max_image_age,
+                          max_image_age=config.max_image_age, schedule=config.schedule,
                           execute_steps=config.execute_steps,
+                          lead_percentile=config.lead_percentile,
+                          lead_margin_steps=config.lead_margin_steps,
                           stamps=StampConfig(max_future=config.max_future_stamp,
                                              zero_is_unset=True))
 
 
 class ActionExecutorNode(Node):
-    """Publishes one safe joint command per control tick; computes chunks off the timer."""
+    """
+    Publishes one safe joint command per control tick; computes chunks off the timer.
 
-    def __init__(self, policy: Optional[ChunkPolicy] = None, **node_kwargs):
+    `runtime` is the process's orchestration of the workers (bringup shares one between the
+    planner and the executor node); a node alone makes its own.
+    """
+
+    def __init__(self, policy: Optional[ChunkPolicy] = None,
+                 runtime: Optional[RuntimeOrchestrator] = None, **node_kwargs):
         super().__init__('action_executor', **node_kwargs)
         self.config = config = declare_config(self, ActionExecutorConfig)
         self.policy = policy or load_policy(config.checkpoint, config.device)
@@ -102,8 +110,10 @@ class ActionExecutorNode(Node):
         self._previous_counts = None  # (time, (ticks, chunks accepted)) of the last diagnostics
         # rclpy's context shutdown does not reliably destroy every node: stop on it too.
         self.context.on_shutdown(self.core.stop_worker)
-        self.core.start_worker(self._chunk_step,
-                               lambda: use_torch_threads(config.torch_threads))
+        self.runtime = runtime or RuntimeOrchestrator()
+        self.runtime.start_executor(self.core, self._chunk_step, config.torch_threads)
+        if self.runtime.warm_up_s > 0.0:
+            self.get_logger().info(f'policy warm-up: {self.runtime.warm_up_s:.2f} s')
 
     def _make_publishers(self, config: ActionExecutorConfig) -> None:
         interfaces = set(config.command_interfaces)

@@ -38,13 +38,15 @@ def make_nodes(with_sim: bool):
     """Build the nodes of the process: [simulator], planner, executor (one shared policy)."""
     from ahawam_ros.ros.action_executor_node import ActionExecutorNode
     from ahawam_ros.ros.world_planner_node import WorldPlannerNode
+    from ahawam_ros.runtime.orchestrator import RuntimeOrchestrator
     nodes = []
     if with_sim:
         from ahawam_ros.ros.bimanual_sim_node import BimanualSimNode
         nodes.append(BimanualSimNode())
-    planner = WorldPlannerNode()
+    runtime = RuntimeOrchestrator()  # one orchestration of both workers (warm-up, priorities)
+    planner = WorldPlannerNode(runtime=runtime)
     # Both nodes load through the per-process policy cache: one set of weights.
-    nodes += [planner, ActionExecutorNode()]
+    nodes += [planner, ActionExecutorNode(runtime=runtime)]
     return nodes
 
 

@@ -114,8 +114,15 @@ class ActionExecutorConfig(CameraInputs):
     marker_frame: str = field('world', 'frame of the chunk markers (the URDF root)')
     episode_topic: str = field('episode_start', 'std_msgs/Header: a new episode starts')
     num_inference_steps: int = field(0, "Euler steps per chunk; 0 = the checkpoint's", (0, 100))
-    execute_steps: int = field(4, 'compute the next chunk once this many actions are due',
-                               (0, 1000))
+    schedule: str = field('latency', 'when the next chunk is computed: latency (when the '
+                          'actions left fall to the predicted update latency + margin) or '
+                          'spacing (as soon as execute_steps allows)')
+    execute_steps: int = field(4, 'minimum spacing: no new chunk before this many actions of '
+                               'the newest one are due (0: none)', (0, 1000))
+    lead_percentile: float = field(90.0, 'percentile of recent update latencies that '
+                                   'predicts the next one (latency schedule)', (1.0, 100.0))
+    lead_margin_steps: int = field(2, 'control steps added to the predicted update latency',
+                                   (0, 1000))
     blend: str = field('linear', 'seam blending between chunks: none, linear or weighted')
     blend_steps: int = field(4, 'crossfade length (control steps) of the linear blend', (0, 100))
     max_context_age: float = field(1.5, 'hold when the planner context is older (s)',

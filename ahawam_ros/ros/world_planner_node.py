@@ -23,9 +23,9 @@ from ahawam_ros.ros.node_configs import WorldPlannerConfig
 from ahawam_ros.ros.params import changes, declare_config, LiveConfig
 from ahawam_ros.ros.qos import CONTEXT_QOS
 from ahawam_ros.ros.spin import run_nodes
-from ahawam_ros.ros.torch_threads import use_torch_threads
 from ahawam_ros.runtime.context_slot import ContextSlot
 from ahawam_ros.runtime.loading import load_policy, policy_image_hw
+from ahawam_ros.runtime.orchestrator import RuntimeOrchestrator
 from ahawam_ros.runtime.planner_core import PlannerConfig, PlannerCore, PUBLISHED
 from ahawam_ros.runtime.policy_api import ChunkPolicy
 from ahawam_ros.runtime.stamps import StampConfig
@@ -36,9 +36,15 @@ from std_msgs.msg import Header
 
 
 class WorldPlannerNode(Node):
-    """Runs planner refreshes on a slow timer and publishes the world context."""
+    """
+    Runs planner refreshes on a slow timer and publishes the world context.
 
-    def __init__(self, policy: Optional[ChunkPolicy] = None, **node_kwargs):
+    `runtime` is the process's orchestration of the workers (bringup shares one between the
+    planner and the executor node); a node alone makes its own.
+    """
+
+    def __init__(self, policy: Optional[ChunkPolicy] = None,
+                 runtime: Optional[RuntimeOrchestrator] = None, **node_kwargs):
         super().__init__('world_planner', **node_kwargs)
         self.config = config = declare_config(self, WorldPlannerConfig)
         self.policy = policy or load_policy(config.checkpoint, config.device)
@@ -59,8 +65,10 @@ class WorldPlannerNode(Node):
         self.live = LiveConfig(self, config, self._apply_parameters)
         # rclpy's context shutdown does not reliably destroy every node: stop on it too.
         self.context.on_shutdown(self.core.stop_worker)
-        self.core.start_worker(self._refresh_step,
-                               lambda: use_torch_threads(config.torch_threads))
+        self.runtime = runtime or RuntimeOrchestrator()
+        self.runtime.start_planner(self.core, self._refresh_step, config.torch_threads)
+        if self.runtime.warm_up_s > 0.0:
+            self.get_logger().info(f'policy warm-up: {self.runtime.warm_up_s:.2f} s')
         self.get_logger().info(
             f'planner up: {len(config.camera_topics)} camera(s) at {image_hw[0]}x{image_hw[1]}, '
             f'refresh {config.refresh_rate_hz:g} Hz, context on {self._context_pub.topic_name}')

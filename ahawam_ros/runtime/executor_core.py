@@ -376,7 +376,7 @@ class ExecutorCore:
 
     @property
     def worker(self) -> WakeableWorker:
-        """The chunk worker (its thread id and applied priority)."""
+        """Return the chunk worker thread: its id and applied priority."""
         return self._worker
 
     def stop_worker(self, timeout: float = 5.0) -> bool:

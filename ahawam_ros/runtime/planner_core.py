@@ -251,7 +251,7 @@ class PlannerCore:
 
     @property
     def worker(self) -> WakeableWorker:
-        """The planner worker (its thread id and applied priority)."""
+        """Return the planner worker thread: its id and applied priority."""
         return self._worker
 
     def stop_worker(self, timeout: float = 5.0) -> bool:

@@ -172,7 +172,7 @@ def test_unchanged_inputs_are_not_recomputed():
 
 
 def test_a_reset_during_inference_discards_the_chunk():
-    rig = Rig()
+    rig = Rig(schedule='spacing')  # an update on every new input
     rig.run(6)
     rig.policy._sleep = lambda seconds: rig.executor.reset(episode_start=START + 1.0)
     rig.executor.update_joints(rig.robot, rig.clock())
@@ -266,7 +266,7 @@ def test_worker_threads_keep_the_command_timer_fed_in_real_time():
 
 
 def test_policy_errors_and_bad_shapes_are_counted_not_raised():
-    rig = Rig()
+    rig = Rig(schedule='spacing')
     rig.run(1)
     rig.policy.predict_chunk = lambda *args: np.zeros((K, A + 1), np.float32)
     rig.executor.update_joints(rig.robot, rig.clock.advance(0.001))

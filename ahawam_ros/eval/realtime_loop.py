@@ -1,0 +1,163 @@
+"""
+Closed-loop episodes in real time, with the deployed runtime's worker threads.
+
+Shapes: V cameras, H x W pixels, A action dim.
+
+The runtime runs as in the ROS nodes, through the same `RuntimeOrchestrator`: the planner
+(async) and the executor each compute in their own worker thread, with the same priorities and
+warm-up, concurrently, so their contention shows in the latencies. The simulator advances in
+real time on the main thread: at each control step's deadline (step * period after the
+episode start, wall clock) the newest observation is handed to the cores (stamped now), the
+command for now is taken (`ExecutorCore.tick`, which never waits for inference), and only then
+is the simulator stepped and rendered, so the MuJoCo step and the rendering sit between two
+command ticks, off the control loop's critical path; the loop then sleeps to the next
+deadline. A step that starts late is counted (`late_steps`) and the schedule restarts from it
+(no burst of catch-up steps); `real_time_factor` is the simulated seconds per wall second.
+
+Modes: async runs both workers (the planner refreshes at most at `refresh_rate_hz`); sync and
+planner-off run the executor worker alone against the context of `sim_modes` (the whole
+synchronous update, or a blank context), published with each observation.
+"""
+
+import math
+import time
+from typing import Any, Callable, List, Optional
+
+from ahawam_ros.eval.closed_loop import (apply_command, ClosedLoopConfig, EpisodeResult,
+                                         REALTIME, settle_count)
+from ahawam_ros.eval.sim_modes import (ASYNC, blank_context, PLANNER_OFF, SYNC, SYNC_CONTEXT,
+                                       SyncPolicy)
+from ahawam_ros.runtime.context_slot import ContextSlot
+from ahawam_ros.runtime.executor_core import ExecutorCore
+from ahawam_ros.runtime.orchestrator import OrchestratorConfig, RuntimeOrchestrator
+from ahawam_ros.runtime.planner_core import PlannerConfig, PlannerCore, PUBLISHED
+from ahawam_ros.runtime.policy_api import ChunkPolicy
+import numpy as np
+
+Clock = Callable[[], float]
+
+
+class RealtimeRuntime:
+    """
+    The cores of one episode and their workers, on the wall clock.
+
+    Parameters
+    ----------
+    policy : ChunkPolicy
+        Shared by the planner and the executor (one set of weights, as in bringup).
+    config : ClosedLoopConfig
+        Mode and runtime settings.
+    orchestration : OrchestratorConfig
+        Worker priorities and torch threads (the nodes' defaults).
+    clock : Callable[[], float]
+        Seconds; stamps, ages and the command schedule.
+
+    """
+
+    def __init__(self, policy: ChunkPolicy, config: ClosedLoopConfig,
+                 orchestration: OrchestratorConfig = OrchestratorConfig(),
+                 clock: Clock = time.monotonic):
+        self.config = config
+        self.policy = policy
+        self.clock = clock
+        self.slot = ContextSlot()
+        self.planner: Optional[PlannerCore] = None
+        if config.mode == ASYNC:
+            self.planner = PlannerCore(policy, self.slot, PlannerConfig(
+                max_image_age=config.max_image_age, min_interval=1.0 / config.refresh_rate_hz),
+                clock)
+        executor_policy = SyncPolicy(policy) if config.mode == SYNC else policy
+        self.executor = ExecutorCore(executor_policy, self.slot,
+                                     config.executor_config(policy.action_dim), clock)
+        self.orchestrator = RuntimeOrchestrator(orchestration, self.planner, self.executor)
+        self.plan_latencies: List[float] = []  # appended by the planner worker only
+        self.update_latencies: List[float] = []  # appended by the executor worker only
+        self._blank: Any = None
+
+    def start(self, images: np.ndarray, episode_start: float) -> None:
+        """Reset the cores to an episode begun at `episode_start`, then start the workers."""
+        if self.config.mode == PLANNER_OFF and self._blank is None:
+            self._blank = blank_context(self.policy.plan(np.zeros_like(images), 0))
+        self.policy.reset()  # before the workers: no refresh races with it
+        if self.planner is not None:
+            self.planner.reset(episode_start=episode_start)
+        self.executor.reset(episode_start=episode_start, clear_context=True)
+        self.orchestrator.start(planner_step=self._refresh, executor_step=self._update)
+
+    def stop(self) -> None:
+        self.orchestrator.stop()
+
+    def observe(self, images: np.ndarray, qpos: np.ndarray, now: float) -> None:
+        """Hand the observation taken at `now` to the cores (wakes their workers)."""
+        if self.planner is not None:
+            self.planner.update_images(images, now)
+        elif self.config.mode == PLANNER_OFF:
+            self.slot.publish(self._blank, obs_stamp=now, publish_time=now)
+        else:
+            self.slot.publish(SYNC_CONTEXT, obs_stamp=now, publish_time=now)
+        self.executor.update_images(images, now)
+        self.executor.update_joints(qpos, now)
+
+    def _refresh(self) -> None:
+        outcome = self.planner.refresh()
+        if outcome.status == PUBLISHED:
+            self.plan_latencies.append(outcome.latency)
+
+    def _update(self) -> None:
+        outcome = self.executor.compute_chunk()
+        if math.isfinite(outcome.latency):
+            self.update_latencies.append(outcome.latency)
+
+
+def run_realtime_episode(policy: ChunkPolicy, env: Any, config: ClosedLoopConfig, seed: int,
+                         views: Callable[[Any], np.ndarray], recorder: Optional[Any] = None,
+                         orchestration: OrchestratorConfig = OrchestratorConfig(),
+                         clock: Clock = time.monotonic,
+                         sleep: Callable[[float], None] = time.sleep) -> EpisodeResult:
+    """
+    Run one closed-loop episode in real time (arguments as `closed_loop.run_episode`).
+
+    Returns
+    -------
+    EpisodeResult
+        As the lock-step one, with 'realtime' timing, the real-time factor and late steps
+        (`plan_events` and `chunk_events` stay empty: no step schedule to report).
+
+    """
+    runtime = RealtimeRuntime(policy, config, orchestration, clock)
+    result = EpisodeResult(seed=seed, timing=REALTIME)
+    period = policy.control_period
+    observation, settle = env.reset(seed), None
+    images = views(observation)
+    start = clock()
+    runtime.start(images, start)
+    deadline = start
+    try:
+        for index in range(config.max_steps):
+            now = clock()
+            runtime.observe(images, observation.qpos, now)
+            command = runtime.executor.tick(now)
+            observation = apply_command(env, observation, command, index, result, recorder)
+            settle = settle_count(result, observation, settle)
+            if settle is not None and 0 <= config.settle_steps <= settle:
+                break
+            images = views(observation)
+            deadline, late = _pace(deadline + period, clock, sleep)
+            result.late_steps += late
+    finally:
+        runtime.stop()
+    elapsed = clock() - start
+    result.real_time_factor = result.steps * period / elapsed if elapsed > 0 else math.nan
+    result.plan_latencies = list(runtime.plan_latencies)
+    result.update_latencies = list(runtime.update_latencies)
+    result.stale_actions, result.stale_chunks = runtime.executor.scheduler.stale_actions()
+    return result
+
+
+def _pace(deadline: float, clock: Clock, sleep: Callable[[float], None]):
+    """Sleep until `deadline`; return (the step's start, 1 if it was already past else 0)."""
+    now = clock()
+    if now > deadline:
+        return now, 1  # late: restart the schedule here rather than burst to catch up
+    sleep(deadline - now)
+    return deadline, 0
