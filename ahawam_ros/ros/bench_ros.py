@@ -4,7 +4,8 @@ The ROS side of `ahawam bench`: the real rclpy graph, measured in this process.
 - `measure_system`: the world_planner and action_executor nodes (one shared policy) beside a
   sensor stand-in (cameras and joint states), in one process on a MultiThreadedExecutor, as
   bringup runs them. Measures the period of the commands received while the planner
-  refreshes, and the achieved chunk update rate beside the update latency inside the graph.
+  refreshes, the holds among the command ticks after warm-up, the achieved chunk update rate,
+  and the update latency inside the graph against the same update timed alone just before.
 - the context handoff, by reference vs serialized, is in `bench_handoff`.
 
 Each call runs in a fresh rclpy Context on a namespace of its own and returns plain figures
@@ -148,7 +149,7 @@ class BenchGraph:
 
 def measure_system(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
                    seconds: float = 10.0, warmup: float = 3.0, planner_rate_hz: float = 3.0,
-                   execute_steps: int = 0,
+                   execute_steps: int = 0, schedule: str = 'latency',
                    threads: int = DEFAULT_THREADS) -> Dict[str, Any]:
     """
     Run planner, executor and the sensor stand-in; measure commands and chunks.
@@ -164,8 +165,11 @@ def measure_system(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
     planner_rate_hz : float
         Planner refresh timer rate.
     execute_steps : int
-        The executor's `execute_steps`; 0 recomputes a chunk whenever it can (the worst case
-        for the command timer, and the achievable chunk rate).
+        The executor's minimum spacing (0: none).
+    schedule : str
+        The executor's schedule: 'latency' (deployed: a chunk when the plan is about to run
+        out) or 'spacing' (with execute_steps 0, a chunk whenever it can: the worst case for
+        the command timer, and the achievable chunk rate).
     threads : int
         Executor worker threads.
 
@@ -174,9 +178,13 @@ def measure_system(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
     dict
         'command_period_ms' (p50 / p99 / max / count), 'command_rate_hz', 'chunk_rate_hz',
         'chunk_latency_ms' (p50 / p95 inside the graph), 'planner_refreshes',
-        'plan_latency_ms' (p50 / p95), 'holds', 'window_s'.
+        'plan_latency_ms' (p50 / p95), 'holds' and 'ticks' in the window (after warm-up),
+        'hold_fraction', 'alone_ms' (p50 / p95 of the update alone), 'graph_vs_alone' (p50
+        ratio), 'stale_actions_per_chunk', 'executor_nice' / 'planner_nice' (applied),
+        'window_s'.
 
     """
+    alone = _update_alone(policy, image_shape)
     responsive_gil()  # as every process that hosts the nodes does (see spin.py)
     graph = BenchGraph(threads)
     try:
@@ -185,17 +193,19 @@ def measure_system(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
         planner = WorldPlannerNode(policy, **graph.node_kwargs(
             'world_planner', camera_topics=cameras, refresh_rate_hz=float(planner_rate_hz)))
         executor = ActionExecutorNode(policy, **graph.node_kwargs(
-            'action_executor', camera_topics=cameras, execute_steps=int(execute_steps)))
+            'action_executor', camera_topics=cameras, execute_steps=int(execute_steps),
+            schedule=schedule))
         graph.spin(sensors, planner, executor)
         time.sleep(warmup)
-        refreshes, holds = planner.core.stats()['published'], executor.core.holds.total()
+        before = planner.core.stats()['published'], executor.core.stats()
         start = time.perf_counter()
         time.sleep(seconds)
         end = time.perf_counter()
         plan, chunk = planner.core.stats(), executor.core.stats()
-        holds = executor.core.holds.total() - holds
     finally:
         graph.close()
+    refreshes, holds, ticks = (before[0], chunk['holds'] - before[1]['holds'],
+                               chunk['ticks'] - before[1]['ticks'])
     commands, chunks = sensors.arrivals(start, end)
     window = end - start
     return {'window_s': window, 'command_period_ms': percentiles_ms(np.diff(commands)),
@@ -205,5 +215,30 @@ def measure_system(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
             'planner_refreshes': int(plan['published'] - refreshes),
             'plan_latency_ms': {'p50': plan['plan_latency_p50'] * 1e3,
                                 'p95': plan['plan_latency_p95'] * 1e3},
-            'holds': int(holds), 'execute_steps': int(execute_steps),
+            'holds': int(holds), 'ticks': int(ticks),
+            'hold_fraction': holds / ticks if ticks else float('nan'),
+            'alone_ms': alone, 'graph_vs_alone': chunk['chunk_latency_p50'] * 1e3 / alone['p50'],
+            'stale_actions_per_chunk': chunk['stale_actions_per_chunk'],
+            'executor_nice': chunk.get('worker_nice', float('nan')),
+            'planner_nice': plan.get('worker_nice', float('nan')),
+            'execute_steps': int(execute_steps), 'schedule': schedule,
             'planner_rate_hz': float(planner_rate_hz)}
+
+
+def _update_alone(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
+                  repeats: int = 20) -> Dict[str, float]:
+    """Time `predict_chunk` alone in this thread (ms p50 / p95), on a fresh context."""
+    images = np.zeros((*image_shape, 3), np.uint8)  # (V, H, W, 3)
+    proprio = np.zeros(policy.action_dim, np.float32)
+    policy.reset()
+    context = policy.plan(images, 0)
+    samples = []
+    for index in range(repeats + 2):  # 2 untimed calls first
+        started = time.perf_counter()
+        policy.predict_chunk(images, proprio, context, 0)
+        if index >= 2:
+            samples.append(time.perf_counter() - started)
+    policy.reset()
+    values = np.asarray(samples) * 1e3
+    return {'p50': float(np.percentile(values, 50.0)), 'p95': float(np.percentile(values, 95.0))}
+
