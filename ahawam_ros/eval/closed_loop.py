@@ -23,7 +23,9 @@ Modes (`MODES`):
   context's shape, dtype and device without knowing the model's internals.
 
 Timing caveat: refreshes and updates are measured one after the other in one thread; the real
-system runs them in two threads on separate cores, so contention between them is not modelled.
+system runs them in two threads on separate cores, so contention between them is not modelled
+here. `realtime_loop` runs them concurrently in real time (eval-sim's default); this lock-step
+replay is `--timing replayed`.
 """
 
 from dataclasses import dataclass, field
