@@ -22,6 +22,7 @@ from ahawam_ros.runtime.chunk_scheduler import BlendMode, SchedulerConfig
 from ahawam_ros.runtime.executor_core import ExecutorConfig
 from ahawam_ros.runtime.policy_api import ChunkPolicy
 from ahawam_ros.runtime.safety import SafetyConfig
+from ahawam_ros.runtime.update_timing import SPACING
 
 
 @dataclass(frozen=True)
@@ -138,9 +139,11 @@ class BagEvalConfig:
             safety = SafetyConfig.for_robot(self.max_step, **ages)
         else:  # joints of another robot: no limits known here, only the step clamp
             safety = SafetyConfig.uniform(len(joint_names), -1e9, 1e9, self.max_step, **ages)
+        # 'spacing': a chunk timer's rule, every execute_steps (the latency schedule is for
+        # workers woken by every input, as in the nodes and eval-sim)
         return ExecutorConfig(safety=safety,
                               scheduler=SchedulerConfig(self.blend, self.blend_steps),
-                              max_image_age=self.max_image_age,
+                              max_image_age=self.max_image_age, schedule=SPACING,
                               execute_steps=self.execute_steps)
 
 

@@ -15,7 +15,10 @@ both run the same threads the same way:
   negative executor nice may be asked for; it needs CAP_SYS_NICE or root, and a refusal is
   logged once and reported (`report()`, and each core's stats as 'worker_nice' /
   'worker_nice_refused'). 0 is the default because the command timer (rclpy's threads, or
-  eval-sim's main loop) runs at 0 and must not wait behind the executor's inference.
+  eval-sim's main loop) runs at 0 and must not wait behind the executor's inference. Nice is
+  weighed against every thread of the machine: at +10 the planner gets about a ninth of a
+  nice-0 thread's share of a contended core, so other busy processes slow it too (the context
+  age limit then shows it); `planner_nice` is the knob.
 
 The clock stays with the cores (each core takes its own, injected at construction).
 """
