@@ -28,110 +28,23 @@ here. `realtime_loop` runs them concurrently in real time (eval-sim's default); 
 replay is `--timing replayed`.
 """
 
-from dataclasses import dataclass, field
 import math
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
-from ahawam_ros.eval.sim_modes import (ASYNC, blank_context, MODES, PLANNER_OFF, SYNC,
-                                       SYNC_CONTEXT, SyncPolicy)
-from ahawam_ros.robot import ACTION_DIM
+from ahawam_ros.eval.episode import (apply_command, ClosedLoopConfig, EpisodeResult,
+                                     settle_count)
+from ahawam_ros.eval.sim_modes import (ASYNC, blank_context, PLANNER_OFF, SYNC, SYNC_CONTEXT,
+                                       SyncPolicy)
 from ahawam_ros.runtime.chunk_scheduler import ACCEPTED, ActionChunk, ChunkScheduler
-from ahawam_ros.runtime.chunk_scheduler import SchedulerConfig
 from ahawam_ros.runtime.clock import ManualClock
 from ahawam_ros.runtime.context_slot import ContextSlot, ContextSnapshot
-from ahawam_ros.runtime.executor_core import ExecutorConfig, ExecutorCore
+from ahawam_ros.runtime.executor_core import ExecutorCore
 from ahawam_ros.runtime.planner_core import PlannerConfig, PlannerCore, PUBLISHED
 from ahawam_ros.runtime.policy_api import ChunkPolicy
-from ahawam_ros.runtime.safety import SafetyConfig
-from ahawam_ros.runtime.update_timing import LATENCY, SCHEDULES
 import numpy as np
 
 _STEP_TOLERANCE = 1e-6  # steps; float noise of a latency must not add a control step
-REPLAYED, REALTIME = 'replayed', 'realtime'
-TIMINGS = (REALTIME, REPLAYED)
-
-
-@dataclass(frozen=True)
-class ClosedLoopConfig:
-    """
-    Runtime settings of a closed-loop evaluation; validated on construction.
-
-    `ahawam eval-sim` reads them from the system's parameter file (config/bimanual.yaml), so
-    the evaluation runs the runtime as the deployed nodes do; the defaults are its values.
-
-    Attributes
-    ----------
-    mode : str
-        One of MODES.
-    refresh_rate_hz : float
-        Planner refresh rate (async).
-    schedule, execute_steps, lead_percentile, lead_margin_steps :
-        When the next update starts (see `ExecutorConfig`): 'latency' or 'spacing', the
-        minimum spacing in control steps, the latency percentile and the margin in steps.
-    blend, blend_steps : str, int
-        Seam blending of the chunk scheduler.
-    max_step : float
-        Largest change of a joint command per step (rad, or normalised gripper units).
-    max_context_age, max_observation_age, max_image_age : float
-        Seconds after which a context / joint state / frame is stale.
-    max_steps : int
-        Control steps of an episode at most.
-    settle_steps : int
-        Steps run after the first success before the episode ends (the demo's 0.5 s);
-        negative: never end early.
-
-    """
-
-    mode: str = ASYNC
-    refresh_rate_hz: float = 3.0
-    schedule: str = LATENCY
-    execute_steps: int = 4
-    lead_percentile: float = 90.0
-    lead_margin_steps: int = 2
-    blend: str = 'linear'
-    blend_steps: int = 4
-    max_step: float = 0.05
-    max_context_age: float = 1.5
-    max_observation_age: float = 0.2
-    max_image_age: float = 0.5
-    max_steps: int = 400
-    settle_steps: int = 25
-
-    def __post_init__(self):
-        if self.mode not in MODES:
-            raise ValueError(f'mode must be one of {list(MODES)}, got {self.mode!r}')
-        for name in ('refresh_rate_hz', 'max_step', 'max_context_age', 'max_observation_age',
-                     'max_image_age'):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0.0):
-                raise ValueError(f'{name} must be a finite number > 0, got {value}')
-        for name in ('execute_steps', 'blend_steps', 'lead_margin_steps'):
-            if getattr(self, name) < 0:
-                raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}')
-        if self.max_steps < 1:
-            raise ValueError(f'max_steps must be >= 1, got {self.max_steps}')
-        SchedulerConfig(self.blend, self.blend_steps)  # validates blend
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f'schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}')
-        if not 0.0 < self.lead_percentile <= 100.0:
-            raise ValueError(f'lead_percentile must be in (0, 100], got {self.lead_percentile}')
-
-    def executor_config(self, action_dim: int) -> ExecutorConfig:
-        """Return the runtime executor settings (the robot's joint limits when A = 14)."""
-        if action_dim == ACTION_DIM:
-            safety = SafetyConfig.for_robot(self.max_step, max_context_age=self.max_context_age,
-                                            max_observation_age=self.max_observation_age)
-        else:
-            safety = SafetyConfig.uniform(action_dim, -math.pi, math.pi, self.max_step,
-                                          max_context_age=self.max_context_age,
-                                          max_observation_age=self.max_observation_age)
-        return ExecutorConfig(safety=safety,
-                              scheduler=SchedulerConfig(self.blend, self.blend_steps),
-                              max_image_age=self.max_image_age, schedule=self.schedule,
-                              execute_steps=self.execute_steps,
-                              lead_percentile=self.lead_percentile,
-                              lead_margin_steps=self.lead_margin_steps)
 
 
 def delay_steps(latency: float, period: float) -> int:
@@ -179,75 +92,6 @@ class DelayedChunks:
     def reset(self) -> None:
         self.held = None
         self.scheduler.reset()
-
-
-@dataclass
-class EpisodeResult:
-    """
-    What one closed-loop episode did.
-
-    Attributes
-    ----------
-    seed, steps, success, max_reward :
-        The episode seed, control steps run, any-step success, best staged reward.
-    executed : int
-        Commands that executed an action (not holds).
-    holds : dict
-        Hold reason -> count.
-    first_action_step : int
-        First step whose command executed an action (-1 if none).
-    plan_events, chunk_events : list of (int, int)
-        (start step, ready step) of every planner refresh / executor update.
-    chunk_status : dict
-        Status of each update at its arrival -> count ('accepted', 'stale', ...).
-    plan_latencies, update_latencies, context_ages : list of float
-        Seconds: measured refresh and update latencies, context age of executed commands.
-    stale_actions, stale_chunks : int
-        Actions of the arriving chunks that were already in the past, and the chunks counted.
-    timing : str
-        'replayed' (lock-step, simulated clock) or 'realtime' (workers, wall clock).
-    real_time_factor : float
-        Simulated seconds per wall second (realtime; NaN when replayed).
-    late_steps : int
-        Control steps that started after their deadline (realtime).
-
-    """
-
-    seed: int
-    steps: int = 0
-    success: bool = False
-    max_reward: float = 0.0
-    executed: int = 0
-    holds: Dict[str, int] = field(default_factory=dict)
-    first_action_step: int = -1
-    plan_events: List[Tuple[int, int]] = field(default_factory=list)
-    chunk_events: List[Tuple[int, int]] = field(default_factory=list)
-    chunk_status: Dict[str, int] = field(default_factory=dict)
-    plan_latencies: List[float] = field(default_factory=list)
-    update_latencies: List[float] = field(default_factory=list)
-    context_ages: List[float] = field(default_factory=list)
-    stale_actions: int = 0
-    stale_chunks: int = 0
-    timing: str = REPLAYED
-    real_time_factor: float = math.nan
-    late_steps: int = 0
-
-    def summary(self, period: float) -> Dict[str, Any]:
-        """Return JSON-ready per-episode figures (rates per simulated second)."""
-        seconds = max(self.steps, 1) * period
-        return {'seed': self.seed, 'success': self.success, 'max_reward': self.max_reward,
-                'steps': self.steps, 'command_rate_hz': self.executed / seconds,
-                'chunk_rate_hz': self.chunk_status.get(ACCEPTED, 0) / seconds,
-                'hold_fraction': 1.0 - self.executed / max(self.steps, 1),
-                'holds': dict(self.holds), 'chunk_status': dict(self.chunk_status),
-                'first_action_step': self.first_action_step,
-                'planner_refreshes': len(self.plan_latencies),
-                'executor_updates': len(self.update_latencies),
-                'stale_actions_total': self.stale_actions, 'stale_chunks': self.stale_chunks,
-                'stale_actions_per_chunk': (self.stale_actions / self.stale_chunks
-                                            if self.stale_chunks else math.nan),
-                'timing': self.timing, 'real_time_factor': self.real_time_factor,
-                'late_steps': self.late_steps}
 
 
 class LockstepRuntime:
@@ -400,34 +244,3 @@ def run_episode(policy: ChunkPolicy, env: Any, config: ClosedLoopConfig, seed: i
             break
     result.stale_actions, result.stale_chunks = runtime.chunks.stale_actions()
     return result
-
-
-def apply_command(env: Any, observation: Any, command, index: int, result: EpisodeResult,
-                  recorder: Optional[Any]) -> Any:
-    """Count `command`, record it, step the simulator with it; return the next observation."""
-    positions = observation.qpos if command.positions is None else command.positions
-    if recorder is not None:
-        recorder.add(observation, positions)
-    _count(result, command, index)
-    observation = env.step(positions)
-    result.steps = index + 1
-    result.max_reward = max(result.max_reward, float(observation.reward))
-    return observation
-
-
-def settle_count(result: EpisodeResult, observation: Any, settle: Optional[int]):
-    """Return the steps since the first success (None before it); set `result.success`."""
-    if observation.success and settle is None:
-        result.success = True
-        return 0
-    return None if settle is None else settle + 1
-
-
-def _count(result: EpisodeResult, command, index: int) -> None:
-    if command.is_hold:
-        result.holds[command.reason] = result.holds.get(command.reason, 0) + 1
-        return
-    result.executed += 1
-    result.context_ages.append(command.context_age)
-    if result.first_action_step < 0:
-        result.first_action_step = index

@@ -23,8 +23,8 @@ import math
 import time
 from typing import Any, Callable, List, Optional
 
-from ahawam_ros.eval.closed_loop import (apply_command, ClosedLoopConfig, EpisodeResult,
-                                         REALTIME, settle_count)
+from ahawam_ros.eval.episode import (apply_command, ClosedLoopConfig, EpisodeResult, REALTIME,
+                                     settle_count)
 from ahawam_ros.eval.sim_modes import (ASYNC, blank_context, PLANNER_OFF, SYNC, SYNC_CONTEXT,
                                        SyncPolicy)
 from ahawam_ros.runtime.context_slot import ContextSlot

@@ -27,7 +27,8 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ahawam_ros.eval.closed_loop import ClosedLoopConfig, REALTIME, run_episode, TIMINGS
+from ahawam_ros.eval.closed_loop import run_episode
+from ahawam_ros.eval.episode import ClosedLoopConfig, REALTIME, TIMINGS
 from ahawam_ros.eval.realtime_loop import run_realtime_episode
 from ahawam_ros.eval.sim_metrics import format_table, summarize_mode, write_json
 from ahawam_ros.eval.sim_modes import ASYNC, MODES

@@ -4,7 +4,7 @@ import threading
 import time
 from types import SimpleNamespace
 
-from ahawam_ros.eval.closed_loop import ClosedLoopConfig, REALTIME
+from ahawam_ros.eval.episode import ClosedLoopConfig, REALTIME
 from ahawam_ros.eval.realtime_loop import run_realtime_episode
 from ahawam_ros.eval.sim_eval import parse_options
 from ahawam_ros.eval.sim_modes import PLANNER_OFF, SYNC
