@@ -5,14 +5,21 @@ Shapes: V cameras, H x W pixels, A action dim.
 
 The runtime runs as in the ROS nodes, through the same `RuntimeOrchestrator`: the planner
 (async) and the executor each compute in their own worker thread, with the same priorities and
-warm-up, concurrently, so their contention shows in the latencies. The simulator advances in
-real time on the main thread: at each control step's deadline (step * period after the
-episode start, wall clock) the newest observation is handed to the cores (stamped now), the
-command for now is taken (`ExecutorCore.tick`, which never waits for inference), and only then
-is the simulator stepped and rendered, so the MuJoCo step and the rendering sit between two
-command ticks, off the control loop's critical path; the loop then sleeps to the next
-deadline. A step that starts late is counted (`late_steps`) and the schedule restarts from it
-(no burst of catch-up steps); `real_time_factor` is the simulated seconds per wall second.
+warm-up, concurrently, so their contention shows in the latencies. The simulator advances on
+the main thread, paced to real time: at each control step the newest observation is handed to
+the cores, the command is taken (`ExecutorCore.tick`, which never waits for inference), and
+only then is the simulator stepped and rendered, so the MuJoCo step and the rendering sit
+between two command ticks, off the control loop's critical path; the loop then sleeps to the
+step's wall-clock deadline (step * period after the start).
+
+The cores run on the simulation's clock (step * period, as the nodes on /clock with
+use_sim_time), while inference latencies are wall-clock seconds. Where the machine keeps real
+time, the two clocks agree and this is plain real time. Where it does not (software rendering
+of three cameras on a loaded 2-core machine costs 70-190 ms a step), the world waits for the
+simulator as it would for a slow simulator node: a step that starts after its deadline is
+counted (`late_steps`), the pacing restarts from it (no burst of catch-up steps), and
+`real_time_factor` (simulated seconds per wall second, in the summary) says how far from real
+time the episode ran.
 
 Modes: async runs both workers (the planner refreshes at most at `refresh_rate_hz`); sync and
 planner-off run the executor worker alone against the context of `sim_modes` (the whole
@@ -27,6 +34,7 @@ from ahawam_ros.eval.episode import (apply_command, ClosedLoopConfig, EpisodeRes
                                      settle_count)
 from ahawam_ros.eval.sim_modes import (ASYNC, blank_context, PLANNER_OFF, SYNC, SYNC_CONTEXT,
                                        SyncPolicy)
+from ahawam_ros.runtime.clock import ManualClock
 from ahawam_ros.runtime.context_slot import ContextSlot
 from ahawam_ros.runtime.executor_core import ExecutorCore
 from ahawam_ros.runtime.orchestrator import OrchestratorConfig, RuntimeOrchestrator
@@ -50,7 +58,7 @@ class RealtimeRuntime:
     orchestration : OrchestratorConfig
         Worker priorities and torch threads (the nodes' defaults).
     clock : Callable[[], float]
-        Seconds; stamps, ages and the command schedule.
+        Seconds of the simulation: stamps, ages and the command times.
 
     """
 
@@ -115,7 +123,9 @@ def run_realtime_episode(policy: ChunkPolicy, env: Any, config: ClosedLoopConfig
                          clock: Clock = time.monotonic,
                          sleep: Callable[[float], None] = time.sleep) -> EpisodeResult:
     """
-    Run one closed-loop episode in real time (arguments as `closed_loop.run_episode`).
+    Run one closed-loop episode paced to real time (arguments as `closed_loop.run_episode`).
+
+    `clock` and `sleep` are the wall clock of the pacing; the cores run on the simulation's.
 
     Returns
     -------
@@ -124,17 +134,18 @@ def run_realtime_episode(policy: ChunkPolicy, env: Any, config: ClosedLoopConfig
         (`plan_events` and `chunk_events` stay empty: no step schedule to report).
 
     """
-    runtime = RealtimeRuntime(policy, config, orchestration, clock)
+    sim_time = ManualClock(0.0)
+    runtime = RealtimeRuntime(policy, config, orchestration, sim_time)
     result = EpisodeResult(seed=seed, timing=REALTIME)
     period = policy.control_period
     observation, settle = env.reset(seed), None
     images = views(observation)
-    start = clock()
-    runtime.start(images, start)
-    deadline = start
+    runtime.start(images, 0.0)
+    start = deadline = clock()
     try:
         for index in range(config.max_steps):
-            now = clock()
+            now = index * period
+            sim_time.set_time(now)
             runtime.observe(images, observation.qpos, now)
             command = runtime.executor.tick(now)
             observation = apply_command(env, observation, command, index, result, recorder)

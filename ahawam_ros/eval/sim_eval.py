@@ -8,7 +8,8 @@
 `--through runtime` (default) runs the ROS-free runtime. With `--timing realtime` (default) it
 runs as the nodes do (`realtime_loop`): the planner and executor workers compute concurrently
 in their own threads (same orchestration, priorities and warm-up), and the simulator advances
-in real time on the wall clock, so their contention shows in the latencies and the holds.
+paced to real time (the cores on its clock; the real-time factor is reported), so their
+contention shows in the latencies and the holds.
 `--timing replayed` steps the simulator in lock-step with the runtime on a simulated clock and
 hands every result over after its latency measured one call after the other (`closed_loop`):
 deterministic, for machines too slow for real time. `--through ros` runs the deployed system,

@@ -20,11 +20,18 @@ both run the same threads the same way:
   nice-0 thread's share of a contended core, so other busy processes slow it too (the context
   age limit then shows it); `planner_nice` is the knob.
 
+- the GIL: eager torch drops and re-takes the GIL at every op; with the default 5 ms switch
+  interval each hand-over to the host's own Python (the command timer, the simulator loop) can
+  wait that long behind the workers, several times per control step. Starting a worker
+  shortens the process's interval to `gil_switch_interval` (never lengthens it), as
+  `ros.spin.responsive_gil` does for the node processes.
+
 The clock stays with the cores (each core takes its own, injected at construction).
 """
 
 from dataclasses import dataclass
 import logging
+import sys
 import threading
 import time
 from typing import Any, Callable, Dict, Optional
@@ -50,6 +57,8 @@ class OrchestratorConfig:
         Nice value of each worker thread, in [-20, 19] (larger: lower priority).
     planner_threads, executor_threads : int
         torch intra-op threads of each worker (0: leave torch's setting).
+    gil_switch_interval : float
+        Longest GIL switch interval (s) of the process while workers run.
 
     """
 
@@ -57,6 +66,7 @@ class OrchestratorConfig:
     executor_nice: int = 0
     planner_threads: int = 1
     executor_threads: int = 1
+    gil_switch_interval: float = 0.0005
 
     def __post_init__(self):
         for name in ('planner_nice', 'executor_nice'):
@@ -67,6 +77,9 @@ class OrchestratorConfig:
         for name in ('planner_threads', 'executor_threads'):
             if getattr(self, name) < 0:
                 raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}')
+        if not 0.0 < self.gil_switch_interval <= 0.1:
+            raise ValueError(f'gil_switch_interval must be in (0, 0.1] s, got '
+                             f'{self.gil_switch_interval}')
 
 
 def warm_up(policy: Any) -> float:
@@ -132,6 +145,10 @@ class RuntimeOrchestrator:
         self.warm_up_s = max([warm_up(core.policy) for core in cores], default=0.0)
         return self.warm_up_s
 
+    def _prepare(self) -> None:
+        self.warm_up()
+        sys.setswitchinterval(min(sys.getswitchinterval(), self.config.gil_switch_interval))
+
     def start_planner(self, core: Optional[PlannerCore] = None,
                       step: Optional[Callable[[], object]] = None,
                       threads: Optional[int] = None) -> None:
@@ -152,7 +169,7 @@ class RuntimeOrchestrator:
         self.planner = core or self.planner
         if self.planner is None:
             raise ValueError('no planner core to start')
-        self.warm_up()
+        self._prepare()
         count = self.config.planner_threads if threads is None else threads
         self.planner.start_worker(step, _torch_threads(count), self.config.planner_nice)
 
@@ -163,7 +180,7 @@ class RuntimeOrchestrator:
         self.executor = core or self.executor
         if self.executor is None:
             raise ValueError('no executor core to start')
-        self.warm_up()
+        self._prepare()
         count = self.config.executor_threads if threads is None else threads
         self.executor.start_worker(step, _torch_threads(count), self.config.executor_nice)
 
