@@ -2,6 +2,7 @@
 
 import logging
 import os
+import sys
 import threading
 
 from ahawam_ros.runtime import worker as worker_module
@@ -123,13 +124,26 @@ def test_warm_up_runs_once_per_policy_before_the_workers():
         second.stop()
 
 
+def test_starting_a_worker_shortens_the_gil_switch_interval():
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)
+    planner, _ = _cores(FakePolicy(chunk_len=8, action_dim=A))
+    runtime = RuntimeOrchestrator(OrchestratorConfig(gil_switch_interval=0.001), planner)
+    try:
+        runtime.start()
+        assert sys.getswitchinterval() == pytest.approx(0.001)
+    finally:
+        runtime.stop()
+        sys.setswitchinterval(previous)
+
+
 def test_a_missing_core_is_an_error():
     with pytest.raises(ValueError, match='planner'):
         RuntimeOrchestrator().start_planner()
 
 
 @pytest.mark.parametrize('field,value', [('planner_nice', 20), ('executor_nice', -21),
-                                         ('planner_threads', -1)])
+                                         ('planner_threads', -1), ('gil_switch_interval', 0.0)])
 def test_config_names_the_bad_field(field, value):
     with pytest.raises(ValueError, match=field):
         OrchestratorConfig(**{field: value})
