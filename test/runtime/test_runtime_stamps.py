@@ -31,9 +31,10 @@ class Rig:
         slot = ContextSlot(ContextRegistry())
         safety = SafetyConfig.uniform(A, -1.0, 1.0, 10.0, max_context_age=MAX_CONTEXT_AGE,
                                       max_observation_age=0.1)
+        # schedule 'spacing': the rig asks for a chunk every 5 ticks, as a chunk timer would
         self.executor = ExecutorCore(self.policy, slot, ExecutorConfig(
-            safety=safety, max_image_age=MAX_IMAGE_AGE, stamps=stamps), clock=self.clock,
-            episode_start=START, wall_clock=self.clock)
+            safety=safety, max_image_age=MAX_IMAGE_AGE, stamps=stamps, schedule='spacing'),
+            clock=self.clock, episode_start=START, wall_clock=self.clock)
         self.planner = PlannerCore(self.policy, slot, PlannerConfig(
             max_image_age=MAX_IMAGE_AGE, stamps=stamps), clock=self.clock, episode_start=START)
         self.frames = {self.executor: {}, self.planner: {}}  # core -> topic -> kept stamp
