@@ -241,4 +241,3 @@ def _update_alone(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
     policy.reset()
     values = np.asarray(samples) * 1e3
     return {'p50': float(np.percentile(values, 50.0)), 'p95': float(np.percentile(values, 95.0))}
-
