@@ -31,6 +31,7 @@ from ahawam_ros.ros.qos import COMMAND_QOS, CONTEXT_QOS
 from ahawam_ros.ros.spin import run_nodes
 from ahawam_ros.runtime.chunk_scheduler import ACCEPTED, SchedulerConfig
 from ahawam_ros.runtime.context_slot import ContextSlot, ContextUnavailableError
+from ahawam_ros.runtime.intra_process import intra_process_topics
 from ahawam_ros.runtime.executor_core import Command, ExecutorConfig, ExecutorCore
 from ahawam_ros.runtime.loading import load_policy, policy_image_hw
 from ahawam_ros.runtime.orchestrator import RuntimeOrchestrator
@@ -95,6 +96,9 @@ class ActionExecutorNode(Node):
         self._context_topic = self.create_subscription(
             WorldContext, config.context_topic, self._on_context, CONTEXT_QOS,
             callback_group=inputs).topic_name
+        # the same handles straight from a planner in this process (see runtime/intra_process)
+        self._intra_token = intra_process_topics().subscribe(self._context_topic,
+                                                             self._on_context_handle)
         self.create_subscription(Header, config.episode_topic, self._on_episode_start, 10,
                                  callback_group=inputs)
         self._command_timer = self.create_timer(self.period, self._on_command_tick,
@@ -159,10 +163,13 @@ class ActionExecutorNode(Node):
                                 self._joint_topic)
 
     def _on_context(self, msg: WorldContext) -> None:
+        self._on_context_handle(msg.handle)
+
+    def _on_context_handle(self, handle: str) -> None:
         try:
-            self.core.accept_context(msg.handle, self._context_topic)
+            self.core.accept_context(handle, self._context_topic)
         except ContextUnavailableError as error:
-            self._report_once('context', f'cannot use world context {msg.seq}: {error}')
+            self._report_once('context', f'cannot use world context {handle}: {error}')
 
     def _on_episode_start(self, msg: Header) -> None:
         self.core.reset(episode_start=conv.stamp_seconds(msg.stamp), clear_context=True)
@@ -296,6 +303,8 @@ class ActionExecutorNode(Node):
 
     def destroy_node(self) -> None:
         """Stop the chunk worker (after its current chunk), then destroy the node."""
+        if hasattr(self, '_intra_token'):
+            intra_process_topics().unsubscribe(self._intra_token)
         if hasattr(self, 'core'):  # not when the constructor failed (a bad checkpoint)
             self.core.stop_worker()
         super().destroy_node()

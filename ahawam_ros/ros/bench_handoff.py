@@ -26,6 +26,7 @@ from ahawam_ros.ros import conversions as conv  # noqa: E402
 from ahawam_ros.ros.bench_ros import BenchGraph, percentiles_ms  # noqa: E402
 from ahawam_ros.ros.qos import CONTEXT_QOS  # noqa: E402
 from ahawam_ros.runtime.context_slot import ContextSlot, resolve  # noqa: E402
+from ahawam_ros.runtime.intra_process import intra_process_topics  # noqa: E402
 from ahawam_ros.runtime.policy_api import ChunkPolicy  # noqa: E402
 import numpy as np  # noqa: E402
 from rclpy.node import Node  # noqa: E402
@@ -58,9 +59,11 @@ class _HandoffReceiver(Node):
         self.done = threading.Event()
         self.done_at = 0.0
         self.resolved: Any = None
+        self.expected = ''  # the handle being timed: a late descriptor of an earlier one is not
         self.rebuilt: List[torch.Tensor] = []
-        self.create_subscription(WorldContext, 'bench_context', self._on_descriptor,
-                                 CONTEXT_QOS)
+        topic = self.create_subscription(WorldContext, 'bench_context', self._on_descriptor,
+                                         CONTEXT_QOS).topic_name
+        self.intra_token = intra_process_topics().subscribe(topic, self._on_handle)
         self.create_subscription(Float32MultiArray, 'bench_kv', self._on_floats, CONTEXT_QOS)
 
     def expect(self, shapes: Sequence[torch.Size]) -> None:
@@ -70,8 +73,13 @@ class _HandoffReceiver(Node):
         self.resolved, self.rebuilt = None, []
 
     def _on_descriptor(self, msg: WorldContext) -> None:
+        self._on_handle(msg.handle)
+
+    def _on_handle(self, handle: str) -> None:
         # by reference: the handle string to the very object the sender published (no bytes)
-        self.resolved = resolve(msg.handle).context
+        if handle != self.expected or self.done.is_set():
+            return  # an earlier context's descriptor, or this one's after its in-process copy
+        self.resolved = resolve(handle).context
         self._finish()
 
     def _on_floats(self, msg: Float32MultiArray) -> None:
@@ -105,19 +113,32 @@ class Handoff:
         self.sender = Node('bench_handoff_sender', **graph.node_kwargs('bench_handoff_sender'))
         self.descriptors = self.sender.create_publisher(WorldContext, 'bench_context',
                                                         CONTEXT_QOS)
+        self.topic = self.descriptors.topic_name
         self.floats = self.sender.create_publisher(Float32MultiArray, 'bench_kv', CONTEXT_QOS)
         self.receiver = _HandoffReceiver(**graph.node_kwargs('bench_handoff_receiver'))
         graph.spin(self.sender, self.receiver)
         _wait_matched((self.descriptors, self.floats), timeout)
 
-    def by_reference(self, context: Any) -> float:
-        """Publish a descriptor of `context` (slot + registry) until the receiver resolved it."""
+    def by_reference(self, context: Any, intra_process: bool = True) -> float:
+        """
+        Publish `context` (slot + registry) until the receiver resolved it.
+
+        As the planner node does: the handle to in-process subscribers, then the descriptor on
+        the topic; with `intra_process` False, through the topic only (rclpy's own path).
+        """
         self.receiver.done.clear()
         started = time.perf_counter()
         snapshot = self.slot.publish(context, obs_stamp=0.0, publish_time=0.0)
+        self.receiver.expected = snapshot.handle
+        if intra_process:
+            intra_process_topics().deliver(self.topic, snapshot.handle)
         self.descriptors.publish(conv.world_context_msg(
             snapshot.seq, 0.0, 0, {}, 0, 0, 0.0, snapshot.handle, 'bench'))
         return self._wait('by_reference', started)
+
+    def close(self) -> None:
+        """End the receiver's in-process subscription (the nodes go with the graph)."""
+        intra_process_topics().unsubscribe(self.receiver.intra_token)
 
     def in_process(self, context: Any) -> float:
         """Publish `context` in the slot and resolve its handle, no topic: the registry's cost."""
@@ -141,9 +162,10 @@ class Handoff:
         return self.receiver.done_at - started
 
 
-def _by_reference(handoff: Handoff, context: Any, handoffs: int,
-                  warmup: int) -> Dict[str, Any]:
-    times = [handoff.by_reference(context) for _ in range(warmup + handoffs)][warmup:]
+def _by_reference(handoff: Handoff, context: Any, handoffs: int, warmup: int,
+                  intra_process: bool = True) -> Dict[str, Any]:
+    times = [handoff.by_reference(context, intra_process)
+             for _ in range(warmup + handoffs)][warmup:]
     return {'ms': percentiles_ms(times), 'identical_object': handoff.receiver.resolved is context}
 
 
@@ -166,13 +188,16 @@ def _measure_one(handoff: Handoff, context: Any, handoffs: int,
     # small descriptors that share the participant's transport (measured: 40-120 ms p50 by
     # reference when interleaved, against 0.3 ms alone).
     reference = _by_reference(handoff, context, handoffs, warmup)
+    topic_only = _by_reference(handoff, context, handoffs, warmup, intra_process=False)
     registry = [handoff.in_process(context) for _ in range(handoffs)]
     serialized = _serialized(handoff, tensors, max(3, min(
         handoffs, SERIALIZED_BYTES // max(payload, 1))), min(warmup, 1))
     return {'payload_bytes': payload, 'by_reference_ms': reference['ms'],
+            'topic_only_ms': topic_only['ms'],
             'registry_ms': percentiles_ms(registry), 'serialized_ms': serialized['ms'],
             'ratio_p50': serialized['ms']['p50'] / max(reference['ms']['p50'], 1e-9),
-            'identical_object': reference['identical_object'],
+            'identical_object': reference['identical_object'] and topic_only[
+                'identical_object'],
             'serialized_equal': serialized['equal']}
 
 
@@ -182,12 +207,14 @@ def measure_handoff(contexts: Mapping[str, Any], handoffs: int = 50, warmup: int
     Hand each context to a subscriber in this process, by reference, then serialized.
 
     By reference: the context goes into a `ContextSlot` (registered in the process registry),
-    its `WorldContext` descriptor through a real topic, and the subscriber resolves the handle
-    to the very object: no byte of the tensors is read, copied or hashed on the way.
+    its handle to the in-process subscribers of the topic (`runtime/intra_process.py`) and its
+    `WorldContext` descriptor through the real topic, as the planner node does; the subscriber
+    resolves the handle to the very object: no byte of the tensors is read, copied or hashed
+    on the way. Topic only: the same without the in-process delivery (rclpy's own path).
     Serialized: the K/V floats in a `std_msgs/Float32MultiArray` through a real topic (built,
     CDR-serialized, delivered, deserialized), rebuilt as tensors by the subscriber. Latency runs
     from the context being ready to it being usable as tensors by the subscriber. Both spin
-    on a MultiThreadedExecutor of 2 threads, as bringup's nodes do; by reference is measured
+    on a MultiThreadedExecutor of 2 threads, as bringup's nodes do; topic only is measured
     again on a SingleThreadedExecutor (the cost of the thread pool's hand-off).
 
     Parameters
@@ -205,30 +232,37 @@ def measure_handoff(contexts: Mapping[str, Any], handoffs: int = 50, warmup: int
     Returns
     -------
     dict
-        Label -> 'payload_bytes'; 'by_reference_ms', 'by_reference_single_ms' (on the
-        SingleThreadedExecutor) and 'serialized_ms' (p50 / p99 / max / count); 'registry_ms'
+        Label -> 'payload_bytes'; 'by_reference_ms', 'topic_only_ms', 'topic_only_single_ms'
+        (on the SingleThreadedExecutor) and 'serialized_ms' (p50 / p99 / max / count);
+        'registry_ms'
         (by reference without the topic: slot publish and registry resolve); 'ratio_p50'
         (serialized / by reference); 'identical_object' (the subscriber resolved the very
         object published) and 'serialized_equal' (the rebuilt tensors equal the originals).
 
     """
-    graph = BenchGraph(threads=2)
+    graph, handoff = BenchGraph(threads=2), None
     try:
         handoff = Handoff(graph, timeout)
         rows = {label: _measure_one(handoff, context, handoffs, warmup)
                 for label, context in contexts.items()}
     finally:
-        graph.close()
-    graph = BenchGraph(threads=0)
+        _close(graph, handoff)
+    graph, handoff = BenchGraph(threads=0), None
     try:
         handoff = Handoff(graph, timeout)
         for label, context in contexts.items():
-            single = _by_reference(handoff, context, handoffs, warmup)
-            rows[label]['by_reference_single_ms'] = single['ms']
+            single = _by_reference(handoff, context, handoffs, warmup, intra_process=False)
+            rows[label]['topic_only_single_ms'] = single['ms']
             rows[label]['identical_object'] &= single['identical_object']
     finally:
-        graph.close()
+        _close(graph, handoff)
     return rows
+
+
+def _close(graph: BenchGraph, handoff: Optional[Handoff]) -> None:
+    if handoff is not None:
+        handoff.close()
+    graph.close()
 
 
 def synthetic_context(mib: float, seed: int = 0) -> torch.Tensor:
@@ -239,21 +273,23 @@ def synthetic_context(mib: float, seed: int = 0) -> torch.Tensor:
 
 def handoff_lines(handoff: Mapping[str, Mapping[str, Any]]) -> List[str]:
     """Return the printed table of `measure_handoff` figures, with the issue's targets."""
-    lines = ['context handoff in one process, p50 / p99 ms. by ref: descriptor on a topic + '
-             'registry resolve (MultiThreadedExecutor, as bringup);',
-             '  1-thr: the same on a SingleThreadedExecutor; registry: no topic; serialized: '
-             'the floats in a Float32MultiArray on a topic',
-             f'{"":<20}{"MiB":>7}{"by ref":>15}{"1-thr":>8}{"registry":>10}'
-             f'{"serialized":>17}{"ratio":>7}  checks (handoffs)']
+    lines = ['context handoff in one process, p50 / p99 ms. by ref: handle delivered in-process '
+             '+ descriptor on the topic, as bringup (MultiThreadedExecutor);',
+             '  topic / 1-thr: the descriptor through the topic only (rclpy\'s path), on the '
+             'MultiThreaded / a SingleThreadedExecutor; registry: no topic;',
+             '  serialized: the floats in a Float32MultiArray on a topic',
+             f'{"":<20}{"MiB":>7}{"by ref":>15}{"topic":>8}{"1-thr":>8}{"registry":>10}'
+             f'{"serialized":>17}{"ratio":>10}  checks (handoffs)']
     for label, row in handoff.items():
         ref, ser = row['by_reference_ms'], row['serialized_ms']
         checks = ('same object' if row['identical_object'] else 'NOT THE SAME OBJECT') + (
             ', equal tensors' if row['serialized_equal'] else ', TENSORS DIFFER')
         lines.append(
             f'{label:<20}{row["payload_bytes"] / (1 << 20):>7.2f}'
-            f'{ref["p50"]:>8.3f} /{ref["p99"]:>5.1f}'
-            f'{row["by_reference_single_ms"]["p50"]:>8.3f}{row["registry_ms"]["p50"]:>10.4f}'
-            f'{ser["p50"]:>9.1f} /{ser["p99"]:>6.0f}{row["ratio_p50"]:>6.3g}x  {checks} '
+            f'{ref["p50"]:>8.3f} /{ref["p99"]:>5.2f}'
+            f'{row["topic_only_ms"]["p50"]:>8.3f}{row["topic_only_single_ms"]["p50"]:>8.3f}'
+            f'{row["registry_ms"]["p50"]:>10.4f}'
+            f'{ser["p50"]:>9.1f} /{ser["p99"]:>6.0f}{row["ratio_p50"]:>9.0f}x  {checks} '
             f'({ref["count"]} / {ser["count"]})')
     big = [row for row in handoff.values() if row['payload_bytes'] >= HANDOFF_TARGET_BYTES]
     if big:

@@ -24,6 +24,7 @@ from ahawam_ros.ros.params import changes, declare_config, LiveConfig
 from ahawam_ros.ros.qos import CONTEXT_QOS
 from ahawam_ros.ros.spin import run_nodes
 from ahawam_ros.runtime.context_slot import ContextSlot
+from ahawam_ros.runtime.intra_process import intra_process_topics
 from ahawam_ros.runtime.loading import load_policy, policy_image_hw
 from ahawam_ros.runtime.orchestrator import RuntimeOrchestrator
 from ahawam_ros.runtime.planner_core import PlannerConfig, PlannerCore, PUBLISHED
@@ -110,6 +111,8 @@ class WorldPlannerNode(Node):
         if outcome.status != PUBLISHED:
             return
         snapshot = outcome.snapshot
+        # in-process subscribers (the executor in bringup) first, the recordable topic next
+        intra_process_topics().deliver(self._context_pub.topic_name, snapshot.handle)
         info = context_info(self.policy, snapshot.context)
         self._context_pub.publish(world_context_msg(
             snapshot.seq, snapshot.obs_stamp, snapshot.step, info,

@@ -251,6 +251,8 @@ class ExecutorCore:
     def accept_context(self, handle: str, source: str = CONTEXT_SOURCE) -> bool:
         """Resolve a context handle from a message and install it if newer (may raise)."""
         snapshot = resolve(handle)
+        if self.slot.latest() is snapshot:
+            return False  # delivered in-process already; this is its descriptor on the topic
         if not self.stamps.check(source, snapshot.obs_stamp, self.clock()).accepted:
             return False  # a planner on another clock (use_sim_time set on one node only)
         installed = self.slot.offer(snapshot)

@@ -53,12 +53,13 @@ def test_handoff_side_by_side_resolves_the_object_and_rebuilds_equal_tensors(pol
         assert row['identical_object'] and row['serialized_equal']
         reference, serialized = row['by_reference_ms'], row['serialized_ms']
         assert reference['count'] == serialized['count'] == 5
-        assert row['by_reference_single_ms']['count'] == row['registry_ms']['count'] == 5
+        assert row['topic_only_ms']['count'] == row['topic_only_single_ms']['count'] == 5
+        assert row['registry_ms']['count'] == 5
         assert 0.0 < reference['p50'] <= reference['max']
         assert 0.0 < serialized['p50'] <= serialized['max']
         assert row['ratio_p50'] == pytest.approx(serialized['p50'] / reference['p50'])
     lines = bench_handoff.handoff_lines(figures)
-    assert len(lines) == 3 + len(contexts) and 'same object, equal tensors' in lines[-1]
+    assert len(lines) == 4 + len(contexts) and 'same object, equal tensors' in lines[-1]
 
 
 def test_handoff_by_reference_reads_no_byte_of_the_context(ros_context):
@@ -79,7 +80,11 @@ def test_handoff_by_reference_reads_no_byte_of_the_context(ros_context):
         for _ in range(3):
             assert handoff.by_reference(context) > 0.0
             assert handoff.receiver.resolved is context
+            handoff.receiver.resolved = None
+            assert handoff.by_reference(context, intra_process=False) > 0.0
+            assert handoff.receiver.resolved is context
             assert handoff.in_process(context) > 0.0
+        handoff.close()
     finally:
         graph.close()
 

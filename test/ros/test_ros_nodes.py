@@ -94,6 +94,26 @@ def test_context_travels_by_reference(ros_context, tiny_checkpoint):
     assert used.context.values.data_ptr() == same_seq.context.values.data_ptr()
 
 
+def test_the_executor_gets_each_context_in_process_before_its_descriptor(ros_context,
+                                                                          tiny_checkpoint):
+    from ahawam_ros.runtime.intra_process import intra_process_topics
+    stub, planner, executor = _system(ros_context, tiny_checkpoint)
+    topic = planner._context_pub.topic_name
+    assert intra_process_topics().subscribers(topic) == 1  # the executor, by topic name
+    # nothing spins: a context the planner's slot publishes reaches the executor's slot only
+    # through the in-process delivery, synchronously
+    snapshot = planner.core.slot.publish(planner.policy.plan(
+        np.zeros((VIEWS, HEIGHT, WIDTH, 3), np.uint8), 0), obs_stamp=executor.now(),
+        publish_time=executor.now())
+    assert intra_process_topics().deliver(topic, snapshot.handle) == 1
+    assert executor.core.slot.latest() is snapshot
+    # its descriptor on the topic later is the same context: not installed twice
+    assert not executor.core.accept_context(snapshot.handle, topic)
+    for node in (stub, planner, executor):
+        node.destroy_node()
+    assert intra_process_topics().subscribers(topic) == 0
+
+
 def test_stale_context_holds_within_max_age(ros_context, tiny_checkpoint):
     max_age = 0.5
     stub, planner, executor = _system(ros_context, tiny_checkpoint,
