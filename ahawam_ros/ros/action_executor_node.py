@@ -31,8 +31,8 @@ from ahawam_ros.ros.qos import COMMAND_QOS, CONTEXT_QOS
 from ahawam_ros.ros.spin import run_nodes
 from ahawam_ros.runtime.chunk_scheduler import ACCEPTED, SchedulerConfig
 from ahawam_ros.runtime.context_slot import ContextSlot, ContextUnavailableError
-from ahawam_ros.runtime.intra_process import intra_process_topics
 from ahawam_ros.runtime.executor_core import Command, ExecutorConfig, ExecutorCore
+from ahawam_ros.runtime.intra_process import intra_process_topics
 from ahawam_ros.runtime.loading import load_policy, policy_image_hw
 from ahawam_ros.runtime.orchestrator import RuntimeOrchestrator
 from ahawam_ros.runtime.policy_api import ChunkPolicy

@@ -275,7 +275,7 @@ def handoff_lines(handoff: Mapping[str, Mapping[str, Any]]) -> List[str]:
     """Return the printed table of `measure_handoff` figures, with the issue's targets."""
     lines = ['context handoff in one process, p50 / p99 ms. by ref: handle delivered in-process '
              '+ descriptor on the topic, as bringup (MultiThreadedExecutor);',
-             '  topic / 1-thr: the descriptor through the topic only (rclpy\'s path), on the '
+             "  topic / 1-thr: the descriptor through the topic only (rclpy's path), on the "
              'MultiThreaded / a SingleThreadedExecutor; registry: no topic;',
              '  serialized: the floats in a Float32MultiArray on a topic',
              f'{"":<20}{"MiB":>7}{"by ref":>15}{"topic":>8}{"1-thr":>8}{"registry":>10}'

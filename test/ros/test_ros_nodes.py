@@ -94,8 +94,8 @@ def test_context_travels_by_reference(ros_context, tiny_checkpoint):
     assert used.context.values.data_ptr() == same_seq.context.values.data_ptr()
 
 
-def test_the_executor_gets_each_context_in_process_before_its_descriptor(ros_context,
-                                                                          tiny_checkpoint):
+def test_the_executor_gets_each_context_in_process_before_its_descriptor(
+        ros_context, tiny_checkpoint):
     from ahawam_ros.runtime.intra_process import intra_process_topics
     stub, planner, executor = _system(ros_context, tiny_checkpoint)
     topic = planner._context_pub.topic_name
