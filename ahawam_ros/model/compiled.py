@@ -58,7 +58,7 @@ def compile_refusal(model: AhaWamModel) -> str:
 
 
 def _frozen_copy(module: nn.Module) -> nn.Module:
-    """A private, gradient-free copy: tracing and freezing never touch the policy's model."""
+    """Return a private, gradient-free copy: tracing never touches the policy's model."""
     module = copy.deepcopy(module).eval()
     module.requires_grad_(False)
     return module
@@ -208,7 +208,7 @@ class GraphSet:
 
     def __init__(self, model: AhaWamModel, enabled: bool):
         self.reason = '' if enabled else f'compiling is disabled ({COMPILE_ENV}=0 or ' \
-                                         f'compile=False)'
+                                         f'compiled=False)'
         if enabled:
             self.reason = compile_refusal(model)
         if self.reason:

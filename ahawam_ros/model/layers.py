@@ -107,7 +107,7 @@ def norm_modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor,
     step at inference) is passed as LayerNorm's own affine, one op instead of two on the
     executor's per-step path; otherwise shift/scale broadcast against x.
     """
-    width = x.shape[-1]
+    width = scale.shape[-1]  # not x's: a traced graph then holds no shape arithmetic here
     if shift.dim() == 1:
         return F.layer_norm(x, (width,), scale, shift, eps)
     return torch.addcmul(shift, F.layer_norm(x, (width,), eps=eps), scale)
@@ -233,6 +233,36 @@ class CrossAttention(nn.Module):
         """Map (B, Lc, Dc) conditioning tokens to k, v of shape (B, heads, Lc, D / heads)."""
         kv = rearrange(self.kv(cond), 'b l (two h d) -> two b h l d', two=2, h=self.num_heads)
         return kv[0], kv[1]
+
+    def fold(self, cond: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """
+        Fold the query and output projections into one head's conditioning (`attend_folded`).
+
+        With k, v = `project_kv(cond)`: scores = (x Wq^T + bq) k^T / sqrt(D) = x A + a, and
+        softmax(scores) v Wo^T + bo = softmax(scores) U with U = v Wo^T + bo, since the rows of
+        a softmax sum to 1. Two small matmuls per call instead of two linears and an attention.
+
+        Returns
+        -------
+        weight, bias, out : torch.Tensor
+            A (B, D, Lc), a (B, 1, Lc) and U (B, Lc, D) of (B, Lc, Dc) conditioning tokens.
+
+        """
+        if self.num_heads != 1:
+            raise ValueError(f'only a one-head cross-attention folds, not {self.num_heads}')
+        keys, values = (t[:, 0] for t in self.project_kv(cond))  # (B, Lc, D) each
+        scale = keys.shape[-1] ** -0.5
+        weight = (keys @ self.q.weight).transpose(1, 2) * scale  # (B, D, Lc)
+        bias = (keys @ self.q.bias)[:, None] * scale  # (B, 1, Lc)
+        return weight, bias, self.out(values)
+
+    @staticmethod
+    def attend_folded(x: torch.Tensor, folded: Tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                      residual: torch.Tensor) -> torch.Tensor:
+        """Return residual + attention of (B, N, D) queries `x`, given `fold(cond)`."""
+        weight, bias, out = folded
+        scores = torch.baddbmm(bias, x, weight)  # (B, N, Lc)
+        return torch.baddbmm(residual, torch.softmax(scores, dim=-1), out)
 
     def forward(self, x: torch.Tensor, kv: Tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """Attend from (B, N, D) queries to precomputed `kv`; returns (B, N, D)."""

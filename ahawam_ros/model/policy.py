@@ -12,7 +12,7 @@
 `plan` and `predict_chunk` may run concurrently in two threads: the memory is guarded by a
 lock and contexts are never mutated. Each runs as one compiled TorchScript call that does not
 hold the GIL while it computes (`compiled.py`), so the two truly run in parallel; eager is the
-fallback (`compile=False` or AHAWAM_COMPILE=0; a refused or failed compile is logged once) and
+fallback (`compiled=False` or AHAWAM_COMPILE=0; a refused or failed compile is logged once) and
 the reference. `warm_up()` builds the graphs before the first command.
 
 Shapes: V views, H x W pixels, A action dim, K chunk length, L layers, heads x hd attention,
@@ -48,7 +48,7 @@ class AhaWamPolicy:
         Where inference runs.
     seed : int
         Seed of the executor's starting noise.
-    compile : bool, optional
+    compiled : bool, optional
         Run the compiled graphs (default: the AHAWAM_COMPILE env var, on unless '0').
 
     Attributes
@@ -75,7 +75,7 @@ class AhaWamPolicy:
 
     def __init__(self, model: AhaWamModel, task_name: Optional[str] = None,
                  num_steps: Optional[int] = None, device: Union[str, torch.device] = 'cpu',
-                 seed: int = 0, compile: Optional[bool] = None):
+                 seed: int = 0, compiled: Optional[bool] = None):
         config = model.config
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
@@ -91,7 +91,7 @@ class AhaWamPolicy:
         self._lock = threading.Lock()
         self._generator = torch.Generator().manual_seed(seed)
         self._plans: Dict[int, EulerPlan] = {}  # per num_steps; valid while weights are fixed
-        self._graphs = GraphSet(self.model, compile_enabled(compile))
+        self._graphs = GraphSet(self.model, compile_enabled(compiled))
         self.set_task(task_name or config.task.task_names[0])
 
     @property
@@ -186,7 +186,7 @@ class AhaWamPolicy:
         return torch.zeros((1, *self._image_shape), dtype=torch.uint8, device=self.device)
 
     def _blank_context(self) -> PlannerContext:
-        """A zero context of the right shape: example input of the traces."""
+        """Return a zero context of the right shape (example input of the traces)."""
         config = self.model.config
         shape = (config.num_layers, config.num_heads, config.tokens_per_frame, config.head_dim)
         zeros = torch.zeros(shape, device=self.device)
@@ -194,7 +194,7 @@ class AhaWamPolicy:
 
     def _planner_inputs(self, images: torch.Tensor, step: int,
                         empty: bool = False) -> Tuple[torch.Tensor, ...]:
-        """Inputs of the compiled refresh: the memory (or none) padded to capacity, validity."""
+        """Return the compiled refresh's inputs: the memory (or none) padded, its validity."""
         config = self.model.config
         tokens = config.tokens_per_frame
         blank = torch.zeros(config.num_layers, 1, config.num_heads, tokens, config.head_dim,
@@ -244,7 +244,7 @@ class AhaWamPolicy:
     def _execute_eager(self, frame: torch.Tensor, proprio: torch.Tensor,
                        context: PlannerContext, noise: torch.Tensor,
                        from_latents: bool) -> torch.Tensor:
-        """The reference executor update; returns (1, K, A) robot-unit actions."""
+        """Run the reference (eager) executor update; return (1, K, A) robot-unit actions."""
         model = self.model
         latents = frame if from_latents else model.encode(frame)
         # (L, 1, H, M, hd) views of the shared context: no copy, the context stays intact.

@@ -27,8 +27,8 @@ def model_of(preset: str) -> AhaWamModel:
 
 
 def policy_pair(model: AhaWamModel, **kwargs):
-    eager = AhaWamPolicy(model, compile=False, seed=5, **kwargs)
-    fast = AhaWamPolicy(model, compile=True, seed=5, **kwargs)
+    eager = AhaWamPolicy(model, compiled=False, seed=5, **kwargs)
+    fast = AhaWamPolicy(model, compiled=True, seed=5, **kwargs)
     assert (eager.backend, fast.backend) == ('eager', 'torchscript'), fast.compile_reason
     return eager, fast
 
@@ -88,7 +88,7 @@ def test_small_compiled_equals_eager_n10_and_flash_n1():
 
 def test_disabled_by_argument_or_environment(monkeypatch):
     model = model_of('tiny')
-    assert AhaWamPolicy(model, compile=False).backend == 'eager'
+    assert AhaWamPolicy(model, compiled=False).backend == 'eager'
     monkeypatch.setenv(compiled.COMPILE_ENV, '0')
     assert not compile_enabled()
     policy = AhaWamPolicy(model)
@@ -103,8 +103,8 @@ def test_a_failed_compile_logs_once_and_runs_eager(monkeypatch, caplog):
 
     monkeypatch.setattr(compiled, 'build_graph', broken)
     model = model_of('tiny')
-    eager = AhaWamPolicy(model, compile=False, seed=5)
-    fast = AhaWamPolicy(model, compile=True, seed=5)
+    eager = AhaWamPolicy(model, compiled=False, seed=5)
+    fast = AhaWamPolicy(model, compiled=True, seed=5)
     with caplog.at_level(logging.WARNING, logger=compiled.__name__):
         assert_same_episode(eager, fast, 3)
     assert fast.backend == 'eager' and 'tracer exploded' in fast.compile_reason
