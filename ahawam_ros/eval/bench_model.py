@@ -47,18 +47,23 @@ def time_round_robin(fns: Dict[str, Callable[[], object]], repeats: int,
     """
     Time several callables in interleaved rounds (fair under a fluctuating machine load).
 
-    Returns each callable's `summarize` of `repeats` runs, in milliseconds.
+    Returns each callable's `summarize` of `repeats` runs, in milliseconds, and the median
+    CPU time of the calling thread ('cpu_median': with one torch thread, the work itself,
+    without the time slices other processes took on a loaded machine).
     """
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     samples: Dict[str, List[float]] = {name: [] for name in fns}
+    cpu: Dict[str, List[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.thread_time()
             fn()
             samples[name].append(1e3 * (time.perf_counter() - start))
-    return {name: summarize(values) for name, values in samples.items()}
+            cpu[name].append(1e3 * (time.thread_time() - start_cpu))
+    return {name: {**summarize(values), 'cpu_median': statistics.median(cpu[name])}
+            for name, values in samples.items()}
 
 
 def count_macs(fn: Callable[[], object]) -> float:
@@ -205,11 +210,12 @@ def time_updates(stages: Dict[str, Stages], repeats: int, threads: int
 
 def print_updates(rows: Dict[str, Dict[str, float]], macs: Dict[str, float]) -> None:
     """Print the update latencies side by side per backend, then the ratios."""
-    print(f'   {"update (median / p95 ms)":<30}' + ''.join(f'{b:>20}' for b in BACKENDS))
+    print(f'   {"update: median / p95 ms (thread CPU)":<30}'
+          + ''.join(f'{b:>29}' for b in BACKENDS))
     for steps in (10, 1):
         for kind in ('executor_update', 'executor_update+planner', 'sync_update'):
-            cells = [rows.get(f'{b} {kind} N={steps}') for b in BACKENDS]
-            text = ''.join(f'{c["median"]:>11.2f} / {c["p95"]:>6.2f}' if c else f'{"-":>20}'
+            cells = [rows[f'{b} {kind} N={steps}'] for b in BACKENDS]
+            text = ''.join(f'{c["median"]:>11.2f} / {c["p95"]:>7.2f} ({c["cpu_median"]:7.2f})'
                            for c in cells)
             print(f'   {kind + f" N={steps}":<30}{text}')
     for steps in (10, 1):
