@@ -1,6 +1,9 @@
 """The compiled hot paths equal the eager reference; refusals and failures fall back to eager."""
 
 import logging
+import sys
+import threading
+import time
 
 from ahawam_ros.model import compiled
 from ahawam_ros.model.aha_wam import AhaWamModel
@@ -122,3 +125,50 @@ def test_paper_preset_on_the_meta_device_is_refused_with_a_reason(caplog):
     assert graphs.get('planner', lambda: None, lambda: ()) is None
     assert any('meta device' in r.getMessage() for r in caplog.records)
     assert compile_refusal(model_of('tiny')) == ''
+
+
+def held_gil_progress(clock: int, budget: float, deadline: float) -> float:
+    """Spin in Python (never yielding the GIL) until `clock` advances `budget` s or deadline."""
+    start = time.clock_gettime(clock)
+    while time.monotonic() < deadline:  # pure Python: the GIL stays with this thread
+        if time.clock_gettime(clock) - start >= budget:
+            break
+    return time.clock_gettime(clock) - start
+
+
+def test_a_compiled_refresh_computes_while_another_thread_holds_the_gil():
+    """The key property: the planner thread's graph runs on while the executor's Python runs."""
+    policy = AhaWamPolicy(model_of('small'), compiled=True)
+    graph = policy._planner_graph()
+    inputs = policy._planner_inputs(policy._blank_images(), 0, empty=True)
+    starts, stop = [], threading.Event()
+
+    def refresh_forever():
+        with torch.inference_mode():
+            while not stop.is_set():
+                starts.append(1)
+                graph(*inputs)  # a few hundred ms of compute per call on the small preset
+
+    worker = threading.Thread(target=refresh_forever, name='planner-graph')
+    worker.start()
+    interval = sys.getswitchinterval()
+    progress = []
+    try:
+        clock = time.pthread_getcpuclockid(worker.ident)
+        for _ in range(5):  # retry if the worker was descheduled before entering the graph
+            seen = len(starts)
+            while len(starts) == seen:
+                time.sleep(0.001)
+            time.sleep(0.02)  # the worker enters the graph and drops the GIL
+            sys.setswitchinterval(1000.0)  # from here this thread keeps the GIL
+            try:
+                progress.append(held_gil_progress(clock, 0.03, time.monotonic() + 10.0))
+            finally:
+                sys.setswitchinterval(interval)
+            if progress[-1] >= 0.03:
+                break
+    finally:
+        stop.set()
+        worker.join()
+    # CPU time the worker spent computing while this thread never released the GIL.
+    assert max(progress) >= 0.03, progress
