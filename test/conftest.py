@@ -8,6 +8,9 @@ os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 os.environ.setdefault('ROS_DOMAIN_ID', str(100 + os.getpid() % 100))
 os.environ.setdefault('MUJOCO_GL', 'egl')
 os.environ.setdefault('OMP_NUM_THREADS', '1')
+# Policies run eager unless a test asks for the compiled graphs (compiled=True): tracing costs a
+# few seconds per graph; test/model/test_model_compiled.py holds the two paths equal.
+os.environ.setdefault('AHAWAM_COMPILE', '0')
 
 # ---- leaked threads -----------------------------------------------------------------------
 # A test that leaves a thread running (a spin loop, an inference worker, a simulator) steals

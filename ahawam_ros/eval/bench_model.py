@@ -1,12 +1,15 @@
 """
-Latency benchmark of the AHA-WAM model: asynchronous vs synchronous updates.
+Latency benchmark of the AHA-WAM model: asynchronous vs synchronous updates, eager vs compiled.
 
     python -m ahawam_ros.eval.bench_model [--presets small tiny] [--repeats R] [--threads T]
 
-For each preset: frame encode, planner refresh (full memory), OVCR, one action step, one
-executor update (encode + OVCR + N Euler steps) and one synchronous baseline update (encode +
-planner refresh + OVCR + N steps), as median and p95 milliseconds; the measured sync/async
-ratio at N = 10 and at Flash N = 1, beside the compute-bound ideal ratio from the
+For each preset: frame encode, planner refresh (full memory), OVCR, one action step (eager
+stages), then one executor update (encode + OVCR + N Euler steps) and one synchronous baseline
+update (encode + planner refresh + OVCR + N steps) through both backends, eager and compiled
+(one TorchScript graph per call, `model/compiled.py`), as median and p95 milliseconds; the same
+executor update while the planner refreshes in a second thread (as the nodes run them: the
+eager ops then contend for the GIL, the compiled graphs do not); the measured sync/async ratio
+at N = 10 and at Flash N = 1 beside the paper's and the compute-bound ideal ratio from the
 multiply-accumulate counts of each stage (torch's FLOP counter: matmuls, convolutions,
 attention). Then the parameter counts per module of the `paper` preset (meta device).
 Figures only: nothing is asserted.
@@ -15,6 +18,7 @@ Figures only: nothing is asserted.
 import argparse
 import os
 import statistics
+import threading
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -28,6 +32,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 PAPER_SPEEDUP = {10: 4.59, 1: 10.82}  # AHA-WAM and AHA-WAM-Flash over Fast-WAM
+BACKENDS = ('eager', 'compiled')
 
 
 def summarize(samples: List[float]) -> Dict[str, float]:
@@ -42,18 +47,23 @@ def time_round_robin(fns: Dict[str, Callable[[], object]], repeats: int,
     """
     Time several callables in interleaved rounds (fair under a fluctuating machine load).
 
-    Returns each callable's `summarize` of `repeats` runs, in milliseconds.
+    Returns each callable's `summarize` of `repeats` runs, in milliseconds, and the median
+    CPU time of the calling thread ('cpu_median': with one torch thread, the work itself,
+    without the time slices other processes took on a loaded machine).
     """
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     samples: Dict[str, List[float]] = {name: [] for name in fns}
+    cpu: Dict[str, List[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.thread_time()
             fn()
             samples[name].append(1e3 * (time.perf_counter() - start))
-    return {name: summarize(values) for name, values in samples.items()}
+            cpu[name].append(1e3 * (time.thread_time() - start_cpu))
+    return {name: {**summarize(values), 'cpu_median': statistics.median(cpu[name])}
+            for name, values in samples.items()}
 
 
 def count_macs(fn: Callable[[], object]) -> float:
@@ -132,25 +142,124 @@ def print_table(rows: Dict[str, Dict[str, float]], macs: Dict[str, float]) -> No
               f'{mac}')
 
 
-def bench_threads(stages: Stages, macs: Dict[str, float], threads: int, repeats: int) -> None:
-    """Print the latency table and speedups of one preset at `threads` torch threads."""
+class PlannerBeside:
+    """
+    Context manager: the policy's planner refreshes in a loop in its own thread meanwhile.
+
+    The thread sets its own torch thread count (the main thread's does not carry over).
+    `refreshes` counts the refreshes finished while it ran.
+    """
+
+    def __init__(self, stages: Stages, threads: int):
+        self.stages, self.threads, self.refreshes = stages, threads, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name='bench-planner', daemon=True)
+
+    def _run(self) -> None:
+        torch.set_num_threads(self.threads)
+        step = 1000
+        while not self._stop.is_set():
+            self.stages.policy.plan(self.stages.frame, step)
+            self.refreshes += 1
+            step += 8
+
+    def __enter__(self) -> 'PlannerBeside':
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def backend_stages(model: AhaWamModel) -> Dict[str, Stages]:
+    """Return eager and compiled policies' stages over the same weights (memories filled)."""
+    policies = {'eager': AhaWamPolicy(model, compiled=False),
+                'compiled': AhaWamPolicy(model, compiled=True)}
+    for steps in (10, 1):  # build every graph before any timing
+        policies['compiled'].num_steps = steps
+        policies['compiled'].warm_up(sync=True)
+    if policies['compiled'].backend == 'eager':
+        print(f'   compiled backend unavailable: {policies["compiled"].compile_reason}')
+    return {name: Stages(policy) for name, policy in policies.items()}
+
+
+def time_updates(stages: Dict[str, Stages], repeats: int, threads: int
+                 ) -> Dict[str, Dict[str, float]]:
+    """
+    Time executor and sync updates per backend and N, alone, then beside the planner.
+
+    Rows are named '<backend> <kind> N=<n>' (kind: executor_update, sync_update,
+    executor_update+planner); the backends and kinds alternate in each round.
+    """
+    rows: Dict[str, Dict[str, float]] = {}
+    for steps in (10, 1):
+        fns = {}
+        for backend, stage in stages.items():
+            stage.policy.num_steps = steps
+            fns[f'{backend} executor_update N={steps}'] = stage.executor_update
+            fns[f'{backend} sync_update N={steps}'] = stage.sync_update
+        rows.update(time_round_robin(fns, repeats))
+        for backend, stage in stages.items():
+            with PlannerBeside(stage, threads) as planner:
+                timing = time_round_robin({'update': stage.executor_update}, repeats)['update']
+            timing['planner_refreshes'] = planner.refreshes
+            rows[f'{backend} executor_update+planner N={steps}'] = timing
+    return rows
+
+
+def print_updates(rows: Dict[str, Dict[str, float]], macs: Dict[str, float]) -> None:
+    """Print the update latencies side by side per backend, then the ratios."""
+    print(f'   {"update: median / p95 ms (thread CPU)":<30}'
+          + ''.join(f'{b:>29}' for b in BACKENDS))
+    for steps in (10, 1):
+        for kind in ('executor_update', 'executor_update+planner', 'sync_update'):
+            cells = [rows[f'{b} {kind} N={steps}'] for b in BACKENDS]
+            text = ''.join(f'{c["median"]:>11.2f} / {c["p95"]:>7.2f} ({c["cpu_median"]:7.2f})'
+                           for c in cells)
+            print(f'   {kind + f" N={steps}":<30}{text}')
+    for steps in (10, 1):
+        ratios = [rows[f'{b} sync_update N={steps}']['median']
+                  / rows[f'{b} executor_update N={steps}']['median'] for b in BACKENDS]
+        beside = [rows[f'{b} executor_update+planner N={steps}']['median']
+                  / rows[f'{b} executor_update N={steps}']['median'] for b in BACKENDS]
+        print(f'   sync/async N={steps:<2}: eager {ratios[0]:5.2f}x, compiled {ratios[1]:5.2f}x; '
+              f'paper {PAPER_SPEEDUP[steps]}x; compute-bound ideal '
+              f'{ideal_ratio(macs, steps):5.2f}x; update beside the planner / alone: eager '
+              f'{beside[0]:4.2f}x, compiled {beside[1]:4.2f}x')
+    asynchronous = macs['encode'] + macs['ovcr'] + macs['prepare'] + 10 * macs['action_step']
+    rate = gemm_rate()
+    print(f'   executor update N=10: {asynchronous / 1e6:.0f} MMACs; compute-bound ideal '
+          f'{asynchronous / rate * 1e3:.1f} ms at the {rate / 1e9:.1f} GMAC/s this core '
+          f'sustains on a 512^3 fp32 GEMM now')
+
+
+def gemm_rate(size: int = 512, repeats: int = 5) -> float:
+    """Return the multiply-accumulates per second of the best of `repeats` square GEMMs."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    best = min(timed(lambda: a @ b) for _ in range(repeats))
+    return size ** 3 / best
+
+
+def timed(fn: Callable[[], object]) -> float:
+    """Return the seconds one call of `fn` takes."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def bench_threads(stages: Dict[str, Stages], macs: Dict[str, float], threads: int,
+                  repeats: int) -> None:
+    """Print the latency tables and speedups of one preset at `threads` torch threads."""
     torch.set_num_threads(threads)
     print(f'   -- {threads} thread(s), load average {os.getloadavg()[0]:.2f}')
     with torch.inference_mode():
-        rows = time_round_robin({name: getattr(stages, name) for name in
+        eager = stages['eager']
+        rows = time_round_robin({name: getattr(eager, name) for name in
                                  ('encode', 'refresh', 'ovcr', 'action_step')}, repeats)
-    policy = stages.policy
-    for steps in (10, 1):
-        policy.num_steps = steps
-        updates = time_round_robin({f'executor_update N={steps}': stages.executor_update,
-                                    f'sync_update N={steps}': stages.sync_update}, repeats)
-        rows.update(updates)
     print_table(rows, macs)
-    for steps in (10, 1):
-        fast, slow = rows[f'executor_update N={steps}'], rows[f'sync_update N={steps}']
-        print(f'   sync/async N={steps:<2}: measured {slow["median"] / fast["median"]:5.2f}x '
-              f'(of minima {slow["min"] / fast["min"]:5.2f}x), compute-bound ideal '
-              f'{ideal_ratio(macs, steps):5.2f}x; paper {PAPER_SPEEDUP[steps]}x')
+    print_updates(time_updates(stages, repeats, threads), macs)
+    print(f'   load average after: {os.getloadavg()[0]:.2f}')
 
 
 def bench_preset(name: str, threads: Sequence[int], repeats: int, train_batch: int) -> None:
@@ -158,7 +267,9 @@ def bench_preset(name: str, threads: Sequence[int], repeats: int, train_batch: i
     torch.manual_seed(0)
     model = AhaWamModel(get_preset(name))
     perturb_zero_inits(model)
-    stages = Stages(AhaWamPolicy(model))
+    started = time.perf_counter()
+    stages = backend_stages(model)
+    build = time.perf_counter() - started
     config, counts = model.config, parameter_counts(model)
     print(f'\n== preset {name}: {counts["total"] / 1e6:.2f} M parameters ('
           + ', '.join(f'{k} {v / 1e6:.2f} M' for k, v in counts.items() if k != 'total') + ')')
@@ -166,7 +277,9 @@ def bench_preset(name: str, threads: Sequence[int], repeats: int, train_batch: i
           f'K={config.executor.chunk_len}, L={config.num_layers}, planner width '
           f'{config.planner.width}, executor width {config.executor.width}, attention '
           f'{config.num_heads}x{config.head_dim}')
-    macs = stage_macs(stages)
+    print(f'   compiling (planner, executor N=10 and N=1, sync variants) and filling the '
+          f'memories took {build:.1f} s')
+    macs = stage_macs(stages['eager'])
     for count in threads:
         bench_threads(stages, macs, count, repeats)
     if train_batch:

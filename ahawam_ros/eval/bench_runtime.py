@@ -11,8 +11,8 @@ import math
 import os
 from typing import Any, Dict, List
 
-from ahawam_ros.eval.bench_model import (ideal_ratio, PAPER_SPEEDUP, stage_macs, Stages,
-                                         time_round_robin)
+from ahawam_ros.eval.bench_model import (ideal_ratio, PAPER_SPEEDUP, PlannerBeside,
+                                         stage_macs, Stages, time_round_robin)
 from ahawam_ros.eval.sim_metrics import latency_summary
 from ahawam_ros.eval.sim_policy import policy_views
 from ahawam_ros.model.aha_wam import AhaWamModel
@@ -46,27 +46,57 @@ def resident_mb() -> float:
     return proc_kib(STATUS_FILE, 'VmRSS') / 1024.0  # kB -> MiB
 
 
-def update_rates(policy: AhaWamPolicy, repeats: int) -> Dict[str, float]:
+def update_rates(policy: AhaWamPolicy, repeats: int, num_steps=(10, 1)) -> Dict[str, Any]:
     """
     Time an executor update (async) against a synchronous update on the same weights.
+
+    The policy runs its own backend (compiled unless disabled); a compiled policy is compared
+    with an eager twin over the same weights. Each backend's executor update is also timed
+    while its planner refreshes in another thread, as the nodes run them.
 
     Returns
     -------
     dict
-        Median milliseconds and rates (Hz) of both, the measured sync/async ratio, the
-        compute-bound ideal ratio from the stages' MACs and the paper's ratio.
+        At the policy's N (10 by default): median milliseconds and rates (Hz) of both, the
+        measured sync/async ratio, the compute-bound ideal ratio from the stages' MACs and the
+        paper's ratio; the update beside the planner ('beside_planner_ms'); the backend.
+        Under 'by_steps': the same per N of `num_steps` and per backend ('eager' and, when
+        the policy compiles, 'compiled').
 
     """
+    policies = {policy.backend if policy.backend == 'eager' else 'compiled': policy}
+    if policy.backend != 'eager':
+        policies['eager'] = AhaWamPolicy(policy.model, compiled=False)
+    own_steps = policy.num_steps
+    by_steps: Dict[str, Dict[str, Dict[str, float]]] = {}
+    for steps in num_steps:
+        for name, member in policies.items():
+            member.num_steps = steps
+            member.warm_up(sync=True)  # graphs are built before any timing
+            by_steps.setdefault(str(steps), {})[name] = _backend_rates(member, repeats)
+    policy.num_steps = own_steps
+    own = by_steps.get(str(own_steps), {}).get(next(iter(policies)))
+    if own is None:
+        own = _backend_rates(policy, repeats)
+    return {**own, 'backend': policy.backend, 'by_steps': by_steps}
+
+
+def _backend_rates(policy: AhaWamPolicy, repeats: int) -> Dict[str, float]:
+    """Return the rows of `update_rates` for one policy at its current N (left reset)."""
     stages = Stages(policy)  # fills the rolling memory: a refresh at full cost
     with torch.inference_mode():
         timing = time_round_robin({'async': stages.executor_update,
                                    'sync': stages.sync_update}, repeats)
+        with PlannerBeside(stages, torch.get_num_threads()) as planner:
+            beside = time_round_robin({'async': stages.executor_update}, repeats)['async']
         macs = stage_macs(stages)
     policy.reset()
     fast, slow = timing['async']['median'], timing['sync']['median']
     return {'num_steps': policy.num_steps, 'async_ms': fast, 'sync_ms': slow,
             'async_p95_ms': timing['async']['p95'], 'sync_p95_ms': timing['sync']['p95'],
             'async_hz': 1e3 / fast, 'sync_hz': 1e3 / slow, 'ratio': slow / fast,
+            'beside_planner_ms': beside['median'], 'beside_planner_p95_ms': beside['p95'],
+            'beside_refreshes': planner.refreshes,
             'ideal_ratio': ideal_ratio(macs, policy.num_steps),
             'paper_ratio': PAPER_SPEEDUP.get(policy.num_steps, math.nan)}
 

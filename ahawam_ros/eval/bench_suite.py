@@ -4,8 +4,10 @@
     ahawam bench [--checkpoint CKPT] [--presets small tiny] [--out DIR] [--ros-seconds S]
 
 Rows (figures only, nothing asserted):
-1. executor update rate, async vs synchronous, for each preset that fits in memory, and the
-   ratio beside the paper's 4.59x (`bench_model`'s stages and timer);
+1. executor update rate, async vs synchronous, at N = 10 and N = 1, compiled and eager, alone
+   and beside a planner refreshing in another thread, for each preset that fits in memory,
+   and the ratio beside the paper's 4.59x / 10.82x and the compute-bound ideal
+   (`bench_model`'s stages and timer);
 2. the ROS graph (planner + executor nodes and a sensor stand-in on a MultiThreadedExecutor):
    command period p50 / p99 at 50 Hz while the planner refreshes, and the achieved chunk update
    rate against the update latency (the cost of the ROS shell);
@@ -105,6 +107,24 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     return report
 
 
+def _lines_updates(update_rates: Dict[str, Any]) -> List[str]:
+    """Rows of the update table: per preset, N and backend (the policy's own when alone)."""
+    lines = [f'{"preset":<8}{"N":>3}{"backend":>10}{"async ms":>10}{"+planner":>10}'
+             f'{"sync ms":>9}{"async Hz":>10}{"sync Hz":>9}{"ratio":>8}{"ideal":>8}'
+             f'{"paper":>8}']
+    for name, rates in update_rates.items():
+        rows = [(int(steps), backend, row) for steps, backends in
+                rates.get('by_steps', {}).items() for backend, row in backends.items()]
+        rows = rows or [(rates.get('num_steps', 10), rates.get('backend', ''), rates)]
+        for steps, backend, row in rows:
+            beside = row.get('beside_planner_ms', math.nan)
+            lines.append(f'{name:<8}{steps:>3}{backend:>10}{row["async_ms"]:>10.1f}'
+                         f'{beside:>10.1f}{row["sync_ms"]:>9.1f}{row["async_hz"]:>10.1f}'
+                         f'{row["sync_hz"]:>9.1f}{row["ratio"]:>7.2f}x'
+                         f'{row["ideal_ratio"]:>7.2f}x{row["paper_ratio"]:>7.2f}x')
+    return lines
+
+
 def _lines_ros(report: Dict[str, Any]) -> List[str]:
     ros = report['ros']
     if 'skipped' in ros:
@@ -148,12 +168,7 @@ def format_report(report: Dict[str, Any]) -> str:
              f'-> {report["load_average_after"]:.1f}']
     lines += [f'  preset {n}: skipped ({p["why"]})' for n, p in report['presets'].items()
               if not p['fits']]
-    lines.append(f'{"preset":<8}{"async ms":>10}{"sync ms":>9}{"async Hz":>10}{"sync Hz":>9}'
-                 f'{"ratio":>8}{"ideal":>8}{"paper":>8}')
-    for name, row in report['update_rates'].items():
-        lines.append(f'{name:<8}{row["async_ms"]:>10.1f}{row["sync_ms"]:>9.1f}'
-                     f'{row["async_hz"]:>10.1f}{row["sync_hz"]:>9.1f}{row["ratio"]:>7.2f}x'
-                     f'{row["ideal_ratio"]:>7.2f}x{row["paper_ratio"]:>7.2f}x')
+    lines += _lines_updates(report['update_rates'])
     lines += _lines_ros(report)
     run = report['planner_run']
     lines += [f'planner over {run["refreshes"]} refreshes (memory {run["memory_fill"]} deep): '

@@ -10,5 +10,6 @@ Entry points:
   `autoencoder.calibrate_latent_stats`, `flash.make_student` / `flash_distill_step`;
 - checkpoints: `checkpoint.save_checkpoint` / `load_checkpoint`, `save_autoencoder` /
   `load_autoencoder` / `load_autoencoder_into`;
-- inference: `policy.AhaWamPolicy` (the runtime's ChunkPolicy).
+- inference: `policy.AhaWamPolicy` (the runtime's ChunkPolicy), whose refresh and executor
+  update run as GIL-free TorchScript graphs (`compiled`; `warm_up()` builds them).
 """

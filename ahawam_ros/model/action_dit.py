@@ -12,7 +12,8 @@ The executor runs N times per update, so it is kept lean: what does not change o
 steps (context keys/values, cross-attention keys/values, RoPE factors) is computed once by
 `prepare`; the modulations of all steps come from one call of `step_modulations` (and a policy
 keeps them: they depend only on the weights); a batch-shared modulation is applied as
-LayerNorm's own affine; the cross-attention has one head.
+LayerNorm's own affine; the cross-attention has one head, its query and output projections
+folded into the per-update conditioning.
 
 Shapes: B batch (chunks), K chunk length, A action dim, Da executor width, H heads, hd head
 dim, L layers, M context tokens, Lt task tokens, Dt task width.
@@ -24,7 +25,6 @@ from typing import List, Tuple
 from ahawam_ros.model.config import ModelConfig
 from ahawam_ros.model.layers import (CrossAttention, init_dit_weights, Mlp, norm_modulate,
                                      QKNormRope, rope_factors_1d, TimestepEmbedder)
-from einops import rearrange
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -41,9 +41,10 @@ class ExecutorCache:
     ----------
     context_keys, context_values : torch.Tensor
         (L, B, H, M, hd) planner context (possibly OVCR-edited).
-    cross_kv : list of (torch.Tensor, torch.Tensor)
-        L pairs (B, 1, Lt + 1, Da): one-head cross-attention keys/values of
-        [task tokens ; proprio token].
+    cross : list of (torch.Tensor, torch.Tensor, torch.Tensor)
+        L triples (B, Da, Lt + 1), (B, 1, Lt + 1), (B, Lt + 1, Da): the one-head
+        cross-attention over [task tokens ; proprio token] with its query and output
+        projections folded in (`CrossAttention.fold`).
     rope : torch.Tensor
         (K, 1, 1, hd / 2) complex 1-D RoPE factors of the action positions.
 
@@ -51,7 +52,7 @@ class ExecutorCache:
 
     context_keys: torch.Tensor
     context_values: torch.Tensor
-    cross_kv: List[KV]
+    cross: List[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
     rope: torch.Tensor
 
 
@@ -65,20 +66,22 @@ class ExecutorBlock(nn.Module):
         self.qk = QKNormRope(heads, hd)
         self.proj = nn.Linear(heads * hd, width)
         self.cross_norm = nn.LayerNorm(width, eps=1e-6)
-        # One head over the Lt + 1 conditioning tokens: 4 fewer ops per layer and Euler step.
+        # One head over the Lt + 1 conditioning tokens, so that its projections fold into the
+        # per-update conditioning (`CrossAttention.fold`): 2 small matmuls per Euler step.
         self.cross = CrossAttention(width, config.task.width, 1)
         self.mlp = Mlp(width, int(width * config.executor.mlp_ratio))
         # (shift, scale, gate) for attention then MLP; added to the timestep modulation.
         self.modulation = nn.Parameter(torch.empty(6, width))
 
     def forward(self, x: torch.Tensor, mod: torch.Tensor, rope: torch.Tensor, context: KV,
-                cross_kv: KV) -> torch.Tensor:
+                cross: Tuple[torch.Tensor, ...]) -> torch.Tensor:
         """
         Run the layer on (B, K, Da) action tokens.
 
         `mod` is (6, B, 1, Da), or (6, Da) when shared by the batch: shift, 1 + scale, gate
         for attention, then for the MLP (see `ActionDiT.step_modulations`); `context` holds
-        this layer's (B, H, M, hd) keys and values; `rope` is (K, 1, 1, hd / 2).
+        this layer's (B, H, M, hd) keys and values; `rope` is (K, 1, 1, hd / 2); `cross` is
+        this layer's folded cross-attention (see `ExecutorCache`).
         """
         shift1, scale1, gate1, shift2, scale2, gate2 = mod  # (B, 1, Da) or (Da,) each
         h = norm_modulate(x, shift1, scale1)  # (B, K, Da)
@@ -86,8 +89,8 @@ class ExecutorBlock(nn.Module):
         keys = torch.cat([context[0], k], dim=2)  # (B, H, M + K, hd)
         values = torch.cat([context[1], v], dim=2)
         out = F.scaled_dot_product_attention(q, keys, values)  # (B, H, K, hd)
-        x = torch.addcmul(x, gate1, self.proj(rearrange(out, 'b h k d -> b k (h d)')))
-        x = x + self.cross(self.cross_norm(x), cross_kv)
+        x = torch.addcmul(x, gate1, self.proj(out.transpose(1, 2).flatten(2)))  # (B, K, H hd)
+        x = self.cross.attend_folded(self.cross_norm(x), cross, x)
         return torch.addcmul(x, gate2, self.mlp(norm_modulate(x, shift2, scale2)))
 
 
@@ -140,10 +143,10 @@ class ActionDiT(nn.Module):
 
         """
         cond = torch.cat([task_tokens, self.proprio_embed(proprio)[:, None]], dim=1)
-        cross_kv = [block.cross.project_kv(cond) for block in self.blocks]  # (B, 1, Lt + 1, Da)
+        cross = [block.cross.fold(cond) for block in self.blocks]
         rope = rope_factors_1d(self.config.executor.chunk_len, self.config.head_dim,
                                self.config.rope_theta, device=proprio.device)
-        return ExecutorCache(context_keys, context_values, cross_kv, rope)
+        return ExecutorCache(context_keys, context_values, cross, rope)
 
     def step_modulations(self, timesteps: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """
@@ -198,9 +201,9 @@ class ActionDiT(nn.Module):
         """
         x = self.action_embed(noisy_actions)  # (B, K, Da)
         layers = zip(self.blocks, layer_mod, cache.context_keys, cache.context_values,
-                     cache.cross_kv)
-        for block, mod, keys, values, cross_kv in layers:
-            x = block(x, mod, cache.rope, (keys, values), cross_kv)
+                     cache.cross)
+        for block, mod, keys, values, cross in layers:
+            x = block(x, mod, cache.rope, (keys, values), cross)
         shift, scale = head_mod
         return self.head(norm_modulate(x, shift, scale))
 

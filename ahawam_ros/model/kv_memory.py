@@ -92,3 +92,15 @@ class RollingKVMemory:
         keys = torch.cat([k for k, _ in self._entries], dim=3)  # (L, B, H, n S, hd)
         values = torch.cat([v for _, v in self._entries], dim=3)
         return keys, values
+
+    def padded(self, blank: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """
+        All entries, then `blank` (zeros shaped like one entry) up to the capacity.
+
+        A compiled refresh takes this fixed-size memory and masks the padding out: one graph
+        serves every fill. Returns keys and values, (L, B, H, N S, hd) each.
+        """
+        pad = [blank] * (self.capacity - len(self._entries))
+        keys = torch.cat([k for k, _ in self._entries] + pad, dim=3)  # (L, B, H, N S, hd)
+        values = torch.cat([v for _, v in self._entries] + pad, dim=3)
+        return keys, values

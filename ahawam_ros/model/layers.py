@@ -107,7 +107,7 @@ def norm_modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor,
     step at inference) is passed as LayerNorm's own affine, one op instead of two on the
     executor's per-step path; otherwise shift/scale broadcast against x.
     """
-    width = x.shape[-1]
+    width = scale.shape[-1]  # not x's: a traced graph then holds no shape arithmetic here
     if shift.dim() == 1:
         return F.layer_norm(x, (width,), scale, shift, eps)
     return torch.addcmul(shift, F.layer_norm(x, (width,), eps=eps), scale)
@@ -189,7 +189,9 @@ class QKNormRope(nn.Module):
     Split a fused qkv projection; q/k RMSNorm (own scales) and RoPE; attention layout.
 
     q and k are normalised and rotated together, one op each, since this sits on the
-    executor's per-step path.
+    executor's per-step path. The RMSNorm is taken as sqrt(hd) x / max(||x||, eps): one norm
+    kernel instead of rms_norm's five, equal to x / sqrt(mean(x^2) + eps) up to that eps
+    (~1e-6 relative).
     """
 
     def __init__(self, num_heads: int, head_dim: int, eps: float = 1e-6):
@@ -206,8 +208,9 @@ class QKNormRope(nn.Module):
         """
         qkv = qkv.unflatten(-1, (3, self.num_heads, self.head_dim))  # (B, N, 3, H, hd)
         first = 0 if need_queries else 1
-        qk = F.rms_norm(qkv[:, :, first:2], (self.head_dim,), eps=self.eps)
-        qk = apply_rope(qk * self.weight[first:], rope)  # (B, N, 2 - first, H, hd)
+        qk = F.normalize(qkv[:, :, first:2], dim=-1, eps=self.eps)  # unit rows
+        scale = self.weight[first:] * self.head_dim ** 0.5  # (2 - first, 1, hd): unit -> rms 1
+        qk = apply_rope(qk * scale, rope)  # (B, N, 2 - first, H, hd)
         qk = qk.permute(2, 0, 3, 1, 4)  # (2 - first, B, H, N, hd)
         v = qkv[:, :, 2].transpose(1, 2)  # (B, H, N, hd)
         return (qk[0] if need_queries else None), qk[-1], v
@@ -233,6 +236,36 @@ class CrossAttention(nn.Module):
         """Map (B, Lc, Dc) conditioning tokens to k, v of shape (B, heads, Lc, D / heads)."""
         kv = rearrange(self.kv(cond), 'b l (two h d) -> two b h l d', two=2, h=self.num_heads)
         return kv[0], kv[1]
+
+    def fold(self, cond: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """
+        Fold the query and output projections into one head's conditioning (`attend_folded`).
+
+        With k, v = `project_kv(cond)`: scores = (x Wq^T + bq) k^T / sqrt(D) = x A + a, and
+        softmax(scores) v Wo^T + bo = softmax(scores) U with U = v Wo^T + bo, since the rows of
+        a softmax sum to 1. Two small matmuls per call instead of two linears and an attention.
+
+        Returns
+        -------
+        weight, bias, out : torch.Tensor
+            A (B, D, Lc), a (B, 1, Lc) and U (B, Lc, D) of (B, Lc, Dc) conditioning tokens.
+
+        """
+        if self.num_heads != 1:
+            raise ValueError(f'only a one-head cross-attention folds, not {self.num_heads}')
+        keys, values = (t[:, 0] for t in self.project_kv(cond))  # (B, Lc, D) each
+        scale = keys.shape[-1] ** -0.5
+        weight = (keys @ self.q.weight).transpose(1, 2) * scale  # (B, D, Lc)
+        bias = (keys @ self.q.bias)[:, None] * scale  # (B, 1, Lc)
+        return weight, bias, self.out(values)
+
+    @staticmethod
+    def attend_folded(x: torch.Tensor, folded: Tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                      residual: torch.Tensor) -> torch.Tensor:
+        """Return residual + attention of (B, N, D) queries `x`, given `fold(cond)`."""
+        weight, bias, out = folded
+        scores = torch.baddbmm(bias, x, weight)  # (B, N, Lc)
+        return torch.baddbmm(residual, torch.softmax(scores, dim=-1), out)
 
     def forward(self, x: torch.Tensor, kv: Tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """Attend from (B, N, D) queries to precomputed `kv`; returns (B, N, D)."""
