@@ -4,6 +4,11 @@
     ahawam eval-sim --checkpoint CKPT --episodes N [--mode async|sync|planner-off|all]
                     [--through runtime|ros] [--timing realtime|replayed] [--video] [--bags]
                     [--out DIR] [--seed S]
+    ahawam eval-sim --policy expert --episodes N ...
+
+`--policy expert` runs the privileged scripted expert (`ahawam_ros.sim.expert_policy`) through
+the same runtime instead of a checkpoint: it is told each episode's seed, so its failures and
+holds are the runtime's own (the ceiling of any policy).
 
 `--through runtime` (default) runs the ROS-free runtime. With `--timing realtime` (default) it
 runs as the nodes do (`realtime_loop`): the planner and executor workers compute concurrently
@@ -38,7 +43,11 @@ from ahawam_ros.eval.sim_policy import (DEMO_HW, load_eval_policy, PolicyViews,
 from ahawam_ros.eval.sim_record import EpisodeRecorder, write_bag, write_video
 from ahawam_ros.robot import CONTROL_RATE_HZ
 from ahawam_ros.runtime.orchestrator import warm_up
+from ahawam_ros.runtime.loading import (CHECKPOINT_POLICY, EXPERT_POLICY, POLICY_KINDS,
+                                        select_policy)
+from ahawam_ros.runtime.policy_api import ChunkPolicy
 from ahawam_ros.sim.aloha_env import AlohaSim
+from ahawam_ros.sim.expert_policy import expert_for, PrivilegedSim
 from ahawam_ros.sim.tasks import TASKS
 import torch
 import yaml
@@ -71,11 +80,14 @@ class EvalOptions:
     device: str = 'cpu'
     params_file: str = ''
     timing: str = REALTIME
+    policy: str = CHECKPOINT_POLICY
 
     def __post_init__(self):
-        if not self.checkpoint:
+        if self.policy not in POLICY_KINDS:
+            raise ValueError(f'policy must be one of {list(POLICY_KINDS)}, got {self.policy!r}')
+        if self.policy == CHECKPOINT_POLICY and not self.checkpoint:
             raise ValueError('checkpoint must name a checkpoint directory, fake or '
-                             'random:<preset>')
+                             'random:<preset> (or pass --policy expert)')
         if self.episodes < 1 or self.steps < 1 or self.threads < 1:
             raise ValueError(f'episodes, steps and threads must be >= 1, got {self.episodes}, '
                              f'{self.steps}, {self.threads}')
@@ -107,8 +119,11 @@ def parse_options(argv: Optional[Sequence[str]]) -> EvalOptions:
     """Parse the command line into EvalOptions."""
     parser = argparse.ArgumentParser(prog='ahawam eval-sim',
                                      description=__doc__.split('\n\n')[0].strip())
-    parser.add_argument('--checkpoint', required=True,
-                        help='checkpoint directory, fake, or random:<preset> (untrained)')
+    parser.add_argument('--policy', default=CHECKPOINT_POLICY, choices=POLICY_KINDS,
+                        help='checkpoint (default), or expert: the privileged scripted expert')
+    parser.add_argument('--checkpoint', default='',
+                        help='checkpoint directory, fake, or random:<preset> (untrained); '
+                        'required with --policy checkpoint')
     parser.add_argument('--episodes', type=int, default=10, help='episodes per mode (10)')
     parser.add_argument('--mode', default=ASYNC, choices=MODES + (ALL,))
     parser.add_argument('--through', default='runtime', choices=THROUGH)
@@ -129,10 +144,19 @@ def parse_options(argv: Optional[Sequence[str]]) -> EvalOptions:
     parser.add_argument('--params-file', default='', help='runtime settings from this ROS '
                         'parameter file (default: config/bimanual.yaml, the system one)')
     args = parser.parse_args(argv)
+    if args.policy == CHECKPOINT_POLICY and not args.checkpoint:
+        parser.error('--checkpoint is required (or pass --policy expert)')
     return EvalOptions(args.checkpoint, args.episodes, args.mode, args.through, args.video,
                        args.bags, args.out, args.seed, args.task, args.steps,
                        _size(args.render_size), args.threads, args.device, args.params_file,
-                       args.timing)
+                       args.timing, args.policy)
+
+
+def load_options_policy(options: EvalOptions) -> ChunkPolicy:
+    """Return the policy `--policy` selects: the checkpoint's (fake, random:) or the expert."""
+    if options.policy == CHECKPOINT_POLICY:
+        return load_eval_policy(options.checkpoint, options.device)
+    return select_policy(options.policy, expert=lambda: expert_for(options.task))
 
 
 def default_params_file() -> Optional[Path]:
@@ -214,17 +238,19 @@ def evaluate_runtime(options: EvalOptions, policy=None) -> Dict[str, Any]:
     params = Path(options.params_file) if options.params_file else default_params_file()
     config = config_from_params(params) if params is not None else ClosedLoopConfig()
     torch.set_num_threads(options.threads)
-    policy = policy or load_eval_policy(options.checkpoint, options.device)
+    policy = policy or load_options_policy(options)
     if hasattr(policy, 'set_task'):
         policy.set_task(options.task)
     warm_up_s = warm_up(policy)  # before the first command, as the nodes do
-    sim_config = sim_config_for(policy, options.checkpoint, options.task, options.steps,
-                                options.render_hw)
+    spec = options.checkpoint if options.policy == CHECKPOINT_POLICY else EXPERT_POLICY
+    sim_config = sim_config_for(policy, spec, options.task, options.steps, options.render_hw)
     views = PolicyViews(sim_config.cameras, getattr(policy, 'image_size', None))
     modes = {}
     with AlohaSim(sim_config) as sim:
+        # The expert is told each episode's seed by the simulator's reset (privileged).
+        env = PrivilegedSim(sim, policy) if options.policy == EXPERT_POLICY else sim
         for mode in options.modes:
-            modes[mode] = run_mode(policy, sim, views, replace(config, mode=mode,
+            modes[mode] = run_mode(policy, env, views, replace(config, mode=mode,
                                                                max_steps=options.steps), options)
     settings = {k: v for k, v in asdict(config).items() if k not in ('mode', 'max_steps')}
     settings['params_file'] = str(params) if params is not None else 'built-in defaults'
@@ -243,7 +269,7 @@ def evaluate_ros(options: EvalOptions) -> Dict[str, Any]:
     from ahawam_ros.ros import demo  # lazily: the evaluation core stays free of rclpy
     out = Path(options.out) / 'ros'
     argv = ['--episodes', str(options.episodes), '--seed', str(options.seed),
-            '--checkpoint', options.checkpoint, '--out', str(out),
+            '--checkpoint', options.checkpoint, '--out', str(out), '--policy', options.policy,
             '--episode-seconds', str(options.steps / CONTROL_RATE_HZ)]
     if demo.main(argv + ([] if options.video else ['--no-video'])) != 0:
         raise RuntimeError('the ROS system did not run every episode')
@@ -289,13 +315,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         report = evaluate_ros(options)
     else:
         report = evaluate_runtime(options)
-    report.update(checkpoint=options.checkpoint, episodes=options.episodes,
+    report.update(policy=options.policy, checkpoint=options.checkpoint,
+                  episodes=options.episodes,
                   seed=options.seed, task=options.task, steps=options.steps,
                   machine={'cpus': os.cpu_count(), 'load_average_before': load_before,
                            'load_average_after': os.getloadavg()[0],
                            'torch_threads': options.threads},
                   wall_seconds=time.monotonic() - started)
-    print(f'\n{options.checkpoint} through {options.through}, {options.episodes} episode(s) '
+    name = options.checkpoint if options.policy == CHECKPOINT_POLICY else 'the expert policy'
+    print(f'\n{name} through {options.through}, {options.episodes} episode(s) '
           f'per mode, seeds {options.seed}..{options.seed + options.episodes - 1}')
     print(format_table(report['modes']))
     for mode, figures in report['modes'].items():

@@ -6,8 +6,16 @@ rate, applies the newest command from the executor's command topic, publishes re
 success, and resets to a seeded episode on the `sim/reset` service. With `publish_clock` the
 node is the clock: each physics step advances /clock by one control period, and nodes with
 use_sim_time follow the simulation (at `real_time_factor` x wall time).
+
+Timing: physics steps at the control rate on a steady clock, catching up a few late steps
+(`sim.pacing`); the cameras are rendered only every `camera_every`-th step, and not on the
+physics thread: a render thread pictures the newest state (`sim.renderer.BackgroundRenderer`),
+so a slow software render drops frames instead of slowing the physics. The measured
+real-time factor (simulated per wall second) goes to /diagnostics once a second.
 """
 
+import dataclasses
+import math
 import queue
 import sys
 import threading
@@ -21,13 +29,21 @@ from ahawam_ros.ros.params import declare_config
 from ahawam_ros.ros.qos import CAMERA_QOS, COMMAND_QOS
 from ahawam_ros.ros.spin import run_nodes
 from ahawam_ros.sim.aloha_env import AlohaSim, Observation, SimConfig
+from ahawam_ros.sim.pacing import Pacer, RealTimeMeter
+from ahawam_ros.sim.renderer import BackgroundRenderer
 from ahawam_ros.srv import ResetEpisode
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, Float64, Float64MultiArray, Header
 from trajectory_msgs.msg import JointTrajectory
+
+DIAGNOSTICS_TOPIC = '/diagnostics'
+DIAGNOSTICS_NAME = 'bimanual_sim'
+MAX_LAG_STEPS = 5  # late physics steps caught up back to back
+REAL_TIME_OK = 0.95  # measured / target real-time factor below which the status warns
 
 
 class BimanualSimNode(Node):
@@ -45,6 +61,8 @@ class BimanualSimNode(Node):
         self.config = config = declare_config(self, BimanualSimConfig)
         self.period = 1.0 / config.control_rate_hz
         self.sim: Optional[AlohaSim] = None
+        self.renderer: Optional[BackgroundRenderer] = None
+        self.meter: Optional[RealTimeMeter] = None
         self.observation: Optional[Observation] = None
         self.last_reset: Optional[Observation] = None  # the observation of the last reset
         self._command = None  # newest valid (A,) command
@@ -76,6 +94,20 @@ class BimanualSimNode(Node):
                          image_height=self.config.image_height,
                          image_width=self.config.image_width, seed=self.config.seed)
 
+    def _open_sim(self, task: str) -> None:
+        """Create the physics-only simulator and the render thread of its cameras."""
+        config = self._sim_config(task)
+        self.sim = AlohaSim(dataclasses.replace(config, cameras=()))  # physics only
+        self.renderer = (BackgroundRenderer(self.sim.model, config.cameras, config.image_height,
+                                            config.image_width, self._publish_images)
+                         if config.cameras else None)
+
+    def _close_sim(self) -> None:
+        if self.renderer is not None:
+            self.renderer.close()
+            self.renderer = None
+        self.sim.close()
+
     def _make_publishers(self, config: BimanualSimConfig) -> None:
         self._camera_pubs = {name: self.create_publisher(
             Image, config.camera_topic_pattern.format(name=name), CAMERA_QOS)
@@ -86,6 +118,7 @@ class BimanualSimNode(Node):
         self._episode_pub = self.create_publisher(Header, config.episode_topic, 10)
         self._clock_pub = (self.create_publisher(ClockMsg, '/clock', 10)
                            if config.publish_clock else None)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
 
     def now(self) -> float:
         """Return the stamp of the current state: simulated time, or the node clock."""
@@ -120,25 +153,27 @@ class BimanualSimNode(Node):
 
     def _run(self, ready: threading.Event) -> None:
         try:
-            self.sim = AlohaSim(self._sim_config(self.config.task))
+            self._open_sim(self.config.task)
             self.observation = self._start_episode(self.config.seed)
         except Exception as error:  # noqa: B902 - reported, then the constructor raises
             self.get_logger().error(f'simulator start failed: {error}')
             return
         finally:
             ready.set()
-        wall_period = self.period / self.config.real_time_factor
-        next_time = time.perf_counter()
+        pacer = Pacer(self.period / self.config.real_time_factor, MAX_LAG_STEPS)
+        self.meter = RealTimeMeter()
+        next_report = self.meter.wall_seconds + 1.0
         while not self._stop.is_set():
             self._serve_requests()
             self._step()
-            next_time += wall_period
-            delay = next_time - time.perf_counter()
+            self.meter.add(self.period)
+            if self.meter.wall_seconds >= next_report:
+                next_report += 1.0
+                self._publish_diagnostics(pacer)
+            delay = pacer.delay()
             if delay > 0:
                 self._stop.wait(delay)
-            else:
-                next_time = time.perf_counter()  # running late: do not try to catch up
-        self.sim.close()
+        self._close_sim()
 
     def _serve_requests(self) -> None:
         while not self._requests.empty():
@@ -152,16 +187,20 @@ class BimanualSimNode(Node):
 
     def _start_episode(self, seed: int, task: Optional[str] = None) -> Observation:
         if task and task != self.sim.config.task:
-            self.sim.close()
-            self.sim = AlohaSim(self._sim_config(task))
+            self._close_sim()
+            self._open_sim(task)
         observation = self.sim.reset(seed)
         with self._command_lock:
             self._command = None  # commands of the previous episode must not leak into this one
-        self.last_reset = observation
         # The episode marker first: subscribers refuse observations stamped before it.
-        self._episode_pub.publish(Header(stamp=conv.to_time_msg(self.now()),
+        stamp = self.now()
+        self._episode_pub.publish(Header(stamp=conv.to_time_msg(stamp),
                                          frame_id=self.sim.config.task))
-        self._publish_observation(observation, with_images=True)
+        self._publish_observation(observation)
+        if self.renderer is not None:  # the first frame of an episode is waited for
+            images = self.renderer.submit(self.sim.data.qpos, stamp, wait=True)
+            observation = dataclasses.replace(observation, images=images)
+        self.last_reset = observation
         self.get_logger().info(f'episode reset: task {self.sim.config.task}, seed {seed}')
         return observation
 
@@ -171,8 +210,9 @@ class BimanualSimNode(Node):
         target = self.observation.qpos if command is None else command
         self.observation = self.sim.step(target)
         self._sim_time += self.period
-        with_images = self.observation.step % self.config.camera_every == 0
-        self._publish_observation(self.observation, with_images)
+        self._publish_observation(self.observation)
+        if self.renderer is not None and self.observation.step % self.config.camera_every == 0:
+            self.renderer.submit(self.sim.data.qpos, self.now())
 
     def _on_reset(self, request, response):
         reply = {'done': threading.Event(), 'success': False, 'message': 'simulator stopped'}
@@ -191,7 +231,7 @@ class BimanualSimNode(Node):
         self.on_shutdown()
         return super().destroy_node()
 
-    def _publish_observation(self, observation: Observation, with_images: bool) -> None:
+    def _publish_observation(self, observation: Observation) -> None:
         if self._clock_pub is not None:
             self._clock_pub.publish(ClockMsg(clock=conv.to_time_msg(self._sim_time)))
         stamp = self.now()
@@ -199,12 +239,43 @@ class BimanualSimNode(Node):
                                                      stamp, observation.qvel))
         self._reward_pub.publish(Float64(data=float(observation.reward)))
         self._success_pub.publish(Bool(data=bool(observation.success)))
-        if not with_images:
-            return
-        images = observation.images
+
+    def _publish_images(self, images, stamp: float) -> None:
+        """Publish one rendered frame per camera, stamped with the pictured state's time."""
         time_msg = conv.to_time_msg(stamp)
         for name, publisher in self._camera_pubs.items():
             publisher.publish(rgb_to_image_msg(images[name], time_msg, f'{name}_camera'))
+
+    def timing(self, pacer: Optional[Pacer] = None) -> dict:
+        """Return the real-time factor and the render figures measured so far."""
+        meter, renderer = self.meter, self.renderer
+        rendered = renderer.rendered if renderer is not None else 0
+        return {
+            'real_time_factor': meter.factor() if meter is not None else math.nan,
+            'real_time_factor_overall': meter.overall() if meter is not None else math.nan,
+            'target_real_time_factor': self.config.real_time_factor,
+            'sim_seconds': meter.sim_seconds if meter is not None else 0.0,
+            'wall_seconds': meter.wall_seconds if meter is not None else 0.0,
+            'sim_clock': 'clock' if self._clock_pub is not None else 'wall',
+            'frames_rendered': rendered,
+            'frames_dropped': renderer.dropped if renderer is not None else 0,
+            'render_ms_mean': (1e3 * renderer.render_seconds / rendered if rendered
+                               else math.nan),
+            'wall_time_given_up_steps': pacer.given_up if pacer is not None else 0}
+
+    def _publish_diagnostics(self, pacer: Pacer) -> None:
+        figures = self.timing(pacer)
+        factor = figures['real_time_factor']
+        keeping_up = factor >= REAL_TIME_OK * self.config.real_time_factor
+        status = DiagnosticStatus(
+            level=DiagnosticStatus.OK if keeping_up else DiagnosticStatus.WARN,
+            name=DIAGNOSTICS_NAME, hardware_id='aloha_sim',
+            message=f'real-time factor {factor:.2f} (target '
+                    f'{self.config.real_time_factor:g})',
+            values=[KeyValue(key=k, value=f'{v:.6g}' if isinstance(v, float) else str(v))
+                    for k, v in figures.items()])
+        self._diagnostics_pub.publish(DiagnosticArray(
+            header=Header(stamp=conv.to_time_msg(self.now())), status=[status]))
 
 
 def main(args=None) -> int:

@@ -9,11 +9,13 @@ handed over by reference is always compatible with the executor that reads it.
 from pathlib import Path
 import sys
 import threading
-from typing import Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 from ahawam_ros.runtime.policy_api import ChunkPolicy, FakePolicy
 
 FAKE = 'fake'
+CHECKPOINT_POLICY, EXPERT_POLICY = 'checkpoint', 'expert'
+POLICY_KINDS = (CHECKPOINT_POLICY, EXPERT_POLICY)  # what `--policy` selects
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / 'checkpoints' / 'default'
 
 _CACHE: Dict[Tuple[str, str], ChunkPolicy] = {}
@@ -57,6 +59,24 @@ def is_checkpoint_error(error: BaseException) -> bool:
     """
     checkpoint = sys.modules.get('ahawam_ros.model.checkpoint')
     return checkpoint is not None and isinstance(error, checkpoint.CheckpointError)
+
+
+def select_policy(kind: str, checkpoint: str = '', device: str = 'cpu',
+                  expert: Optional[Callable[[], ChunkPolicy]] = None) -> ChunkPolicy:
+    """
+    Return the policy `kind` names: the checkpoint's, or the privileged scripted expert.
+
+    The expert reads the simulator's episode (evaluation only), so the runtime does not build
+    it: the caller that owns the simulator (eval-sim, the demo) passes its factory `expert`.
+    """
+    if kind == CHECKPOINT_POLICY:
+        return load_policy(checkpoint, device)
+    if kind == EXPERT_POLICY:
+        if expert is None:
+            raise ValueError('policy expert needs the simulator: only eval-sim and the demo '
+                             'can run it')
+        return expert()
+    raise ValueError(f'unknown policy {kind!r}; valid: {", ".join(POLICY_KINDS)}')
 
 
 def policy_image_hw(policy: ChunkPolicy, height: int = 0, width: int = 0) -> Tuple[int, int]:

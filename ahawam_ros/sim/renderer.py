@@ -8,7 +8,9 @@ framebuffer and reading it back once is about 20 % cheaper than V separate rende
 `ahawam_ros.sim` package sets it.
 """
 
-from typing import Dict, Sequence
+import threading
+import time
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import mujoco
 from mujoco import gl_context
@@ -88,3 +90,124 @@ class TiledRenderer:
             self._context.free()
             self._gl.free()
             self._gl = None
+
+
+class BackgroundRenderer:
+    """
+    Renders the newest submitted simulator state in a thread of its own.
+
+    The physics loop must keep its control rate while a render costs several control periods
+    on a CPU (llvmpipe: about 10 ms per 120 x 160 camera, whatever the size). So the physics
+    thread only copies the state it wants pictured (`submit`, microseconds) and goes on; this
+    thread owns the GL context, poses its own copy of the scene and hands each frame to
+    `on_frame`. When a render is still running, a newer submission replaces the waiting one
+    (counted in `dropped`): frames come as fast as the CPU allows, never late and queued.
+    MuJoCo's render calls release the GIL, so the two threads do run in parallel.
+
+    Parameters
+    ----------
+    model : mujoco.MjModel
+        The simulated model (read only here; its offscreen buffer may be enlarged).
+    cameras : sequence of str
+        Camera names (V), in view order.
+    height, width : int
+        Size of each image (H, W).
+    on_frame : callable
+        `on_frame(images, tag)` with camera -> uint8 (H, W, 3) and the submission's tag,
+        called in this thread.
+
+    """
+
+    def __init__(self, model: mujoco.MjModel, cameras: Sequence[str], height: int, width: int,
+                 on_frame: Callable[[Dict[str, np.ndarray], Any], None]) -> None:
+        """Start the thread; it creates the renderer (and its GL context) before returning."""
+        self._model = model
+        self._on_frame = on_frame
+        self._data = mujoco.MjData(model)
+        self._condition = threading.Condition()
+        self._pending: Optional[Tuple[np.ndarray, Any, Optional[dict]]] = None
+        self._closing = False
+        self.rendered = 0
+        self.dropped = 0
+        self.render_seconds = 0.0  # summed over `rendered` frames
+        self.failures = 0
+        self.last_failure = ''
+        self._error: Optional[BaseException] = None
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name='sim-render', daemon=True,
+                                        args=(cameras, height, width, ready))
+        self._thread.start()
+        ready.wait()
+        if self._error is not None:
+            raise RuntimeError(f'the renderer failed to start: {self._error}')
+
+    def submit(self, qpos: np.ndarray, tag: Any = None,
+               wait: bool = False) -> Optional[Dict[str, np.ndarray]]:
+        """
+        Ask for a frame of the state with joint positions `qpos` (the full `data.qpos`).
+
+        Returns None at once, or with `wait` the rendered images after `on_frame` ran.
+        """
+        reply = {'done': threading.Event()} if wait else None
+        with self._condition:
+            if self._closing:
+                raise RuntimeError('the renderer is closed')
+            if self._pending is not None:
+                self.dropped += 1
+            self._pending = (np.array(qpos, dtype=np.float64), tag, reply)
+            self._condition.notify()
+        if reply is None:
+            return None
+        reply['done'].wait()
+        if 'error' in reply:
+            raise RuntimeError(f'render failed: {reply["error"]}')
+        return reply['images']
+
+    def _run(self, cameras, height, width, ready: threading.Event) -> None:
+        try:
+            renderer = TiledRenderer(self._model, cameras, height, width)
+        except Exception as error:  # noqa: B902 - reported by the constructor
+            self._error = error
+            ready.set()
+            return
+        ready.set()
+        try:
+            while True:
+                with self._condition:
+                    while self._pending is None and not self._closing:
+                        self._condition.wait()
+                    if self._closing:
+                        return
+                    qpos, tag, reply = self._pending
+                    self._pending = None
+                self._render(renderer, qpos, tag, reply)
+        finally:
+            renderer.close()
+
+    def _render(self, renderer: TiledRenderer, qpos: np.ndarray, tag: Any,
+                reply: Optional[dict]) -> None:
+        started = time.perf_counter()
+        try:
+            self._data.qpos[:] = qpos
+            mujoco.mj_kinematics(self._model, self._data)
+            mujoco.mj_camlight(self._model, self._data)
+            images = renderer.render(self._data)
+            self.render_seconds += time.perf_counter() - started
+            self.rendered += 1
+            self._on_frame(images, tag)
+        except Exception as error:  # noqa: B902 - a frame is lost, the thread keeps running
+            self.failures += 1
+            self.last_failure = f'{type(error).__name__}: {error}'
+            if reply is not None:
+                reply['error'] = error
+            images = None
+        if reply is not None:
+            reply['images'] = images
+            reply['done'].set()
+
+    def close(self) -> None:
+        """Stop the thread after its current frame; it releases the GL context (idempotent)."""
+        with self._condition:
+            self._closing = True
+            self._condition.notify()
+        self._thread.join(timeout=10.0)
