@@ -19,7 +19,6 @@ import math
 import queue
 import sys
 import threading
-import time
 from typing import Optional
 
 from ahawam_ros.ros import conversions as conv

@@ -5,11 +5,19 @@ The simulator, the world planner and the action executor (with the packaged chec
 run a few TransferCube episodes in real time; a supervisor node resets each episode with a
 seed, prints live status once a second (command rate, context age, latencies, reward),
 records each episode as a rosbag2 (mcap) and an mp4 of the top camera, and prints a summary.
+
+`--policy expert` runs the privileged scripted expert (told each episode's seed by the
+supervisor) instead of the checkpoint: the system's own ceiling. The simulator reports its
+real-time factor in /diagnostics; the status line and the summary show it. Real time is the
+default; where the machine cannot simulate at real time, `--sim-time` (an option, not an
+automatic fallback) makes the simulator the clock (/clock) and puts every node on
+use_sim_time, and the summary says which clock ran.
 """
 
 import argparse
 from dataclasses import dataclass
 import json
+import math
 import os
 from pathlib import Path
 import signal
@@ -19,14 +27,16 @@ from typing import List, Optional
 
 os.environ.setdefault('OMP_NUM_THREADS', '1')  # before torch: one core per worker thread
 
-from ahawam_ros.ros.demo_supervisor import DemoSupervisor, EpisodeResult  # noqa: E402
+from ahawam_ros.ros.demo_supervisor import (DemoSupervisor, EpisodeResult,  # noqa: E402
+                                            REAL_TIME_OK)
 from ahawam_ros.ros.log_bridge import bridge_core_logging  # noqa: E402
 from ahawam_ros.ros.node_configs import BimanualSimConfig  # noqa: E402
 from ahawam_ros.ros.params import config_from_params_file  # noqa: E402
 from ahawam_ros.ros.paths import share_file  # noqa: E402
 from ahawam_ros.ros.spin import DEFAULT_THREADS, exit_now, responsive_gil  # noqa: E402
 from ahawam_ros.ros.spin import ShutdownSignals, SpinThread  # noqa: E402
-from ahawam_ros.runtime.loading import load_policy  # noqa: E402
+from ahawam_ros.runtime.loading import (CHECKPOINT_POLICY, load_policy,  # noqa: E402
+                                        POLICY_KINDS)
 import rclpy  # noqa: E402
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor  # noqa: E402
 from rclpy.signals import SignalHandlerOptions  # noqa: E402
@@ -42,8 +52,12 @@ class DemoOptions:
     out: str = 'outputs/demo'
     episode_seconds: float = 8.0
     video: bool = True
+    policy: str = CHECKPOINT_POLICY
+    sim_time: bool = False
 
     def __post_init__(self):
+        if self.policy not in POLICY_KINDS:
+            raise ValueError(f'policy must be one of {list(POLICY_KINDS)}, got {self.policy!r}')
         if self.episodes < 1:
             raise ValueError(f'episodes must be >= 1, got {self.episodes}')
         if not self.episode_seconds > 0:
@@ -61,22 +75,31 @@ def parse_options(argv: Optional[List[str]]) -> DemoOptions:
     parser.add_argument('--episode-seconds', type=float, default=8.0,
                         help='episode length in seconds (TransferCube: 8 s = 400 steps)')
     parser.add_argument('--no-video', action='store_true', help='do not write mp4 videos')
+    parser.add_argument('--policy', default=CHECKPOINT_POLICY, choices=POLICY_KINDS,
+                        help='checkpoint (default), or expert: the privileged scripted expert')
+    parser.add_argument('--sim-time', action='store_true',
+                        help='the simulator publishes /clock and the nodes use sim time (for '
+                        'machines too slow to simulate in real time)')
     args = parser.parse_args(argv)
     return DemoOptions(args.episodes, args.seed, args.checkpoint, args.out,
-                       args.episode_seconds, not args.no_video)
+                       args.episode_seconds, not args.no_video, args.policy, args.sim_time)
 
 
 def _ros_args(options: DemoOptions, params_file: str) -> List[str]:
     args = ['--ros-args', '--params-file', params_file, '--log-level', 'warn']
     if options.checkpoint:
         args += ['-p', f'checkpoint:={Path(options.checkpoint).resolve()}']
+    if options.sim_time:
+        args += ['-p', 'use_sim_time:=true']
     return args
 
 
-def start_simulator(params_file: str) -> subprocess.Popen:
+def start_simulator(params_file: str, sim_time: bool = False) -> subprocess.Popen:
     """Start the bimanual_sim node in its own process, as the robot would be."""
     command = [sys.executable, '-m', 'ahawam_ros.ros.bimanual_sim_node', '--ros-args',
                '--params-file', params_file, '--log-level', 'warn']
+    if sim_time:
+        command += ['-p', 'publish_clock:=true']
     return subprocess.Popen(command, env=dict(os.environ, PYTHONUNBUFFERED='1'))
 
 
@@ -95,17 +118,20 @@ def print_summary(results: List[EpisodeResult], supervisor: DemoSupervisor,
     """Print the per-episode table and the system figures; write summary.json."""
     print('\n=== AHA-WAM demo summary ===')
     print(f'{"episode":>7} {"seed":>5} {"success":>8} {"max reward":>10} {"cmd Hz":>7} '
-          f'{"holds":>6}  bag / video')
+          f'{"holds":>6} {"warm holds":>10} {"RTF":>5}  bag / video')
     for r in results:
         print(f'{r.index:>7} {r.seed:>5} {str(r.success):>8} {r.max_reward:>10.0f} '
-              f'{r.command_rate:>7.1f} {r.holds:>6}  {r.bag} {r.video or ""}')
-    figures = supervisor.system_figures()
+              f'{r.command_rate:>7.1f} {r.holds:>6} {r.warm_hold_fraction:>10.1%} '
+              f'{r.real_time_factor:>5.2f}  {r.bag} {r.video or ""}')
+    figures = {**supervisor.system_figures(), **timing_figures(results, supervisor)}
     successes = sum(r.success for r in results)
     print(f'success: {successes}/{len(results)} episodes')
     for key, value in figures.items():
         print(f'{key}: {value:.4g}' if isinstance(value, float) else f'{key}: {value}')
-    summary = {'episodes': [r.__dict__ for r in results], 'success_rate':
-               successes / len(results), **figures}
+    print(real_time_verdict(figures))
+    summary = {'episodes': [dict(r.__dict__, warm_hold_fraction=r.warm_hold_fraction)
+                            for r in results],
+               'success_rate': successes / len(results), **figures}
     (out / 'summary.json').write_text(json.dumps(summary, indent=2, default=str))
     print(f'outputs: {out.resolve()}')
 
@@ -123,6 +149,35 @@ def _stop_system(supervisor: Optional[DemoSupervisor], spinner: Optional[SpinThr
     stop_simulator(simulator)
 
 
+def timing_figures(results: List[EpisodeResult], supervisor: DemoSupervisor) -> dict:
+    """Return the policy, the clock, the real-time factors and the holds after warm-up."""
+    options = supervisor.options
+    factors = [r.real_time_factor for r in results if math.isfinite(r.real_time_factor)]
+    ticks = sum(r.warm_ticks for r in results)
+    return {'policy': options.policy,
+            'sim_clock': 'simulated (/clock, nodes on use_sim_time)' if options.sim_time
+            else 'wall (real time)',
+            'real_time_factor_mean': sum(factors) / len(factors) if factors else math.nan,
+            'real_time_factor_min': min(factors) if factors else math.nan,
+            'warm_ticks': ticks,
+            'warm_hold_fraction': (sum(r.warm_holds for r in results) / ticks if ticks
+                                   else math.nan)}
+
+
+def real_time_verdict(figures: dict) -> str:
+    """One line: did the simulator keep real time, and on which clock did the nodes run."""
+    factor = figures['real_time_factor_min']
+    if figures['sim_clock'].startswith('simulated'):
+        return (f'clock: simulated (/clock); the simulator ran at {factor:.2f}x real time at '
+                'worst and the nodes followed its clock')
+    if not math.isfinite(factor):
+        return 'real time: unknown (no diagnostics from the simulator)'
+    if factor >= REAL_TIME_OK:
+        return f'real time: kept (real-time factor >= {factor:.2f} in every episode)'
+    return (f'real time: NOT kept (real-time factor down to {factor:.2f}); the policy saw a '
+            'slowed world: rerun with --sim-time to run the nodes on simulated time')
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the demo; return 0 when every episode ran (successful or not); exit 0 on a signal."""
     options = parse_options(argv)
@@ -130,9 +185,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     params_file = str(share_file('config', 'bimanual.yaml'))
     sim_config = config_from_params_file(params_file, 'bimanual_sim', BimanualSimConfig)
-    if options.checkpoint:  # a bad checkpoint fails here, before anything starts (cached)
+    if options.checkpoint and options.policy == CHECKPOINT_POLICY:
+        # A bad checkpoint fails here, before anything starts (cached).
         load_policy(str(Path(options.checkpoint).resolve()))
-    simulator = start_simulator(params_file)
+    simulator = start_simulator(params_file, options.sim_time)
     responsive_gil()
     bridge_core_logging()
     rclpy.init(args=['ahawam_demo'] + _ros_args(options, params_file),

@@ -1,20 +1,25 @@
 """The demo's supervisor node: episodes, live status, bag and video per episode, figures."""
 
 from dataclasses import dataclass
+import math
 from pathlib import Path
 import threading
 import time
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 from ahawam_ros.msg import ActionChunk, WorldContext
 from ahawam_ros.ros.action_executor_node import ActionExecutorNode
 from ahawam_ros.ros.bag_recorder import BagRecorder
+from ahawam_ros.ros.bimanual_sim_node import DIAGNOSTICS_NAME, DIAGNOSTICS_TOPIC
 from ahawam_ros.ros.image_conversion import ImageConverter
 from ahawam_ros.ros.node_configs import BimanualSimConfig
 from ahawam_ros.ros.qos import CAMERA_QOS, COMMAND_QOS
 from ahawam_ros.ros.world_planner_node import WorldPlannerNode
+from ahawam_ros.runtime.loading import EXPERT_POLICY, select_policy
+from ahawam_ros.sim.expert_policy import expert_for
 from ahawam_ros.srv import ResetEpisode
 import cv2
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
@@ -22,6 +27,7 @@ from std_msgs.msg import Bool, Float64, Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
 SETTLE_AFTER_SUCCESS = 0.5  # s of success before an episode ends early
+REAL_TIME_OK = 0.95  # a real-time factor below this is reported as not keeping real time
 
 
 @dataclass
@@ -37,14 +43,26 @@ class EpisodeResult:
     holds: int
     bag: str
     video: Optional[str]
+    warm_ticks: int = 0  # command ticks from the first executed action to the end
+    warm_holds: int = 0  # holds among them
+    real_time_factor: float = math.nan  # simulated / wall seconds over the episode
+
+    @property
+    def warm_hold_fraction(self) -> float:
+        """Return the holds per command tick after warm-up (the first executed action)."""
+        return self.warm_holds / self.warm_ticks if self.warm_ticks else math.nan
 
 
 class DemoSupervisor(Node):
     """Runs episodes on the in-process simulator, planner and executor; records them."""
 
     def __init__(self, options, out: Path, sim: BimanualSimConfig, planner: WorldPlannerNode,
-                 executor: ActionExecutorNode):
+                 executor: ActionExecutorNode,
+                 privileged_episode: Optional[Callable[[int], None]] = None):
         super().__init__('demo_supervisor')
+        # Evaluation only: told each episode's seed before the reset (the expert policy).
+        self.privileged_episode = privileged_episode
+        self._sim_timing: Dict[str, float] = {}  # newest figures of the simulator's diagnostics
         self.options, self.out = options, out
         self.sim_config, self.planner_node, self.executor_node = sim, planner, executor
         self.nodes = [planner, executor, self]
@@ -54,7 +72,7 @@ class DemoSupervisor(Node):
         self._lock = threading.Lock()
         self._reward, self._max_reward, self._success_since = 0.0, 0.0, None
         self._commands, self._video = 0, None
-        self._started = time.monotonic()
+        self._started = 0.0
         self.create_subscription(Float64, sim.reward_topic, self._on_reward, 10,
                                  callback_group=group)
         self.create_subscription(Bool, sim.success_topic, self._on_success, 10,
@@ -66,14 +84,23 @@ class DemoSupervisor(Node):
                                  callback_group=group)
         self.recorder = BagRecorder(self, self._recorded_topics(),
                                     MutuallyExclusiveCallbackGroup())
+        self.create_subscription(DiagnosticArray, DIAGNOSTICS_TOPIC, self._on_diagnostics, 10,
+                                 callback_group=group)
         self.create_timer(1.0, self._print_status, callback_group=group)
         self._running = False
 
     @classmethod
     def with_system(cls, options, out: Path, sim: BimanualSimConfig) -> 'DemoSupervisor':
         """Build planner and executor nodes (one shared policy) and the supervisor."""
-        planner = WorldPlannerNode()
-        return cls(options, out, sim, planner, ActionExecutorNode())
+        if getattr(options, 'policy', '') != EXPERT_POLICY:  # the checkpoint, from the params
+            return cls(options, out, sim, WorldPlannerNode(), ActionExecutorNode())
+        expert = select_policy(EXPERT_POLICY, expert=lambda: expert_for(sim.task))
+        return cls(options, out, sim, WorldPlannerNode(policy=expert),
+                   ActionExecutorNode(policy=expert), privileged_episode=expert.begin_episode)
+
+    def now(self) -> float:
+        """Return the node clock in seconds (simulated time with use_sim_time)."""
+        return self.get_clock().now().nanoseconds * 1e-9
 
     def _recorded_topics(self) -> Dict[str, tuple]:
         sim, executor = self.sim_config, self.executor_node.config
@@ -97,11 +124,28 @@ class DemoSupervisor(Node):
     def _on_success(self, msg: Bool) -> None:
         with self._lock:
             if msg.data and self._success_since is None:
-                self._success_since = time.monotonic()
+                self._success_since = self.now()
 
     def _on_command(self, msg: JointTrajectory) -> None:
         with self._lock:
             self._commands += 1
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name == DIAGNOSTICS_NAME:
+                figures = {}
+                for pair in status.values:
+                    try:
+                        figures[pair.key] = float(pair.value)
+                    except ValueError:
+                        continue
+                with self._lock:
+                    self._sim_timing = figures
+
+    def sim_timing(self) -> Dict[str, float]:
+        """Return the simulator's newest timing figures (real_time_factor, sim_seconds, ...)."""
+        with self._lock:
+            return dict(self._sim_timing)
 
     def _on_frame(self, msg: Image) -> None:
         with self._lock:
@@ -116,6 +160,8 @@ class DemoSupervisor(Node):
         """Reset with `seed`, run until success (+0.5 s) or the time limit; record it."""
         if not self._reset.wait_for_service(timeout_sec=30.0):
             raise RuntimeError('the simulator reset service is not available')
+        if self.privileged_episode is not None:
+            self.privileged_episode(seed)
         future = self._reset.call_async(ResetEpisode.Request(seed=seed))
         while not future.done():
             time.sleep(0.01)
@@ -127,23 +173,28 @@ class DemoSupervisor(Node):
             shutil.rmtree(bag)
         self.recorder.start(bag)
         holds_before = self.executor_node.core.holds.total()
+        timing_before = self.sim_timing()
         with self._lock:
             self._reward, self._max_reward, self._success_since, self._commands = 0, 0, None, 0
             if self.options.video:
                 video_path = self.out / f'episode_{index:03d}.mp4'
                 self._video = self._open_video(video_path)
         print(f'--- episode {index} (seed {seed}) ---', flush=True)
-        self._started, self._running = time.monotonic(), True
-        self._wait_for_end()
+        self._started, self._running = self.now(), True
+        warm = self._wait_for_end()
         self._running = False
-        duration = time.monotonic() - self._started
+        duration = max(self.now() - self._started, 1e-9)
         self.recorder.stop()
+        ticks, holds = self._tick_counts()
         with self._lock:
             video, self._video = self._video, None
             result = EpisodeResult(index, seed, self._success_since is not None,
                                    self._max_reward, duration, self._commands / duration,
                                    self.executor_node.core.holds.total() - holds_before, str(bag),
                                    None if video_path is None else str(video_path))
+        if warm is not None:
+            result.warm_ticks, result.warm_holds = ticks - warm[0], holds - warm[1]
+        result.real_time_factor = episode_real_time_factor(timing_before, self.sim_timing())
         if video is not None:
             video.release()
         return result
@@ -154,21 +205,33 @@ class DemoSupervisor(Node):
         return cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'mp4v'), fps,
                                (config.image_width, config.image_height))
 
-    def _wait_for_end(self) -> None:
-        deadline = self._started + self.options.episode_seconds
-        while time.monotonic() < deadline:
+    def _tick_counts(self) -> Tuple[int, int]:
+        stats = self.executor_node.core.stats()
+        return int(stats['ticks']), int(stats['holds'])
+
+    def _wait_for_end(self) -> Optional[Tuple[int, int]]:
+        """Wait out the episode; return the (ticks, holds) counts at the first executed action."""
+        deadline, warm, held = self._started + self.options.episode_seconds, None, False
+        while self.now() < deadline:
+            # The executor holds after each reset (its context is cleared); warm-up ends at
+            # its first executed action after that.
+            command = self.executor_node.last_command
+            held = held or (command is not None and command.is_hold)
+            if warm is None and held and not command.is_hold:
+                warm = self._tick_counts()
             with self._lock:
                 since = self._success_since
-            if since is not None and time.monotonic() - since >= SETTLE_AFTER_SUCCESS:
-                return
-            time.sleep(0.05)
+            if since is not None and self.now() - since >= SETTLE_AFTER_SUCCESS:
+                break
+            time.sleep(0.02)
+        return warm
 
     # ---- status ---------------------------------------------------------------------------
 
     def _print_status(self) -> None:
         if not self._running:
             return
-        elapsed = time.monotonic() - self._started
+        elapsed = self.now() - self._started
         command = self.executor_node.last_command
         age = command.context_age if command is not None else float('nan')
         plan = self.planner_node.core.stats()
@@ -179,8 +242,8 @@ class DemoSupervisor(Node):
         print(f't={elapsed:4.1f}s  reward {reward:.0f} (max {best:.0f})  cmd {rate:5.1f} Hz  '
               f'context age {age * 1e3:4.0f} ms  planner p50 '
               f'{plan["plan_latency_p50"] * 1e3:4.0f} ms  executor p50 '
-              f'{chunk["chunk_latency_p50"] * 1e3:4.0f} ms  holds {chunk["holds"]:.0f}',
-              flush=True)
+              f'{chunk["chunk_latency_p50"] * 1e3:4.0f} ms  holds {chunk["holds"]:.0f}  '
+              f'sim RTF {self.sim_timing().get("real_time_factor", math.nan):.2f}', flush=True)
 
     def system_figures(self) -> Dict[str, float]:
         """Return latency percentiles (ms) and counters of the planner and the executor."""
@@ -200,3 +263,13 @@ class DemoSupervisor(Node):
     def shutdown_system(self) -> None:
         """Send the executor's final hold."""
         self.executor_node.on_shutdown()
+
+
+def episode_real_time_factor(before: Dict[str, float], after: Dict[str, float]) -> float:
+    """Return simulated / wall seconds between two of the simulator's diagnostics (or NaN)."""
+    try:
+        wall = after['wall_seconds'] - before['wall_seconds']
+        simulated = after['sim_seconds'] - before['sim_seconds']
+    except KeyError:
+        return math.nan
+    return simulated / wall if wall > 0 else math.nan
