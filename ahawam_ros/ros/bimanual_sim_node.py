@@ -32,6 +32,7 @@ from ahawam_ros.sim.pacing import Pacer, RealTimeMeter
 from ahawam_ros.sim.renderer import BackgroundRenderer
 from ahawam_ros.srv import ResetEpisode
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock as ClockMsg
@@ -42,6 +43,10 @@ from trajectory_msgs.msg import JointTrajectory
 DIAGNOSTICS_TOPIC = '/diagnostics'
 DIAGNOSTICS_NAME = 'bimanual_sim'
 MAX_LAG_STEPS = 5  # late physics steps caught up back to back
+# After a reset, commands are followed only from the first one this close (rad, or normalised
+# gripper units) to the reset pose: commands of the previous episode still in flight (sent
+# before the executor saw the reset) would otherwise fling the arms across the scene.
+RESET_JUMP_GUARD = 0.5
 REAL_TIME_OK = 0.95  # measured / target real-time factor below which the status warns
 
 
@@ -65,6 +70,8 @@ class BimanualSimNode(Node):
         self.observation: Optional[Observation] = None
         self.last_reset: Optional[Observation] = None  # the observation of the last reset
         self._command = None  # newest valid (A,) command
+        self._guard_pose = None  # reset pose until a command near it arrives (RESET_JUMP_GUARD)
+        self.ignored_commands = 0  # far from the reset pose, right after a reset
         self._command_lock = threading.Lock()
         self._sim_time = 0.0  # seconds of simulated time since the node started
         self._reported = set()
@@ -141,6 +148,11 @@ class BimanualSimNode(Node):
 
     def _set_command(self, positions) -> None:
         with self._command_lock:
+            if self._guard_pose is not None:
+                if np.max(np.abs(positions - self._guard_pose)) > RESET_JUMP_GUARD:
+                    self.ignored_commands += 1
+                    return
+                self._guard_pose = None
             self._command = positions
 
     def _report_once(self, text: str) -> None:
@@ -191,6 +203,7 @@ class BimanualSimNode(Node):
         observation = self.sim.reset(seed)
         with self._command_lock:
             self._command = None  # commands of the previous episode must not leak into this one
+            self._guard_pose = observation.qpos.copy()
         # The episode marker first: subscribers refuse observations stamped before it.
         stamp = self.now()
         self._episode_pub.publish(Header(stamp=conv.to_time_msg(stamp),
@@ -260,7 +273,8 @@ class BimanualSimNode(Node):
             'frames_dropped': renderer.dropped if renderer is not None else 0,
             'render_ms_mean': (1e3 * renderer.render_seconds / rendered if rendered
                                else math.nan),
-            'wall_time_given_up_steps': pacer.given_up if pacer is not None else 0}
+            'wall_time_given_up_steps': pacer.given_up if pacer is not None else 0,
+            'commands_ignored_after_reset': self.ignored_commands}
 
     def _publish_diagnostics(self, pacer: Pacer) -> None:
         figures = self.timing(pacer)

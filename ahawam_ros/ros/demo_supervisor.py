@@ -95,6 +95,7 @@ class DemoSupervisor(Node):
         if getattr(options, 'policy', '') != EXPERT_POLICY:  # the checkpoint, from the params
             return cls(options, out, sim, WorldPlannerNode(), ActionExecutorNode())
         expert = select_policy(EXPERT_POLICY, expert=lambda: expert_for(sim.task))
+        expert.begin_episode(sim.seed)  # the episode the simulator starts with
         return cls(options, out, sim, WorldPlannerNode(policy=expert),
                    ActionExecutorNode(policy=expert), privileged_episode=expert.begin_episode)
 
@@ -211,13 +212,12 @@ class DemoSupervisor(Node):
 
     def _wait_for_end(self) -> Optional[Tuple[int, int]]:
         """Wait out the episode; return the (ticks, holds) counts at the first executed action."""
-        deadline, warm, held = self._started + self.options.episode_seconds, None, False
+        deadline, warm = self._started + self.options.episode_seconds, None
         while self.now() < deadline:
-            # The executor holds after each reset (its context is cleared); warm-up ends at
-            # its first executed action after that.
+            # Warm-up ends at the executor's first executed action of this episode.
             command = self.executor_node.last_command
-            held = held or (command is not None and command.is_hold)
-            if warm is None and held and not command.is_hold:
+            if (warm is None and command is not None and not command.is_hold
+                    and command.stamp >= self._started):
                 warm = self._tick_counts()
             with self._lock:
                 since = self._success_since
