@@ -58,8 +58,8 @@ class DemoSupervisor(Node):
 
     def __init__(self, options, out: Path, sim: BimanualSimConfig, planner: WorldPlannerNode,
                  executor: ActionExecutorNode,
-                 privileged_episode: Optional[Callable[[int], None]] = None):
-        super().__init__('demo_supervisor')
+                 privileged_episode: Optional[Callable[[int], None]] = None, **node_kwargs):
+        super().__init__('demo_supervisor', **node_kwargs)
         # Evaluation only: told each episode's seed before the reset (the expert policy).
         self.privileged_episode = privileged_episode
         self._sim_timing: Dict[str, float] = {}  # newest figures of the simulator's diagnostics
@@ -90,14 +90,17 @@ class DemoSupervisor(Node):
         self._running = False
 
     @classmethod
-    def with_system(cls, options, out: Path, sim: BimanualSimConfig) -> 'DemoSupervisor':
+    def with_system(cls, options, out: Path, sim: BimanualSimConfig,
+                    **node_kwargs) -> 'DemoSupervisor':
         """Build planner and executor nodes (one shared policy) and the supervisor."""
         if getattr(options, 'policy', '') != EXPERT_POLICY:  # the checkpoint, from the params
-            return cls(options, out, sim, WorldPlannerNode(), ActionExecutorNode())
+            return cls(options, out, sim, WorldPlannerNode(**node_kwargs),
+                       ActionExecutorNode(**node_kwargs), **node_kwargs)
         expert = select_policy(EXPERT_POLICY, expert=lambda: expert_for(sim.task))
         expert.begin_episode(sim.seed)  # the episode the simulator starts with
-        return cls(options, out, sim, WorldPlannerNode(policy=expert),
-                   ActionExecutorNode(policy=expert), privileged_episode=expert.begin_episode)
+        return cls(options, out, sim, WorldPlannerNode(policy=expert, **node_kwargs),
+                   ActionExecutorNode(policy=expert, **node_kwargs),
+                   privileged_episode=expert.begin_episode, **node_kwargs)
 
     def now(self) -> float:
         """Return the node clock in seconds (simulated time with use_sim_time)."""
