@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.ros, pytest.mark.sim]
 
 @pytest.fixture
 def fake_checkpoint_context():
-    """An rclpy context whose nodes load the fake policy at the simulator's image size."""
+    """Yield an rclpy context whose nodes load the fake policy at the simulator image size."""
     context = Context()
     rclpy.init(context=context, args=['--ros-args', '-p', 'checkpoint:=fake',
                                       '-p', 'image_height:=120', '-p', 'image_width:=160'])

@@ -8,7 +8,7 @@ import uuid
 from ahawam_ros.robot import JOINT_NAMES
 from ahawam_ros.ros import conversions as conv
 from ahawam_ros.ros.bimanual_sim_node import (BimanualSimNode, DIAGNOSTICS_NAME,
-                                               DIAGNOSTICS_TOPIC, RESET_JUMP_GUARD)
+                                              DIAGNOSTICS_TOPIC, RESET_JUMP_GUARD)
 from ahawam_ros.ros.image_conversion import ImageConverter
 from ahawam_ros.ros.qos import CAMERA_QOS
 from ahawam_ros.srv import ResetEpisode
