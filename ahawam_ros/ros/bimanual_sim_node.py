@@ -42,7 +42,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 DIAGNOSTICS_TOPIC = '/diagnostics'
 DIAGNOSTICS_NAME = 'bimanual_sim'
-MAX_LAG_STEPS = 5  # late physics steps caught up back to back
+MAX_LAG_STEPS = 10  # late physics steps caught up back to back (0.2 s at 50 Hz)
 # After a reset, commands are followed only from the first one this close (rad, or normalised
 # gripper units) to the reset pose: commands of the previous episode still in flight (sent
 # before the executor saw the reset) would otherwise fling the arms across the scene.
@@ -274,7 +274,10 @@ class BimanualSimNode(Node):
             'render_ms_mean': (1e3 * renderer.render_seconds / rendered if rendered
                                else math.nan),
             'wall_time_given_up_steps': pacer.given_up if pacer is not None else 0,
-            'commands_ignored_after_reset': self.ignored_commands}
+            'commands_ignored_after_reset': self.ignored_commands,
+            'render_thread_nice': (renderer.niceness if renderer is not None
+                                   and renderer.niceness is not None else 'unchanged: '
+                                   + (renderer.nice_refused if renderer is not None else ''))}
 
     def _publish_diagnostics(self, pacer: Pacer) -> None:
         figures = self.timing(pacer)
