@@ -63,6 +63,7 @@ class DemoSupervisor(Node):
         # Evaluation only: told each episode's seed before the reset (the expert policy).
         self.privileged_episode = privileged_episode
         self._sim_timing: Dict[str, float] = {}  # newest figures of the simulator's diagnostics
+        self._timing_start: Dict[str, float] = {}  # the figures at the episode's start
         self.options, self.out = options, out
         self.sim_config, self.planner_node, self.executor_node = sim, planner, executor
         self.nodes = [planner, executor, self]
@@ -177,7 +178,7 @@ class DemoSupervisor(Node):
             shutil.rmtree(bag)
         self.recorder.start(bag)
         holds_before = self.executor_node.core.holds.total()
-        timing_before = self.sim_timing()
+        self._timing_start = self.sim_timing()  # empty until the simulator's first report
         with self._lock:
             self._reward, self._max_reward, self._success_since, self._commands = 0, 0, None, 0
             if self.options.video:
@@ -198,7 +199,8 @@ class DemoSupervisor(Node):
                                    None if video_path is None else str(video_path))
         if warm is not None:
             result.warm_ticks, result.warm_holds = ticks - warm[0], holds - warm[1]
-        result.real_time_factor = episode_real_time_factor(timing_before, self.sim_timing())
+        result.real_time_factor = episode_real_time_factor(self._timing_start,
+                                                           self.sim_timing())
         if video is not None:
             video.release()
         return result
@@ -222,6 +224,8 @@ class DemoSupervisor(Node):
             if (warm is None and command is not None and not command.is_hold
                     and command.stamp >= self._started):
                 warm = self._tick_counts()
+            if not self._timing_start:  # the first episode may start before the first report
+                self._timing_start = self.sim_timing()
             with self._lock:
                 since = self._success_since
             if since is not None and self.now() - since >= SETTLE_AFTER_SUCCESS:
