@@ -274,10 +274,7 @@ class BimanualSimNode(Node):
             'render_ms_mean': (1e3 * renderer.render_seconds / rendered if rendered
                                else math.nan),
             'wall_time_given_up_steps': pacer.given_up if pacer is not None else 0,
-            'commands_ignored_after_reset': self.ignored_commands,
-            'render_thread_nice': (renderer.niceness if renderer is not None
-                                   and renderer.niceness is not None else 'unchanged: '
-                                   + (renderer.nice_refused if renderer is not None else ''))}
+            'commands_ignored_after_reset': self.ignored_commands}
 
     def _publish_diagnostics(self, pacer: Pacer) -> None:
         figures = self.timing(pacer)

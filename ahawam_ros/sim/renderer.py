@@ -8,7 +8,6 @@ framebuffer and reading it back once is about 20 % cheaper than V separate rende
 `ahawam_ros.sim` package sets it.
 """
 
-import os
 import threading
 import time
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
@@ -16,8 +15,6 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 import mujoco
 from mujoco import gl_context
 import numpy as np
-
-RENDER_NICE = 5  # the render thread yields to physics and inference on a loaded CPU
 
 
 class TiledRenderer:
@@ -105,9 +102,9 @@ class BackgroundRenderer:
     thread owns the GL context, poses its own copy of the scene and hands each frame to
     `on_frame`. When a render is still running, a newer submission replaces the waiting one
     (counted in `dropped`): frames come as fast as the CPU allows, never late and queued.
-    MuJoCo's render calls release the GIL, so the two threads do run in parallel. The thread
-    lowers its own scheduling priority (`nice`, Linux per-thread; `niceness` says what was
-    applied, `nice_refused` why not): on a loaded CPU, physics and the policy go first.
+    MuJoCo's render calls release the GIL, so the two threads do run in parallel. (Lowering
+    this thread's priority was tried and undone: on a loaded machine, nice +5 starved it to
+    frames over 1 s old, and the nodes then hold for stale cameras.)
 
     Parameters
     ----------
@@ -120,14 +117,11 @@ class BackgroundRenderer:
     on_frame : callable
         `on_frame(images, tag)` with camera -> uint8 (H, W, 3) and the submission's tag,
         called in this thread.
-    nice : int
-        Niceness increment of this thread (0: leave it).
 
     """
 
     def __init__(self, model: mujoco.MjModel, cameras: Sequence[str], height: int, width: int,
-                 on_frame: Callable[[Dict[str, np.ndarray], Any], None],
-                 nice: int = RENDER_NICE) -> None:
+                 on_frame: Callable[[Dict[str, np.ndarray], Any], None]) -> None:
         """Start the thread; it creates the renderer (and its GL context) before returning."""
         self._model = model
         self._on_frame = on_frame
@@ -140,9 +134,6 @@ class BackgroundRenderer:
         self.render_seconds = 0.0  # summed over `rendered` frames
         self.failures = 0
         self.last_failure = ''
-        self._nice = nice
-        self.niceness: Optional[int] = None
-        self.nice_refused = ''
         self._error: Optional[BaseException] = None
         ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name='sim-render', daemon=True,
@@ -174,19 +165,7 @@ class BackgroundRenderer:
             raise RuntimeError(f'render failed: {reply["error"]}')
         return reply['images']
 
-    def _lower_priority(self) -> None:
-        if not self._nice:
-            return
-        try:  # Linux: a thread id is a process id for setpriority
-            thread = threading.get_native_id()
-            os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread)
-                           + self._nice)
-            self.niceness = os.getpriority(os.PRIO_PROCESS, thread)
-        except (AttributeError, OSError) as error:
-            self.nice_refused = f'{type(error).__name__}: {error}'
-
     def _run(self, cameras, height, width, ready: threading.Event) -> None:
-        self._lower_priority()
         try:
             renderer = TiledRenderer(self._model, cameras, height, width)
         except Exception as error:  # noqa: B902 - reported by the constructor
