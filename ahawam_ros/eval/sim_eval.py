@@ -42,9 +42,9 @@ from ahawam_ros.eval.sim_policy import (DEMO_HW, load_eval_policy, PolicyViews,
                                         sim_config_for)
 from ahawam_ros.eval.sim_record import EpisodeRecorder, write_bag, write_video
 from ahawam_ros.robot import CONTROL_RATE_HZ
-from ahawam_ros.runtime.orchestrator import warm_up
 from ahawam_ros.runtime.loading import (CHECKPOINT_POLICY, EXPERT_POLICY, POLICY_KINDS,
                                         select_policy)
+from ahawam_ros.runtime.orchestrator import warm_up
 from ahawam_ros.runtime.policy_api import ChunkPolicy
 from ahawam_ros.sim.aloha_env import AlohaSim
 from ahawam_ros.sim.expert_policy import expert_for, PrivilegedSim
