@@ -10,7 +10,6 @@ chunk worker (the optional built-in thread, or the caller's own callback group) 
 never waits for inference. The same object serves the ROS node, the bag evaluator and tests.
 """
 
-from dataclasses import dataclass, field
 import logging
 import math
 import threading
@@ -18,13 +17,14 @@ import time
 from typing import Callable, Dict, NamedTuple, Optional, Tuple
 
 from ahawam_ros.runtime.chunk_scheduler import ACCEPTED, ActionChunk, ChunkScheduler
-from ahawam_ros.runtime.chunk_scheduler import SchedulerConfig
 from ahawam_ros.runtime.context_slot import ContextSlot, resolve
+from ahawam_ros.runtime.executor_config import ChunkOutcome, Command  # noqa: F401
+from ahawam_ros.runtime.executor_config import ExecutorConfig  # re-exported: the core's API
 from ahawam_ros.runtime.policy_api import ChunkPolicy, step_at
-from ahawam_ros.runtime.safety import HoldReason, SafetyConfig, SafetyFilter
-from ahawam_ros.runtime.stamps import stamp_age, StampConfig, StampGuard
+from ahawam_ros.runtime.safety import HoldReason, SafetyFilter
+from ahawam_ros.runtime.stamps import stamp_age, StampGuard
 from ahawam_ros.runtime.stats import ReasonCounter, RollingStats
-from ahawam_ros.runtime.update_timing import LATENCY, SCHEDULES, UpdateTiming
+from ahawam_ros.runtime.update_timing import UpdateTiming
 from ahawam_ros.runtime.worker import WakeableWorker
 import numpy as np
 
@@ -34,115 +34,6 @@ JOINT_SOURCE, IMAGE_SOURCE, CONTEXT_SOURCE = 'joint_states', 'images', 'world_co
 # holds that a silent camera explains: no new context or chunk is computed without frames
 _CAMERA_CAUSED = {HoldReason.NO_CONTEXT.value, HoldReason.STALE_CONTEXT.value,
                   HoldReason.NO_CHUNK.value}
-
-
-@dataclass(frozen=True)
-class ExecutorConfig:
-    """
-    Executor settings; validated on construction.
-
-    Attributes
-    ----------
-    safety : SafetyConfig
-        Joint limits, max step, max context and joint-state ages.
-    scheduler : SchedulerConfig
-        Seam blending.
-    max_image_age : float
-        Frames older than this (s) are not used to compute a chunk.
-    schedule : str
-        When the next update starts (`update_timing`): 'latency' (default) when the actions
-        left in the plan fall to the predicted update latency plus `lead_margin_steps`;
-        'spacing' as soon as `execute_steps` allows.
-    execute_steps : int
-        Minimum spacing, both schedules: compute a chunk only from a joint state at least this
-        many control steps newer than the newest chunk's step 0 (the paper executes 4 of 16
-        actions, then asks again); 0: no minimum ('spacing' then recomputes whenever an input
-        changed).
-    lead_percentile : float
-        Percentile, in (0, 100], of the recent update latencies that predicts the next one.
-    lead_margin_steps : int
-        Control steps added to the predicted latency.
-    worker_poll : float
-        Longest real-time wait (s) of the worker between checks when no input arrives.
-    stats_window : int
-        Samples kept for latency percentiles.
-    stamps : StampConfig
-        How far ahead of the clock an input's stamp may lie, and what counts as unset.
-
-    """
-
-    safety: SafetyConfig
-    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
-    max_image_age: float = 0.5
-    schedule: str = LATENCY
-    execute_steps: int = 0
-    lead_percentile: float = 90.0
-    lead_margin_steps: int = 2
-    worker_poll: float = 0.02
-    stats_window: int = 200
-    stamps: StampConfig = field(default_factory=StampConfig)
-
-    def __post_init__(self):
-        for name in ('max_image_age', 'worker_poll'):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0.0):
-                raise ValueError(f'{name} must be a finite number > 0, got {value}')
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f'schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}')
-        for name in ('execute_steps', 'lead_margin_steps'):
-            if getattr(self, name) < 0:
-                raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}')
-        if not (math.isfinite(self.lead_percentile) and 0.0 < self.lead_percentile <= 100.0):
-            raise ValueError(f'lead_percentile must be in (0, 100], got {self.lead_percentile}')
-        if self.stats_window < 1:
-            raise ValueError(f'stats_window must be >= 1, got {self.stats_window}')
-
-
-@dataclass(frozen=True)
-class Command:
-    """
-    One joint command for the command timer; always safe to send.
-
-    Attributes
-    ----------
-    positions : np.ndarray or None
-        float64 (A,) joint targets. None only before the first fresh joint state (send
-        nothing then).
-    is_hold : bool
-        True when holding (first command, stale inputs, no chunk, rejected action).
-    reason : str
-        A `HoldReason` value; 'ok' when executing.
-    context_seq : int
-        Sequence number of the context behind the action (-1 if none).
-    context_age : float
-        Seconds since that context's observation (NaN if none).
-    stamp : float
-        Time (s) the command is for.
-    clipped, rate_limited : bool
-        The action hit the joint limits / the max-step clamp.
-    detail : str
-        What a hold is waiting for, when known (the silent camera's topic and age).
-
-    """
-
-    positions: Optional[np.ndarray]
-    is_hold: bool
-    reason: str
-    context_seq: int
-    context_age: float
-    stamp: float
-    clipped: bool = False
-    rate_limited: bool = False
-    detail: str = ''
-
-
-class ChunkOutcome(NamedTuple):
-    """Result of one `compute_chunk` call: 'accepted', or why it was skipped or dropped."""
-
-    status: str
-    latency: float  # wall-clock seconds of policy.predict_chunk, NaN if not called
-    context_seq: int
-    chunk: Optional[ActionChunk] = None  # the chunk handed to the scheduler, when accepted
 
 
 class _Observation(NamedTuple):

@@ -1,0 +1,124 @@
+"""
+The executor's settings and results: `ExecutorConfig`, the `Command` of each tick, `ChunkOutcome`.
+
+Split from `executor_core.py` (which re-exports them) so that the core reads as its behaviour.
+"""
+
+from dataclasses import dataclass, field
+import math
+from typing import NamedTuple, Optional
+
+from ahawam_ros.runtime.chunk_scheduler import ActionChunk, SchedulerConfig
+from ahawam_ros.runtime.safety import SafetyConfig
+from ahawam_ros.runtime.stamps import StampConfig
+from ahawam_ros.runtime.update_timing import LATENCY, SCHEDULES
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """
+    Executor settings; validated on construction.
+
+    Attributes
+    ----------
+    safety : SafetyConfig
+        Joint limits, max step, max context and joint-state ages.
+    scheduler : SchedulerConfig
+        Seam blending.
+    max_image_age : float
+        Frames older than this (s) are not used to compute a chunk.
+    schedule : str
+        When the next update starts (`update_timing`): 'latency' (default) when the actions
+        left in the plan fall to the predicted update latency plus `lead_margin_steps`;
+        'spacing' as soon as `execute_steps` allows.
+    execute_steps : int
+        Minimum spacing, both schedules: compute a chunk only from a joint state at least this
+        many control steps newer than the newest chunk's step 0 (the paper executes 4 of 16
+        actions, then asks again); 0: no minimum ('spacing' then recomputes whenever an input
+        changed).
+    lead_percentile : float
+        Percentile, in (0, 100], of the recent update latencies that predicts the next one.
+    lead_margin_steps : int
+        Control steps added to the predicted latency.
+    worker_poll : float
+        Longest real-time wait (s) of the worker between checks when no input arrives.
+    stats_window : int
+        Samples kept for latency percentiles.
+    stamps : StampConfig
+        How far ahead of the clock an input's stamp may lie, and what counts as unset.
+
+    """
+
+    safety: SafetyConfig
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    max_image_age: float = 0.5
+    schedule: str = LATENCY
+    execute_steps: int = 0
+    lead_percentile: float = 90.0
+    lead_margin_steps: int = 2
+    worker_poll: float = 0.02
+    stats_window: int = 200
+    stamps: StampConfig = field(default_factory=StampConfig)
+
+    def __post_init__(self):
+        for name in ('max_image_age', 'worker_poll'):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0.0):
+                raise ValueError(f'{name} must be a finite number > 0, got {value}')
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f'schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}')
+        for name in ('execute_steps', 'lead_margin_steps'):
+            if getattr(self, name) < 0:
+                raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}')
+        if not (math.isfinite(self.lead_percentile) and 0.0 < self.lead_percentile <= 100.0):
+            raise ValueError(f'lead_percentile must be in (0, 100], got {self.lead_percentile}')
+        if self.stats_window < 1:
+            raise ValueError(f'stats_window must be >= 1, got {self.stats_window}')
+
+
+@dataclass(frozen=True)
+class Command:
+    """
+    One joint command for the command timer; always safe to send.
+
+    Attributes
+    ----------
+    positions : np.ndarray or None
+        float64 (A,) joint targets. None only before the first fresh joint state (send
+        nothing then).
+    is_hold : bool
+        True when holding (first command, stale inputs, no chunk, rejected action).
+    reason : str
+        A `HoldReason` value; 'ok' when executing.
+    context_seq : int
+        Sequence number of the context behind the action (-1 if none).
+    context_age : float
+        Seconds since that context's observation (NaN if none).
+    stamp : float
+        Time (s) the command is for.
+    clipped, rate_limited : bool
+        The action hit the joint limits / the max-step clamp.
+    detail : str
+        What a hold is waiting for, when known (the silent camera's topic and age).
+
+    """
+
+    positions: Optional[np.ndarray]
+    is_hold: bool
+    reason: str
+    context_seq: int
+    context_age: float
+    stamp: float
+    clipped: bool = False
+    rate_limited: bool = False
+    detail: str = ''
+
+
+class ChunkOutcome(NamedTuple):
+    """Result of one `compute_chunk` call: 'accepted', or why it was skipped or dropped."""
+
+    status: str
+    latency: float  # wall-clock seconds of policy.predict_chunk, NaN if not called
+    context_seq: int
+    chunk: Optional[ActionChunk] = None  # the chunk handed to the scheduler, when accepted
