@@ -130,6 +130,10 @@ class AhaWamPolicy:
             self._memory.reset()
             self._version = 0
 
+    def reseed(self, seed: int) -> None:
+        """Restart the executor's starting noise from `seed` (evaluations compare chunks)."""
+        self._generator.manual_seed(int(seed))
+
     @property
     def memory_size(self) -> int:
         """Return how many refreshes the rolling memory holds (at most N)."""
