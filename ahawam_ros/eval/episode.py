@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import math
 from typing import Any, Dict, List, Optional, Tuple
 
+from ahawam_ros.eval.grasp import FirstGrasp
 from ahawam_ros.eval.sim_modes import ASYNC, MODES
 from ahawam_ros.robot import ACTION_DIM
 from ahawam_ros.runtime.chunk_scheduler import ACCEPTED, SchedulerConfig
@@ -133,6 +134,8 @@ class EpisodeResult:
         Simulated seconds per wall second (realtime; NaN when replayed).
     late_steps : int
         Control steps that started after their deadline (realtime).
+    grasp : FirstGrasp
+        Each arm's first grasp attempt and the fingertip-to-cube distance then (`eval.grasp`).
 
     """
 
@@ -154,6 +157,7 @@ class EpisodeResult:
     timing: str = REPLAYED
     real_time_factor: float = math.nan
     late_steps: int = 0
+    grasp: FirstGrasp = field(default_factory=FirstGrasp)
 
     def summary(self, period: float) -> Dict[str, Any]:
         """Return JSON-ready per-episode figures (rates per simulated second)."""
@@ -170,7 +174,7 @@ class EpisodeResult:
                 'stale_actions_per_chunk': (self.stale_actions / self.stale_chunks
                                             if self.stale_chunks else math.nan),
                 'timing': self.timing, 'real_time_factor': self.real_time_factor,
-                'late_steps': self.late_steps}
+                'late_steps': self.late_steps, **self.grasp.summary()}
 
 
 def apply_command(env: Any, observation: Any, command, index: int, result: EpisodeResult,
@@ -179,6 +183,7 @@ def apply_command(env: Any, observation: Any, command, index: int, result: Episo
     positions = observation.qpos if command.positions is None else command.positions
     if recorder is not None:
         recorder.add(observation, positions)
+    result.grasp.update(index, positions, observation, env)  # the state the command meets
     _count(result, command, index)
     observation = env.step(positions)
     result.steps = index + 1

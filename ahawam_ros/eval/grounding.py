@@ -1,7 +1,7 @@
 """
 `ahawam eval-grounding`: does the policy's chunk depend on where the cube is?
 
-    ahawam eval-grounding --checkpoint CKPT [--seeds 100] [--first-seed 1000] [--step 60]
+    ahawam eval-grounding --checkpoint CKPT [--seeds 100] [--first-seed 1000] [--step 0]
                           [--out DIR]
 
 Shapes: N seeds, V cameras, H x W pixels, K chunk length, A action dim.
@@ -16,11 +16,17 @@ cube position (privileged, read from the simulator: evaluation only, never a pol
 
 Figures (`metrics.json` and a table):
 - R^2 of the cube's x / y from a flattened chunk, held-out (ridge, k-fold, `probe`): the
-  policy's, the expert's (the ceiling) and, for scale, from the joint state alone: at S > 0 the
-  arms already point at the cube, so a policy copying its proprio could score that much.
+  policy's, the expert's (the ceiling) and, for scale, from the joint state alone. At S = 0
+  (the default) every seed starts from the same pose, so the joint state carries nothing and
+  whatever the chunk carries of the cube it has from the cameras; the expert's chunk, tiny as
+  its motion is there, still determines the cube (R^2 about 1). At a mid-approach step the
+  arms already point at the cube: the joint state alone scores R^2 about 0.98 at S = 60, so a
+  policy copying its proprio would pass there; read the swaps beside it.
 - Sensitivity: mean |change| of the chunk (rad, arm joints) when one input is swapped for the
   previous seed's: the planner context, the latest frame (the OVCR input), the proprio; beside
-  the change from the sampling noise alone and the chunks' spread across seeds.
+  the change from the sampling noise alone and the chunks' spread across seeds. At S = 0 every
+  seed has the same joint state, so the proprio swap changes nothing by construction: read
+  the swaps at a mid-approach step (`--step 60`).
 """
 
 import argparse
@@ -41,9 +47,7 @@ from ahawam_ros.sim.scripted_expert import ScriptedExpert
 from ahawam_ros.sim.tasks import TASKS
 import numpy as np
 
-# Mid-approach: the expert's right tool point is 3/4 of the way to its pre-grasp pose (step 90)
-# and moves fast; at step 0 it barely moves, so even its own chunk carries little of the cube.
-DEFAULT_STEP = 60
+DEFAULT_STEP = 0  # the reset: identical joint states, only the cameras see the cube
 REFRESH_STEPS = round(CONTROL_RATE_HZ / 3.0)  # the planner's 3 Hz refresh (config/bimanual.yaml)
 METRICS_FILE = 'metrics.json'
 DATA_FILE = 'grounding_data.npz'

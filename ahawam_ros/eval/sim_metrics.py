@@ -72,15 +72,15 @@ def summarize_mode(episodes: Sequence[Mapping[str, float]], plan_latencies: Sequ
     ----------
     episodes : sequence of mapping
         Per episode: 'success' (bool), 'max_reward', 'command_rate_hz', 'chunk_rate_hz',
-        'hold_fraction'.
+        'hold_fraction'; optionally 'first_grasp_distance_m' (NaN or None: no attempt).
     plan_latencies, update_latencies, context_ages : sequence of float
         Seconds, pooled over the episodes.
 
     Returns
     -------
     dict
-        Success count, rate and its Wilson interval, means of the per-episode rates and
-        latency / context-age percentiles (ms).
+        Success count, rate and its Wilson interval, means of the per-episode rates,
+        latency / context-age percentiles (ms) and the first grasp attempts' distances.
 
     """
     count = len(episodes)
@@ -99,7 +99,18 @@ def summarize_mode(episodes: Sequence[Mapping[str, float]], plan_latencies: Sequ
             'hold_fraction': mean('hold_fraction'),
             'plan_latency_ms': latency_summary(plan_latencies),
             'update_latency_ms': latency_summary(update_latencies),
-            'context_age_ms': latency_summary(context_ages)}
+            'context_age_ms': latency_summary(context_ages),
+            'first_grasp_distance_m': grasp_summary(episodes)}
+
+
+def grasp_summary(episodes: Sequence[Mapping[str, Any]]) -> Dict[str, float]:
+    """Return the median / mean fingertip-to-cube distance (m) at first grasp attempts."""
+    values = [e.get('first_grasp_distance_m') for e in episodes]
+    values = [float(v) for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return {'median': math.nan, 'mean': math.nan, 'count': 0}
+    return {'median': float(np.median(values)), 'mean': float(np.mean(values)),
+            'count': len(values)}
 
 
 def _ms(summary: Mapping[str, float]) -> str:
@@ -108,14 +119,21 @@ def _ms(summary: Mapping[str, float]) -> str:
     return f'{summary["p50"]:.0f}/{summary["p95"]:.0f}'
 
 
+def _grasp_cm(row: Mapping[str, Any]) -> str:
+    grasp = row.get('first_grasp_distance_m') or {'count': 0}
+    return f'{100.0 * grasp["median"]:.1f}' if grasp['count'] else '-'
+
+
 def format_table(modes: Mapping[str, Mapping[str, object]]) -> str:
     """
     Return one text table comparing modes (rows) on the figures of `summarize_mode`.
 
-    Latency columns read 'p50/p95' in milliseconds.
+    Latency columns read 'p50/p95' in milliseconds; 'grasp cm' is the median fingertip-to-cube
+    distance at the first grasp attempts ('-': no attempt).
     """
     header = (f'{"mode":<12}{"success":>9}{"rate [68% CI]":>20}{"max rew":>9}{"cmd Hz":>8}'
-              f'{"chunk Hz":>9}{"holds":>7}{"plan ms":>10}{"update ms":>11}{"ctx age ms":>12}')
+              f'{"chunk Hz":>9}{"holds":>7}{"plan ms":>10}{"update ms":>11}{"ctx age ms":>12}'
+              f'{"grasp cm":>10}')
     lines: List[str] = [header, '-' * len(header)]
     for name, row in modes.items():
         low, high = row['success_interval_68']
@@ -125,7 +143,7 @@ def format_table(modes: Mapping[str, Mapping[str, object]]) -> str:
             f'{row["mean_max_reward"]:>9.2f}{row["command_rate_hz"]:>8.1f}'
             f'{row["chunk_rate_hz"]:>9.1f}{row["hold_fraction"]:>7.2f}'
             f'{_ms(row["plan_latency_ms"]):>10}{_ms(row["update_latency_ms"]):>11}'
-            f'{_ms(row["context_age_ms"]):>12}')
+            f'{_ms(row["context_age_ms"]):>12}{_grasp_cm(row):>10}')
     return '\n'.join(lines)
 
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.sim
 EPISODES, STEPS = 2, 30
 MODE_KEYS = {'episodes', 'successes', 'success_rate', 'success_interval_68', 'mean_max_reward',
              'command_rate_hz', 'chunk_rate_hz', 'hold_fraction', 'plan_latency_ms',
-             'update_latency_ms', 'context_age_ms', 'episode_results'}
+             'update_latency_ms', 'context_age_ms', 'episode_results', 'first_grasp_distance_m'}
 
 
 @pytest.fixture(scope='module')
@@ -58,6 +58,7 @@ def test_report_has_every_mode_with_the_expected_figures(evaluation):
         assert 0.0 <= low <= row['success_rate'] <= high <= 1.0
         assert [e['seed'] for e in row['episode_results']] == [5, 6]  # same seeds per mode
         assert all(e['steps'] == STEPS for e in row['episode_results'])
+        assert all(e['first_grasp_step'] < STEPS for e in row['episode_results'])
         assert 0.0 < row['command_rate_hz'] <= 50.0
         assert row['update_latency_ms']['count'] > 0
         assert np.isfinite(row['update_latency_ms']['p50'])

@@ -1,0 +1,92 @@
+"""
+The first grasp attempt of an episode and how far the gripper was from the object then.
+
+A grasp attempt is a control step whose gripper command falls below `CLOSING` (normalised
+opening: 0 closed, 1 open) after the previous command of that gripper was at or above it; the
+grippers start nearly closed, so an attempt needs an opening first. The distance is taken
+from the simulator's state at that step: the midpoint of the gripper's two fingertips to the
+centre of the task's first object (the cube), in metres. It tells a policy that closes on air
+beside the cube (cube-blind, a few cm off) from one that closes on it (the scripted expert:
+1.7 cm, its tips beside the cube's centre).
+"""
+
+import math
+from typing import Any, Dict, Optional
+
+from ahawam_ros.robot import ARMS, JOINT_NAMES
+import numpy as np
+
+CLOSING = 0.5  # normalised opening below which a command closes the gripper
+GRIPPERS = tuple(JOINT_NAMES.index(f'{arm}_gripper') for arm in ARMS)  # command columns
+_FINGER_GEOMS = ('vx300s_{arm}/10_left_gripper_finger', 'vx300s_{arm}/10_right_gripper_finger')
+
+
+def fingertip_midpoint(model: Any, data: Any, arm: str) -> np.ndarray:
+    """
+    Return the (3,) world position midway between the fingertips of `arm` (m).
+
+    A fingertip is the end of the finger pad's bounding box along its longest axis, on the
+    side away from the gripper body: the pads' centres sit about 5 cm above the tips.
+    """
+    import mujoco
+    ids = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, name.format(arm=arm))
+           for name in _FINGER_GEOMS]
+    if min(ids) < 0:
+        raise ValueError(f'the scene has no finger pads of the {arm} arm')
+    tips = []
+    for index in ids:
+        rotation = data.geom_xmat[index].reshape(3, 3)  # geom frame -> world
+        centre = data.geom_xpos[index] + rotation @ model.geom_aabb[index][:3]
+        axis = int(np.argmax(model.geom_aabb[index][3:]))  # the finger's length
+        reach = rotation[:, axis] * model.geom_aabb[index][3 + axis]  # (3,) centre -> end
+        palm = data.xpos[model.geom_bodyid[index]]  # the finger link's origin, at the palm
+        sign = 1.0 if np.dot(reach, centre - palm) >= 0.0 else -1.0
+        tips.append(centre + sign * reach)
+    return np.mean(tips, axis=0)
+
+
+class FirstGrasp:
+    """
+    Watches an episode's commands for the first grasp attempt; measures it when it happens.
+
+    Call `update` once per control step with the command sent at the observation of that
+    step, before the simulator steps; read `summary()` at the end.
+    """
+
+    def __init__(self, closing: float = CLOSING):
+        self.closing = closing
+        self.previous: Optional[np.ndarray] = None  # (2,) last gripper commands
+        self.step, self.arm, self.distance = -1, '', math.nan
+
+    def update(self, index: int, command: np.ndarray, observation: Any, env: Any) -> None:
+        """
+        Check step `index`'s (A,) command; at the first attempt, measure from `env`'s state.
+
+        `env` needs MuJoCo `model` and `data` and the observation an `object_pose`; without
+        them the attempt is still found and its distance stays NaN.
+        """
+        grippers = np.asarray(command, dtype=np.float64)[list(GRIPPERS)]  # (2,)
+        previous, self.previous = self.previous, grippers
+        if self.step >= 0 or previous is None:
+            return
+        closing = (previous >= self.closing) & (grippers < self.closing)
+        if not closing.any():
+            return
+        self.step = index
+        distances = {arm: self._distance(arm, observation, env)
+                     for arm, closes in zip(ARMS, closing) if closes}
+        self.arm = min(distances, key=lambda arm: (math.isnan(distances[arm]), distances[arm]))
+        self.distance = distances[self.arm]
+
+    @staticmethod
+    def _distance(arm: str, observation: Any, env: Any) -> float:
+        pose = getattr(observation, 'object_pose', None)
+        model, data = getattr(env, 'model', None), getattr(env, 'data', None)
+        if pose is None or len(pose) < 3 or model is None or data is None:
+            return math.nan
+        return float(np.linalg.norm(fingertip_midpoint(model, data, arm) - np.asarray(pose[:3])))
+
+    def summary(self) -> Dict[str, Any]:
+        """Return the attempt's step (-1: none), arm ('' if none) and distance (m, NaN)."""
+        return {'first_grasp_step': self.step, 'first_grasp_arm': self.arm,
+                'first_grasp_distance_m': self.distance}

@@ -1,0 +1,132 @@
+"""`ahawam eval-grounding`: the expert's observation fed to a policy, chunks probed for the cube."""
+
+import contextlib
+import io
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip('gym_aloha', reason='the simulator (requirements/sim.txt) is not installed')
+
+from ahawam_ros import cli  # noqa: E402, I100
+from ahawam_ros.eval.grounding import (ExpertObserver, format_table, GroundingOptions,  # noqa
+                                       grounding_metrics, refresh_steps)
+from ahawam_ros.eval.probe import ridge_cv_r2  # noqa: E402
+from ahawam_ros.eval.sim_policy import PolicyViews  # noqa: E402
+from ahawam_ros.sim.aloha_env import SimConfig  # noqa: E402
+
+pytestmark = pytest.mark.sim
+SEEDS, STEP, DRAWS = 5, 20, 2
+
+
+@pytest.fixture(scope='module')
+def tiny_checkpoint(tmp_path_factory):
+    """Save an untrained tiny-preset checkpoint (seeded, heads de-zeroed: chunks vary)."""
+    import torch
+    from ahawam_ros.model.aha_wam import AhaWamModel
+    from ahawam_ros.model.checkpoint import save_checkpoint
+    from ahawam_ros.model.presets import get_preset
+    from ahawam_ros.model.testing import perturb_zero_inits
+    torch.manual_seed(0)
+    model = AhaWamModel(get_preset('tiny'))
+    perturb_zero_inits(model)
+    return str(save_checkpoint(tmp_path_factory.mktemp('ckpt') / 'tiny', model, step=0))
+
+
+@pytest.fixture(scope='module')
+def grounding(tiny_checkpoint, tmp_path_factory):
+    """Run eval-grounding on a few seeds at a mid-approach step; return report, data, text."""
+    out, printed = tmp_path_factory.mktemp('grounding'), io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = cli.main(['eval-grounding', '--checkpoint', tiny_checkpoint, '--seeds',
+                         str(SEEDS), '--first-seed', '1000', '--step', str(STEP), '--folds',
+                         '2', '--noise-draws', str(DRAWS), '--out', str(out)])
+    assert code == 0
+    report = json.loads((out / 'metrics.json').read_text())
+    return report, dict(np.load(out / 'grounding_data.npz')), printed.getvalue()
+
+
+def test_the_report_has_every_figure(grounding):
+    report, _, printed = grounding
+    metrics = report['metrics']
+    for source in ('policy', 'expert', 'proprio'):
+        assert set(metrics['r2_cube'][source]) == {'x', 'y', 'mean'}, source
+    changes = metrics['chunk_change_rad']
+    assert set(changes) == {'context_swapped', 'frame_swapped', 'proprio_swapped',
+                            'noise_only'}
+    assert all(np.isfinite(v) and v >= 0.0 for v in changes.values())
+    assert changes['noise_only'] > 0.0  # the tiny model's chunk depends on its noise
+    assert changes['proprio_swapped'] > 0.0  # mid-approach, the seeds' joint states differ
+    assert metrics['seed_spread_rad']['expert'] > 0.0
+    assert report['options']['step'] == STEP and report['options']['seeds'] == SEEDS
+    assert 'expert chunk (ceiling)' in printed and 'context swapped' in printed
+
+
+def test_the_arrays_hold_one_row_per_seed(grounding):
+    _, data, _ = grounding
+    assert list(data['seeds']) == list(range(1000, 1000 + SEEDS))
+    assert data['chunks'].shape == data['expert_chunks'].shape == (SEEDS, 16, 14)
+    assert data['proprio'].shape == (SEEDS, 14) and data['cube'].shape == (SEEDS, 3)
+    assert len(data['swap_context']) == SEEDS - 1 and len(data['noise']) == SEEDS * DRAWS
+    assert np.all(np.isfinite(data['chunks']))
+    assert len(np.unique(data['cube'][:, 0])) == SEEDS  # every seed places the cube anew
+    # The expert's chunk continues from where its arms are at S.
+    right_waist = 7
+    assert np.allclose(data['expert_chunks'][:, 0, right_waist], data['proprio'][:, right_waist],
+                       atol=0.05)
+
+
+def test_metrics_recompute_from_the_arrays(grounding):
+    report, data, _ = grounding
+    metrics = grounding_metrics(data, folds=2)
+    assert metrics['r2_cube']['expert'] == pytest.approx(report['metrics']['r2_cube']['expert'])
+    assert format_table(metrics).count('\n') == 10
+
+
+def test_same_noise_gives_the_same_chunk(tiny_checkpoint):
+    from ahawam_ros.eval.grounding import chunk
+    from ahawam_ros.eval.sim_policy import load_eval_policy
+    policy = load_eval_policy(tiny_checkpoint)
+    images = np.full((2, 16, 16, 3), 90, np.uint8)
+    proprio = np.zeros(14, np.float32)
+    context = policy.plan(images, 0)
+    first, other, again = (chunk(policy, images, proprio, context, 0, seed) for seed in (3, 4, 3))
+    assert np.array_equal(first, again) and not np.allclose(first, other)
+
+
+def test_the_expert_chunk_locates_the_cube_at_reset():
+    """The ceiling: at step 0 the expert's chunk determines the cube; the joint state cannot."""
+    config = SimConfig(cameras=('top',), image_height=16, image_width=16, episode_len=16)
+    observer = ExpertObserver(config, PolicyViews(('top',), None))
+    try:
+        inputs = [observer.observe(seed, 0, 16, refresh_steps(0, 17, 2))
+                  for seed in range(2000, 2012)]
+    finally:
+        observer.close()
+    chunks = np.stack([i.expert_chunk for i in inputs])  # (12, K, A)
+    cube = np.stack([i.cube for i in inputs])[:, :2]
+    assert np.all(ridge_cv_r2(chunks, cube, folds=4) > 0.8)
+    proprio = np.stack([i.proprio for i in inputs])
+    assert np.ptp(proprio, axis=0).max() < 1e-6  # every seed starts from the same pose
+    assert [step for step, _ in inputs[0].frames] == [0]
+
+
+def test_refresh_steps_end_at_the_step_and_fit_the_memory():
+    assert refresh_steps(60, 17, 6) == [9, 26, 43, 60]
+    assert refresh_steps(60, 17, 2) == [43, 60]
+    assert refresh_steps(0, 17, 6) == [0]
+
+
+@pytest.mark.parametrize('argv', [['--folds', '1'], ['--seeds', '3', '--folds', '2'],
+                                  ['--step', '-1'], ['--task', 'stacking']])
+def test_bad_options_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(['eval-grounding', '--checkpoint', 'random:tiny'] + argv)
+    assert exit_info.value.code == 2
+    assert 'eval-grounding' in capsys.readouterr().err
+
+
+def test_options_name_the_bad_field():
+    with pytest.raises(ValueError, match='refresh_steps'):
+        GroundingOptions('random:tiny', refresh_steps=0)
