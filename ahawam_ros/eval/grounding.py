@@ -1,5 +1,5 @@
 """
-`ahawam eval-grounding`: does the policy's chunk depend on where the cube is?
+`ahawam eval-grounding`: how much of the cube's position the policy's chunk carries.
 
     ahawam eval-grounding --checkpoint CKPT [--seeds 100] [--first-seed 1000] [--step 0]
                           [--out DIR]
@@ -316,7 +316,7 @@ def parse_options(argv: Optional[Sequence[str]]) -> GroundingOptions:
                         help='checkpoint directory or random:<preset> (untrained)')
     parser.add_argument('--seeds', type=int, default=100, help='held-out seeds (100)')
     parser.add_argument('--first-seed', type=int, default=1000,
-                        help='first seed (1000: far from the demonstrations\' 0..59)')
+                        help='first seed (1000: far from the demos, seeds 0..59)')
     parser.add_argument('--step', type=int, default=DEFAULT_STEP,
                         help=f'control step of the expert observation ({DEFAULT_STEP})')
     parser.add_argument('--out', default='outputs/eval_grounding')

@@ -1,7 +1,6 @@
 """The first grasp attempt of an episode and the fingertip-to-cube distance there."""
 
 import math
-from types import SimpleNamespace
 
 from ahawam_ros.eval.grasp import FirstGrasp
 from ahawam_ros.eval.sim_metrics import format_table, summarize_mode

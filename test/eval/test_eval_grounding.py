@@ -1,4 +1,4 @@
-"""`ahawam eval-grounding`: the expert's observation fed to a policy, chunks probed for the cube."""
+"""`ahawam eval-grounding`: the expert's observation fed to a policy, its chunk probed."""
 
 import contextlib
 import io
