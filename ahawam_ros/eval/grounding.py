@@ -16,12 +16,14 @@ cube position (privileged, read from the simulator: evaluation only, never a pol
 
 Figures (`metrics.json` and a table):
 - R^2 of the cube's x / y from a flattened chunk, held-out (ridge, k-fold, `probe`): the
-  policy's, the expert's (the ceiling) and, for scale, from the joint state alone. At S = 0
-  (the default) every seed starts from the same pose, so the joint state carries nothing and
-  whatever the chunk carries of the cube it has from the cameras; the expert's chunk, tiny as
-  its motion is there, still determines the cube (R^2 about 1). At a mid-approach step the
-  arms already point at the cube: the joint state alone scores R^2 about 0.98 at S = 60, so a
-  policy copying its proprio would pass there; read the swaps beside it.
+  policy's (and the policy's again with a noise of each seed's own, as closed loop draws it:
+  sampling noise can drown a dependence that is there), the expert's (the ceiling) and, for
+  scale, from the joint state alone. At S = 0 (the default) every seed starts from the same
+  pose, so the joint state carries nothing and whatever the chunk carries of the cube it has
+  from the cameras; the expert's chunk, tiny as its motion is there, still determines the cube
+  (R^2 about 1). At a mid-approach step the arms already point at the cube: the joint state
+  alone scores R^2 0.999 at S = 60 (100 seeds), so a policy copying its proprio passes there;
+  read the swaps beside it. R^2 is blind to scale: compare the spreads across seeds too.
 - Sensitivity: mean |change| of the chunk (rad, arm joints) when one input is swapped for the
   previous seed's: the planner context, the latest frame (the OVCR input), the proprio; beside
   the change from the sampling noise alone and the chunks' spread across seeds. At S = 0 every
@@ -54,6 +56,7 @@ DATA_FILE = 'grounding_data.npz'
 ARM_JOINTS = np.array([not name.endswith('gripper') for name in JOINT_NAMES])  # (A,) mask
 AXES = ('x', 'y')
 SWAPS = ('context', 'frame', 'proprio')
+FRESH_NOISE = 10_000  # + seed: a starting noise of each seed's own, as in closed loop
 
 
 @dataclass(frozen=True)
@@ -194,14 +197,15 @@ def collect(policy, observer: ExpertObserver, options: GroundingOptions) -> Dict
     Returns
     -------
     dict
-        'seeds' (N,), 'chunks' (N, K, A), 'expert_chunks' (N, K, A), 'proprio' (N, A),
+        'seeds' (N,), 'chunks' (N, K, A) from the same noise, 'fresh_chunks' (N, K, A) from a
+        noise of each seed's own, 'expert_chunks' (N, K, A), 'proprio' (N, A),
         'cube' (N, 3); 'swap_<input>' (N - 1,) and 'noise' (N * draws,) mean |changes| (rad).
 
     """
     memory = policy.model.config.planner.memory_size
     frame_steps = refresh_steps(options.step, options.refresh_steps, memory)
     record: Dict[str, list] = {key: [] for key in (
-        'seeds', 'chunks', 'expert_chunks', 'proprio', 'cube', 'noise',
+        'seeds', 'chunks', 'fresh_chunks', 'expert_chunks', 'proprio', 'cube', 'noise',
         *(f'swap_{name}' for name in SWAPS))}
     previous = None
     for index in range(options.seeds):
@@ -213,6 +217,8 @@ def collect(policy, observer: ExpertObserver, options: GroundingOptions) -> Dict
         for draw in range(1, options.noise_draws + 1):
             other = chunk(policy, inputs.latest, inputs.proprio, context, step, noise + draw)
             record['noise'].append(_arm_change(other, base))
+        record['fresh_chunks'].append(chunk(policy, inputs.latest, inputs.proprio, context,
+                                            step, noise + FRESH_NOISE + inputs.seed))
         if previous is not None:
             old, old_context = previous
             swapped = {'context': (inputs.latest, inputs.proprio, old_context),
@@ -250,6 +256,7 @@ def grounding_metrics(data: Dict[str, np.ndarray], folds: int) -> Dict[str, Any]
 
     return {
         'r2_cube': {'policy': _r2(data['chunks'], data['cube'], folds),
+                    'policy_fresh_noise': _r2(data['fresh_chunks'], data['cube'], folds),
                     'expert': _r2(data['expert_chunks'], data['cube'], folds),
                     'proprio': _r2(data['proprio'], data['cube'], folds)},
         'chunk_change_rad': {**{f'{name}_swapped': mean(data[f'swap_{name}'])
@@ -264,7 +271,8 @@ def grounding_metrics(data: Dict[str, np.ndarray], folds: int) -> Dict[str, Any]
 def format_table(metrics: Dict[str, Any]) -> str:
     """Return the figures as a small text table."""
     lines = [f'{"cube position from":<26}{"R^2 x":>8}{"R^2 y":>8}{"mean":>8}']
-    names = {'policy': 'policy chunk', 'expert': 'expert chunk (ceiling)',
+    names = {'policy': 'policy chunk', 'policy_fresh_noise': '  noise per seed',
+             'expert': 'expert chunk (ceiling)',
              'proprio': 'joint state alone'}
     for key, label in names.items():
         row = metrics['r2_cube'][key]

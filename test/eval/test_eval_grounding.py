@@ -50,7 +50,7 @@ def grounding(tiny_checkpoint, tmp_path_factory):
 def test_the_report_has_every_figure(grounding):
     report, _, printed = grounding
     metrics = report['metrics']
-    for source in ('policy', 'expert', 'proprio'):
+    for source in ('policy', 'policy_fresh_noise', 'expert', 'proprio'):
         assert set(metrics['r2_cube'][source]) == {'x', 'y', 'mean'}, source
     changes = metrics['chunk_change_rad']
     assert set(changes) == {'context_swapped', 'frame_swapped', 'proprio_swapped',
@@ -67,6 +67,8 @@ def test_the_arrays_hold_one_row_per_seed(grounding):
     _, data, _ = grounding
     assert list(data['seeds']) == list(range(1000, 1000 + SEEDS))
     assert data['chunks'].shape == data['expert_chunks'].shape == (SEEDS, 16, 14)
+    assert data['fresh_chunks'].shape == (SEEDS, 16, 14)
+    assert not np.allclose(data['fresh_chunks'], data['chunks'])
     assert data['proprio'].shape == (SEEDS, 14) and data['cube'].shape == (SEEDS, 3)
     assert len(data['swap_context']) == SEEDS - 1 and len(data['noise']) == SEEDS * DRAWS
     assert np.all(np.isfinite(data['chunks']))
@@ -81,7 +83,7 @@ def test_metrics_recompute_from_the_arrays(grounding):
     report, data, _ = grounding
     metrics = grounding_metrics(data, folds=2)
     assert metrics['r2_cube']['expert'] == pytest.approx(report['metrics']['r2_cube']['expert'])
-    assert format_table(metrics).count('\n') == 10
+    assert format_table(metrics).count('\n') == 11
 
 
 def test_same_noise_gives_the_same_chunk(tiny_checkpoint):
