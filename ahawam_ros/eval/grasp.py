@@ -5,7 +5,9 @@ A grasp attempt is a control step whose gripper command falls below `CLOSING` (n
 opening: 0 closed, 1 open) after the previous command of that gripper was at or above it; the
 grippers start nearly closed, so an attempt needs an opening first. The distance is taken
 from the simulator's state at that step: the midpoint of the gripper's two fingertips to the
-centre of the task's first object (the cube), in metres. It tells a policy that closes on air
+centre of the task's first object (the cube), in metres. Each arm's first attempt is measured
+and the episode's figure is the nearer of the two: a stray early closing of the arm that is
+not picking must not hide how close the picking arm came. It tells a policy that closes on air
 beside the cube (cube-blind, a few cm off) from one that closes on it (the scripted expert:
 1.7 cm, its tips beside the cube's centre).
 """
@@ -47,7 +49,7 @@ def fingertip_midpoint(model: Any, data: Any, arm: str) -> np.ndarray:
 
 class FirstGrasp:
     """
-    Watches an episode's commands for the first grasp attempt; measures it when it happens.
+    Watches an episode's commands for each arm's first grasp attempt; measures it then.
 
     Call `update` once per control step with the command sent at the observation of that
     step, before the simulator steps; read `summary()` at the end.
@@ -56,27 +58,25 @@ class FirstGrasp:
     def __init__(self, closing: float = CLOSING):
         self.closing = closing
         self.previous: Optional[np.ndarray] = None  # (2,) last gripper commands
-        self.step, self.arm, self.distance = -1, '', math.nan
+        self.steps = {arm: -1 for arm in ARMS}
+        self.distances = {arm: math.nan for arm in ARMS}
 
     def update(self, index: int, command: np.ndarray, observation: Any, env: Any) -> None:
         """
-        Check step `index`'s (A,) command; at the first attempt, measure from `env`'s state.
+        Check step `index`'s (A,) command; at an arm's first attempt, measure `env`'s state.
 
         `env` needs MuJoCo `model` and `data` and the observation an `object_pose`; without
         them the attempt is still found and its distance stays NaN.
         """
         grippers = np.asarray(command, dtype=np.float64)[list(GRIPPERS)]  # (2,)
         previous, self.previous = self.previous, grippers
-        if self.step >= 0 or previous is None:
+        if previous is None:
             return
         closing = (previous >= self.closing) & (grippers < self.closing)
-        if not closing.any():
-            return
-        self.step = index
-        distances = {arm: self._distance(arm, observation, env)
-                     for arm, closes in zip(ARMS, closing) if closes}
-        self.arm = min(distances, key=lambda arm: (math.isnan(distances[arm]), distances[arm]))
-        self.distance = distances[self.arm]
+        for arm, closes in zip(ARMS, closing):
+            if closes and self.steps[arm] < 0:
+                self.steps[arm] = index
+                self.distances[arm] = self._distance(arm, observation, env)
 
     @staticmethod
     def _distance(arm: str, observation: Any, env: Any) -> float:
@@ -87,6 +87,17 @@ class FirstGrasp:
         return float(np.linalg.norm(fingertip_midpoint(model, data, arm) - np.asarray(pose[:3])))
 
     def summary(self) -> Dict[str, Any]:
-        """Return the attempt's step (-1: none), arm ('' if none) and distance (m, NaN)."""
-        return {'first_grasp_step': self.step, 'first_grasp_arm': self.arm,
-                'first_grasp_distance_m': self.distance}
+        """
+        Return the nearer arm's first attempt: step (-1: none), arm ('' if none), distance (m).
+
+        'first_grasp_steps' holds every arm's first attempt step (-1: none).
+        """
+        attempted = [arm for arm in ARMS if self.steps[arm] >= 0]
+        def order(arm: str) -> tuple:  # measured first, nearest first, then earliest
+            distance = self.distances[arm]
+            return math.isnan(distance), 0.0 if math.isnan(distance) else distance, self.steps[arm]
+
+        arm = min(attempted, default='', key=order)
+        return {'first_grasp_step': self.steps.get(arm, -1), 'first_grasp_arm': arm,
+                'first_grasp_distance_m': self.distances.get(arm, math.nan),
+                'first_grasp_steps': dict(self.steps)}

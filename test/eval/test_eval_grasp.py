@@ -41,6 +41,13 @@ def test_a_gripper_that_never_opens_makes_no_attempt():
 def test_the_left_arm_counts_too():
     summary = _watch(_commands([0.1] * 4, left=[0.1, 1.0, 1.0, 0.0]))
     assert summary['first_grasp_step'] == 3 and summary['first_grasp_arm'] == 'left'
+    assert summary['first_grasp_steps'] == {'left': 3, 'right': -1}
+
+
+def test_without_distances_the_earlier_attempt_is_reported():
+    summary = _watch(_commands([0.1, 1.0, 1.0, 1.0, 0.0], left=[0.1, 1.0, 0.0, 0.0, 0.0]))
+    assert summary['first_grasp_steps'] == {'left': 2, 'right': 4}
+    assert summary['first_grasp_arm'] == 'left'
 
 
 def test_the_mode_summary_reports_the_median_distance():
@@ -91,3 +98,13 @@ def test_a_reach_aimed_beside_the_cube_measures_far(expert):
     commands = scripted.joint_commands(3)
     commands[:, RIGHT_WAIST] += 0.15  # about 7 cm sideways at the cube's distance
     assert _replay(sim, 3, commands)['first_grasp_distance_m'] > 0.04
+
+
+@pytest.mark.sim
+def test_a_stray_early_closing_of_the_other_arm_does_not_hide_the_pick(expert):
+    scripted, sim = expert
+    commands = scripted.joint_commands(3)
+    commands[20:30, LEFT_GRIPPER] = 1.0  # the left gripper opens and shuts, far from the cube
+    summary = _replay(sim, 3, commands)
+    assert summary['first_grasp_steps']['left'] == 30
+    assert summary['first_grasp_arm'] == 'right' and summary['first_grasp_distance_m'] < 0.03
