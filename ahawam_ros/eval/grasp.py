@@ -93,6 +93,7 @@ class FirstGrasp:
         'first_grasp_steps' holds every arm's first attempt step (-1: none).
         """
         attempted = [arm for arm in ARMS if self.steps[arm] >= 0]
+
         def order(arm: str) -> tuple:  # measured first, nearest first, then earliest
             distance = self.distances[arm]
             return math.isnan(distance), 0.0 if math.isnan(distance) else distance, self.steps[arm]
