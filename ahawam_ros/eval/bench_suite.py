@@ -8,7 +8,7 @@ Rows (figures only, nothing asserted):
    and beside a planner refreshing in another thread, for each preset that fits in memory,
    and the ratio beside the paper's 4.59x / 10.82x and the compute-bound ideal
    (`bench_model`'s stages and timer);
-2. the ROS graph (planner + executor nodes and a sensor stand-in on a MultiThreadedExecutor):
+2. the ROS graph (planner + executor nodes and a sensor stand-in on the nodes' executor):
    command period p50 / p99 at 50 Hz while the planner refreshes, and the achieved chunk update
    rate against the update latency (the cost of the ROS shell);
 3. context handoff by reference (WorldContext descriptor + registry) vs serialized (the K/V
@@ -136,7 +136,8 @@ def _lines_ros(report: Dict[str, Any]) -> List[str]:
     achieved = 1e3 / system['chunk_rate_hz'] if system['chunk_rate_hz'] else float('nan')
     return [
         f'ROS graph ({report["main_preset"]}, {system["window_s"]:.0f} s, planner timer '
-        f'{system["planner_rate_hz"]:g} Hz, chunk schedule {system.get("schedule", "?")}):',
+        f'{system["planner_rate_hz"]:g} Hz, chunk schedule {system.get("schedule", "?")}, '
+        f'{system.get("ros_executor", "?")}):',
         f'  command period      p50 {period["p50"]:.1f} ms  p99 {period["p99"]:.1f} ms  max '
         f'{period["max"]:.1f} ms  ({system["command_rate_hz"]:.1f} Hz, target 50 Hz)',
         f'  planner             {system["planner_refreshes"]} refreshes, p50 '

@@ -240,7 +240,7 @@ def measure_handoff(contexts: Mapping[str, Any], handoffs: int = 50, warmup: int
         object published) and 'serialized_equal' (the rebuilt tensors equal the originals).
 
     """
-    graph, handoff = BenchGraph(threads=2), None
+    graph, handoff = BenchGraph(), None  # the nodes' executor, as bringup
     try:
         handoff = Handoff(graph, timeout)
         rows = {label: _measure_one(handoff, context, handoffs, warmup)

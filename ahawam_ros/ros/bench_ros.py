@@ -26,7 +26,7 @@ from ahawam_ros.ros import conversions as conv  # noqa: E402
 from ahawam_ros.ros.action_executor_node import ActionExecutorNode  # noqa: E402
 from ahawam_ros.ros.image_conversion import rgb_to_image_msg  # noqa: E402
 from ahawam_ros.ros.qos import CAMERA_QOS, COMMAND_QOS  # noqa: E402
-from ahawam_ros.ros.spin import DEFAULT_THREADS, responsive_gil, SpinThread  # noqa: E402
+from ahawam_ros.ros.spin import make_executor, responsive_gil, SpinThread  # noqa: E402
 from ahawam_ros.ros.world_planner_node import WorldPlannerNode  # noqa: E402
 from ahawam_ros.runtime.policy_api import ChunkPolicy  # noqa: E402
 import numpy as np  # noqa: E402
@@ -110,16 +110,20 @@ class BenchGraph:
     """
     A fresh rclpy Context with nodes spinning in a thread.
 
-    On a MultiThreadedExecutor of `threads` threads (as bringup spins its nodes), or on a
-    SingleThreadedExecutor when `threads` is 0.
+    On the executor bringup spins its nodes with (`spin.make_executor`) when `threads` is None,
+    a MultiThreadedExecutor of `threads` threads, or a SingleThreadedExecutor when it is 0.
     """
 
-    def __init__(self, threads: int):
+    def __init__(self, threads: Optional[int] = None):
         self.context = Context()
         rclpy.init(context=self.context)
         self.namespace = f'/bench_{uuid.uuid4().hex[:8]}'
-        self.executor = (MultiThreadedExecutor(num_threads=threads, context=self.context)
-                         if threads else SingleThreadedExecutor(context=self.context))
+        if threads is None:
+            self.executor = make_executor(self.context)
+        elif threads:
+            self.executor = MultiThreadedExecutor(num_threads=threads, context=self.context)
+        else:
+            self.executor = SingleThreadedExecutor(context=self.context)
         self.nodes: List[Node] = []
         self._spinner: Optional[SpinThread] = None
 
@@ -149,8 +153,7 @@ class BenchGraph:
 
 def measure_system(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
                    seconds: float = 10.0, warmup: float = 3.0, planner_rate_hz: float = 3.0,
-                   execute_steps: int = 0, schedule: str = 'latency',
-                   threads: int = DEFAULT_THREADS) -> Dict[str, Any]:
+                   execute_steps: int = 0, schedule: str = 'latency') -> Dict[str, Any]:
     """
     Run planner, executor and the sensor stand-in; measure commands and chunks.
 
@@ -170,8 +173,6 @@ def measure_system(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
         The executor's schedule: 'latency' (deployed: a chunk when the plan is about to run
         out) or 'spacing' (with execute_steps 0, a chunk whenever it can: the worst case for
         the command timer, and the achievable chunk rate).
-    threads : int
-        Executor worker threads.
 
     Returns
     -------
@@ -186,7 +187,7 @@ def measure_system(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
     """
     alone = _update_alone(policy, image_shape)
     responsive_gil()  # as every process that hosts the nodes does (see spin.py)
-    graph = BenchGraph(threads)
+    graph = BenchGraph()  # the nodes' executor, as bringup
     try:
         sensors = SensorStandIn(image_shape, **graph.node_kwargs('bench_sensors'))
         cameras = sensors.camera_topics
@@ -222,7 +223,8 @@ def measure_system(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
             'executor_nice': chunk.get('worker_nice', float('nan')),
             'planner_nice': plan.get('worker_nice', float('nan')),
             'execute_steps': int(execute_steps), 'schedule': schedule,
-            'planner_rate_hz': float(planner_rate_hz)}
+            'planner_rate_hz': float(planner_rate_hz),
+            'ros_executor': type(graph.executor).__name__}
 
 
 def _update_alone(policy: ChunkPolicy, image_shape: Tuple[int, int, int],

@@ -33,12 +33,12 @@ from ahawam_ros.ros.log_bridge import bridge_core_logging  # noqa: E402
 from ahawam_ros.ros.node_configs import BimanualSimConfig  # noqa: E402
 from ahawam_ros.ros.params import config_from_params_file  # noqa: E402
 from ahawam_ros.ros.paths import share_file  # noqa: E402
-from ahawam_ros.ros.spin import DEFAULT_THREADS, exit_now, responsive_gil  # noqa: E402
+from ahawam_ros.ros.spin import exit_now, make_executor, responsive_gil  # noqa: E402
 from ahawam_ros.ros.spin import ShutdownSignals, SpinThread  # noqa: E402
 from ahawam_ros.runtime.loading import (CHECKPOINT_POLICY, load_policy,  # noqa: E402
                                         POLICY_KINDS)
 import rclpy  # noqa: E402
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor  # noqa: E402
+from rclpy.executors import ExternalShutdownException  # noqa: E402
 from rclpy.signals import SignalHandlerOptions  # noqa: E402
 
 
@@ -193,7 +193,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     bridge_core_logging()
     rclpy.init(args=['ahawam_demo'] + _ros_args(options, params_file),
                signal_handler_options=SignalHandlerOptions.NO)
-    executor = MultiThreadedExecutor(num_threads=DEFAULT_THREADS)
+    executor = make_executor()
     supervisor, spinner = None, None
     results: List[EpisodeResult] = []
     # The first SIGINT / SIGTERM interrupts the episodes; later ones (the terminal's Ctrl-C

@@ -3,9 +3,8 @@
 import contextlib
 import time
 
-from ahawam_ros.ros.spin import DEFAULT_THREADS, SpinThread
+from ahawam_ros.ros.spin import DEFAULT_THREADS, make_executor, SpinThread
 import numpy as np
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 
 
@@ -16,8 +15,8 @@ def params(**values):
 
 @contextlib.contextmanager
 def spinning(context, nodes, threads: int = DEFAULT_THREADS):
-    """Spin `nodes` on a MultiThreadedExecutor in a background thread while the block runs."""
-    executor = MultiThreadedExecutor(num_threads=threads, context=context)
+    """Spin `nodes` on the nodes' executor (`spin.make_executor`) in a thread meanwhile."""
+    executor = make_executor(context, threads)
     for node in nodes:
         executor.add_node(node)
     spinner = SpinThread(executor).start()
