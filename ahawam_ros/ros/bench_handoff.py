@@ -214,7 +214,7 @@ def measure_handoff(contexts: Mapping[str, Any], handoffs: int = 50, warmup: int
     Serialized: the K/V floats in a `std_msgs/Float32MultiArray` through a real topic (built,
     CDR-serialized, delivered, deserialized), rebuilt as tensors by the subscriber. Latency runs
     from the context being ready to it being usable as tensors by the subscriber. Both spin
-    on a MultiThreadedExecutor of 2 threads, as bringup's nodes do; topic only is measured
+    on the nodes' executor (`spin.make_executor`), as bringup's do; topic only is measured
     again on a SingleThreadedExecutor (the cost of the thread pool's hand-off).
 
     Parameters
@@ -274,9 +274,9 @@ def synthetic_context(mib: float, seed: int = 0) -> torch.Tensor:
 def handoff_lines(handoff: Mapping[str, Mapping[str, Any]]) -> List[str]:
     """Return the printed table of `measure_handoff` figures, with the issue's targets."""
     lines = ['context handoff in one process, p50 / p99 ms. by ref: handle delivered in-process '
-             '+ descriptor on the topic, as bringup (MultiThreadedExecutor);',
+             "+ descriptor on the topic, as bringup (on the nodes' executor);",
              "  topic / 1-thr: the descriptor through the topic only (rclpy's path), on the "
-             'MultiThreaded / a SingleThreadedExecutor; registry: no topic;',
+             "nodes' executor / a SingleThreadedExecutor; registry: no topic;",
              '  serialized: the floats in a Float32MultiArray on a topic',
              f'{"":<20}{"MiB":>7}{"by ref":>15}{"topic":>8}{"1-thr":>8}{"registry":>10}'
              f'{"serialized":>17}{"ratio":>10}  checks (handoffs)']
