@@ -107,6 +107,8 @@ def ovcr_figures(model: AhaWamModel, keys: torch.Tensor, values: torch.Tensor,
 
     Parameters
     ----------
+    model : AhaWamModel
+        Any state; its OVCR edits the context.
     keys, values : torch.Tensor
         (L, B, H, M, hd) planner context.
     obs_latents : torch.Tensor
@@ -180,7 +182,17 @@ def gradient_figures(model: AhaWamModel, batch: Dict[str, torch.Tensor],
     Backpropagate the action loss alone of one training batch and measure gradient norms.
 
     The model is switched to training mode with a zero video-loss weight for the pass (its
-    config is restored after), so every gradient is the action loss's.
+    config is restored after, and it is left in eval mode), so every gradient is the action
+    loss's; its gradients are cleared after.
+
+    Parameters
+    ----------
+    model : AhaWamModel
+        The model to probe (any weights; its autoencoder stays frozen).
+    batch : dict of str to torch.Tensor
+        A collated training batch (`sample_builder`), on the model's device.
+    seed : int
+        Seeds the timesteps and noise of the pass.
 
     Returns
     -------

@@ -1,6 +1,6 @@
 """The context-use diagnostics (attention mass, OVCR edit, gradient norms) on the tiny preset."""
 
-from ahawam_ros.eval.context_use import (ATTENTION_KEYS, attention_figures, gradient_figures,
+from ahawam_ros.eval.context_use import (attention_figures, ATTENTION_KEYS, gradient_figures,
                                          ovcr_figures)
 from ahawam_ros.model.aha_wam import AhaWamModel
 from ahawam_ros.model.layers import norm_modulate
