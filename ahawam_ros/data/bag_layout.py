@@ -13,10 +13,10 @@ Shapes: H x W pixels, A joints, J joints of one topic.
 """
 
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, Optional, Tuple, Union
 
 from ahawam_ros.data.bag_files import bag_custom_metadata, BagError, check_counts
-from ahawam_ros.data.bag_files import check_topics, resolve_camera_topics
+from ahawam_ros.data.bag_files import check_topics, read_messages, resolve_camera_topics
 from ahawam_ros.data.camera_images import decode_camera
 from ahawam_ros.data.features import CAMERA_MSGS, COMMAND_MSG, FeatureConfig
 from ahawam_ros.data.features import JOINT_STATE_MSG, TRAJECTORY_MSG
@@ -160,6 +160,30 @@ class BagLayout:
             raise ValueError(f'image of {rgb.shape[0]}x{rgb.shape[1]}, expected {shape[0]}x'
                              f'{shape[1]} (the FeatureConfig image size)')
         return np.ascontiguousarray(rgb)
+
+    def read(self, reader: Reader, start_ns: int = 0) -> Iterator[Tuple[int, str, int, Any]]:
+        """
+        Yield (log time ns, role, index in its group, `decode`d value) of every mapped message.
+
+        Raises
+        ------
+        BagError
+            A truncated or corrupt bag, a message that does not decode (named with its topic
+            and its log time in s after `start_ns`) and, once all is read, fewer messages than
+            the bag records.
+
+        """
+        read = dict.fromkeys(self.roles, 0)
+        for conn, stamp, raw in read_messages(reader, self.path, self.connections):
+            role, index = self.roles[conn.topic]
+            try:
+                value = self.decode(conn.topic, conn.msgtype, raw)
+            except Exception as exc:  # noqa: B902 - any decoding failure is a bad message
+                raise BagError(f'bag {self.path}: bad message on {conn.topic!r} at '
+                               f'{(int(stamp) - start_ns) * 1e-9:.3f} s: {exc}') from exc
+            read[conn.topic] += 1
+            yield int(stamp), role, index, value
+        self.check_counts(read)
 
     def check_counts(self, read: Dict[str, int]) -> None:
         """Raise BagError naming every mapped topic of which messages were not read."""

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
 from ahawam_ros.data.bag_files import BagError, find_bags, open_bag  # noqa: F401 - re-exported
-from ahawam_ros.data.bag_files import read_messages
 from ahawam_ros.data.bag_layout import BagLayout, CAMERA, COMMAND, Layout, STATE
 from ahawam_ros.data.episode import Episode
 import numpy as np
@@ -41,21 +40,12 @@ def _read_messages(reader: Reader, layout: BagLayout) -> Tuple[List[Stream], Dic
     """Return each camera's stream and, per joint role, [(time, seq, topic index, partial)]."""
     frames: List[Tuple[List[int], List[np.ndarray]]] = [([], []) for _ in layout.camera_topics]
     partials: Dict[str, list] = {STATE: [], COMMAND: []}
-    read = dict.fromkeys(layout.roles, 0)
-    for conn, stamp, raw in read_messages(reader, layout.path, layout.connections):
-        role, index = layout.roles[conn.topic]
-        try:
-            value = layout.decode(conn.topic, conn.msgtype, raw)
-        except Exception as exc:  # noqa: B902 - any decoding failure is a bad message
-            raise BagError(f'bag {layout.path}: bad message on {conn.topic!r} at t={stamp} '
-                           f'ns: {exc}') from exc
-        read[conn.topic] += 1
+    for stamp, role, index, value in layout.read(reader, int(reader.start_time)):
         if role == CAMERA:
             frames[index][0].append(stamp)
             frames[index][1].append(value)
         else:
             partials[role].append((stamp, len(partials[role]), index, value))
-    layout.check_counts(read)
     return [_sorted(*stream) for stream in frames], partials
 
 

@@ -22,9 +22,8 @@ import logging
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple, Optional
 
-from ahawam_ros.data.bag_files import open_bag, read_messages
+from ahawam_ros.data.bag_files import open_bag
 from ahawam_ros.data.bag_layout import BagLayout, CAMERA, Layout, STATE
-from ahawam_ros.data.bag_reader import BagError
 from ahawam_ros.data.mapping import MappingOverrides, TopicMapping
 import numpy as np
 
@@ -105,24 +104,15 @@ class BagSource:
         """
         layout = self._layout
         mergers = layout.mergers()
-        read = dict.fromkeys(layout.roles, 0)
         last = 0
-        for conn, stamp, raw in read_messages(self._reader, self.path, layout.connections):
-            last = max(last, int(stamp) - self.start_ns)  # never back in time
-            role, index = layout.roles[conn.topic]
-            try:
-                value = layout.decode(conn.topic, conn.msgtype, raw)
-            except Exception as exc:  # noqa: B902 - any decoding failure is a bad message
-                raise BagError(f'bag {self.path}: bad message on {conn.topic!r} at '
-                               f'{last * 1e-9:.3f} s: {exc}') from exc
-            read[conn.topic] += 1
+        for stamp, role, index, value in layout.read(self._reader, self.start_ns):
+            last = max(last, stamp - self.start_ns)  # never back in time
             if role == CAMERA:
                 yield BagMessage(IMAGE, last, index, value)
                 continue
             sample = mergers[role].push(index, last, *value)
             if sample is not None:
                 yield BagMessage(JOINTS if role == STATE else COMMAND, last, -1, sample)
-        layout.check_counts(read)
         note = layout.describe_drops(mergers)
         if note:
             LOG.warning(note)
