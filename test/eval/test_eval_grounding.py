@@ -21,25 +21,11 @@ SEEDS, STEP, DRAWS = 5, 20, 2
 
 
 @pytest.fixture(scope='module')
-def tiny_checkpoint(tmp_path_factory):
-    """Save an untrained tiny-preset checkpoint (seeded, heads de-zeroed: chunks vary)."""
-    import torch
-    from ahawam_ros.model.aha_wam import AhaWamModel
-    from ahawam_ros.model.checkpoint import save_checkpoint
-    from ahawam_ros.model.presets import get_preset
-    from ahawam_ros.model.testing import perturb_zero_inits
-    torch.manual_seed(0)
-    model = AhaWamModel(get_preset('tiny'))
-    perturb_zero_inits(model)
-    return str(save_checkpoint(tmp_path_factory.mktemp('ckpt') / 'tiny', model, step=0))
-
-
-@pytest.fixture(scope='module')
-def grounding(tiny_checkpoint, tmp_path_factory):
+def grounding(varied_tiny_checkpoint, tmp_path_factory):
     """Run eval-grounding on a few seeds at a mid-approach step; return report, data, text."""
     out, printed = tmp_path_factory.mktemp('grounding'), io.StringIO()
     with contextlib.redirect_stdout(printed):
-        code = cli.main(['eval-grounding', '--checkpoint', tiny_checkpoint, '--seeds',
+        code = cli.main(['eval-grounding', '--checkpoint', varied_tiny_checkpoint, '--seeds',
                          str(SEEDS), '--first-seed', '1000', '--step', str(STEP), '--folds',
                          '2', '--noise-draws', str(DRAWS), '--out', str(out)])
     assert code == 0
@@ -86,10 +72,10 @@ def test_metrics_recompute_from_the_arrays(grounding):
     assert format_table(metrics).count('\n') == 11
 
 
-def test_same_noise_gives_the_same_chunk(tiny_checkpoint):
+def test_same_noise_gives_the_same_chunk(varied_tiny_checkpoint):
     from ahawam_ros.eval.grounding import chunk
     from ahawam_ros.eval.sim_policy import load_eval_policy
-    policy = load_eval_policy(tiny_checkpoint)
+    policy = load_eval_policy(varied_tiny_checkpoint)
     images = np.full((2, 16, 16, 3), 90, np.uint8)
     proprio = np.zeros(14, np.float32)
     context = policy.plan(images, 0)

@@ -21,25 +21,11 @@ MODE_KEYS = {'episodes', 'successes', 'success_rate', 'success_interval_68', 'me
 
 
 @pytest.fixture(scope='module')
-def tiny_checkpoint(tmp_path_factory):
-    """Save an untrained tiny-preset checkpoint (seeded, heads de-zeroed)."""
-    import torch
-    from ahawam_ros.model.aha_wam import AhaWamModel
-    from ahawam_ros.model.checkpoint import save_checkpoint
-    from ahawam_ros.model.presets import get_preset
-    from ahawam_ros.model.testing import perturb_zero_inits
-    torch.manual_seed(0)
-    model = AhaWamModel(get_preset('tiny'))
-    perturb_zero_inits(model)
-    return str(save_checkpoint(tmp_path_factory.mktemp('ckpt') / 'tiny', model, step=0))
-
-
-@pytest.fixture(scope='module')
-def evaluation(tiny_checkpoint, tmp_path_factory):
+def evaluation(varied_tiny_checkpoint, tmp_path_factory):
     """Run every mode, 2 episodes of 30 steps, with videos and bags; return report, out, text."""
     out, printed = tmp_path_factory.mktemp('eval_sim'), io.StringIO()
     with contextlib.redirect_stdout(printed):
-        code = cli.main(['eval-sim', '--checkpoint', tiny_checkpoint, '--episodes',
+        code = cli.main(['eval-sim', '--checkpoint', varied_tiny_checkpoint, '--episodes',
                          str(EPISODES),
                          '--steps', str(STEPS), '--mode', 'all', '--render-size', 'native',
                          '--seed', '5', '--video', '--bags', '--out', str(out)])

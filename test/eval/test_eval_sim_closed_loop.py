@@ -2,7 +2,6 @@
 
 import math
 from pathlib import Path
-from types import SimpleNamespace
 
 from ahawam_ros.eval.closed_loop import ClosedLoopConfig, delay_steps, EpisodeResult
 from ahawam_ros.eval.closed_loop import LockstepRuntime, run_episode
@@ -12,39 +11,13 @@ from ahawam_ros.eval.sim_modes import blank_context, PLANNER_OFF, SYNC
 from ahawam_ros.model.kv_memory import PlannerContext
 from ahawam_ros.runtime.clock import ManualClock
 from ahawam_ros.runtime.policy_api import FakeContext, FakePolicy
-import numpy as np
+from fake_env import FakeEnv, views
 import pytest
 import torch
 import yaml
 
 PERIOD = 0.02
 PARAMS = Path(__file__).resolve().parents[2] / 'config' / 'bimanual.yaml'
-
-
-class FakeEnv:
-    """Joints follow each command exactly; one 8 x 8 camera; never succeeds."""
-
-    def __init__(self, succeed_at: int = -1):
-        self.succeed_at = succeed_at
-        self.qpos = np.zeros(14)
-        self.steps = 0
-
-    def reset(self, seed):
-        self.qpos, self.steps = np.zeros(14), 0
-        return self._observe()
-
-    def step(self, action):
-        self.qpos, self.steps = np.asarray(action, np.float64), self.steps + 1
-        return self._observe()
-
-    def _observe(self):
-        success = 0 <= self.succeed_at <= self.steps
-        return SimpleNamespace(images={'cam': np.zeros((8, 8, 3), np.uint8)},
-                               qpos=self.qpos.copy(), reward=4.0 * success, success=success)
-
-
-def views(observation):
-    return observation.images['cam'][None]  # (1, 8, 8, 3)
 
 
 def fake_policy(wall, plan_latency, chunk_latency):

@@ -2,42 +2,16 @@
 
 import threading
 import time
-from types import SimpleNamespace
 
 from ahawam_ros.eval.episode import ClosedLoopConfig, REALTIME
 from ahawam_ros.eval.realtime_loop import run_realtime_episode
 from ahawam_ros.eval.sim_eval import parse_options
 from ahawam_ros.eval.sim_modes import PLANNER_OFF, SYNC
 from ahawam_ros.runtime.policy_api import FakePolicy
-import numpy as np
+from fake_env import FakeEnv, views
 import pytest
 
 STEPS = 40  # 0.8 s of real time per episode
-
-
-class FakeEnv:
-    """Joints follow each command exactly; one 8 x 8 camera; succeeds at `succeed_at`."""
-
-    def __init__(self, succeed_at: int = -1):
-        self.succeed_at = succeed_at
-        self.qpos, self.steps = np.zeros(14), 0
-
-    def reset(self, seed):
-        self.qpos, self.steps = np.zeros(14), 0
-        return self._observe()
-
-    def step(self, action):
-        self.qpos, self.steps = np.asarray(action, np.float64), self.steps + 1
-        return self._observe()
-
-    def _observe(self):
-        success = 0 <= self.succeed_at <= self.steps
-        return SimpleNamespace(images={'cam': np.zeros((8, 8, 3), np.uint8)},
-                               qpos=self.qpos.copy(), reward=4.0 * success, success=success)
-
-
-def views(observation):
-    return observation.images['cam'][None]  # (1, 8, 8, 3)
 
 
 class TimedPolicy(FakePolicy):
