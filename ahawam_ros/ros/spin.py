@@ -10,6 +10,7 @@ import time
 from typing import Callable, List, Optional, Sequence
 
 from ahawam_ros.ros.log_bridge import bridge_core_logging
+from ahawam_ros.runtime.orchestrator import shorten_gil_switch_interval
 import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedExecutor
@@ -44,17 +45,9 @@ def make_executor(context=None, num_threads: int = DEFAULT_THREADS) -> Executor:
     return MultiThreadedExecutor(num_threads=num_threads, context=context)
 
 
-# CPython lets a thread that waits for the GIL take it from a running thread only after the
-# switch interval (5 ms by default). One 50 Hz command needs the GIL several times (rcl wait,
-# the executor's Python wait-set bookkeeping, the callback, publish), each time behind the
-# torch workers and the executor loop: on 2 cores the tiny-preset graph measured 30-38 Hz
-# instead of 50 with 5 ms, and 48-50 Hz with 0.5 ms (`ahawam bench`, ros section).
-GIL_SWITCH_INTERVAL_S = 0.0005
-
-
 def responsive_gil() -> None:
-    """Shorten the GIL switch interval to `GIL_SWITCH_INTERVAL_S` for this process."""
-    sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL_S))
+    """Shorten this process's GIL switch interval (runtime.orchestrator says why and how far)."""
+    shorten_gil_switch_interval()
 
 
 def shutdown_executor(executor, timeout: float = 5.0) -> None:

@@ -23,8 +23,11 @@ both run the same threads the same way:
 - the GIL: eager torch drops and re-takes the GIL at every op; with the default 5 ms switch
   interval each hand-over to the host's own Python (the command timer, the simulator loop) can
   wait that long behind the workers, several times per control step. Starting a worker
-  shortens the process's interval to `gil_switch_interval` (never lengthens it), as
-  `ros.spin.responsive_gil` does for the node processes.
+  shortens the process's interval to `gil_switch_interval` (never lengthens it) with
+  `shorten_gil_switch_interval`, which `ros.spin.responsive_gil` calls for node processes.
+  Why 0.5 ms: one 50 Hz command needs the GIL several times (rcl wait, the executor's Python
+  bookkeeping, the callback, publish); on 2 cores the tiny-preset graph measured 30-38 Hz
+  instead of 50 with 5 ms, and 48-50 Hz with 0.5 ms (`ahawam bench`).
 
 The clock stays with the cores (each core takes its own, injected at construction).
 """
@@ -42,8 +45,14 @@ from ahawam_ros.runtime.planner_core import PlannerCore
 
 _LOG = logging.getLogger(__name__)
 NICE_RANGE = (-20, 19)
+GIL_SWITCH_INTERVAL_S = 0.0005
 _WARMED: 'weakref.WeakKeyDictionary[Any, float]' = weakref.WeakKeyDictionary()  # policy -> s
 _WARM_LOCK = threading.Lock()
+
+
+def shorten_gil_switch_interval(seconds: float = GIL_SWITCH_INTERVAL_S) -> None:
+    """Shorten this process's GIL switch interval to `seconds` (never lengthen it)."""
+    sys.setswitchinterval(min(sys.getswitchinterval(), seconds))
 
 
 @dataclass(frozen=True)
@@ -66,7 +75,7 @@ class OrchestratorConfig:
     executor_nice: int = 0
     planner_threads: int = 1
     executor_threads: int = 1
-    gil_switch_interval: float = 0.0005
+    gil_switch_interval: float = GIL_SWITCH_INTERVAL_S
 
     def __post_init__(self):
         for name in ('planner_nice', 'executor_nice'):
@@ -147,7 +156,7 @@ class RuntimeOrchestrator:
 
     def _prepare(self) -> None:
         self.warm_up()
-        sys.setswitchinterval(min(sys.getswitchinterval(), self.config.gil_switch_interval))
+        shorten_gil_switch_interval(self.config.gil_switch_interval)
 
     def start_planner(self, core: Optional[PlannerCore] = None,
                       step: Optional[Callable[[], object]] = None,
