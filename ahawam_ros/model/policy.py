@@ -173,17 +173,18 @@ class AhaWamPolicy:
         """Return the compiled update of `num_steps` (from images or latents), or None."""
         steps = self.num_steps
         plan = self._euler_plan(steps)
-
-        def example() -> Tuple[torch.Tensor, ...]:
-            context = self._blank_context()
-            frame = self.model.encode(self._blank_images()) if from_latents \
-                else self._blank_images()
-            return (frame, torch.zeros(1, self.action_dim, device=self.device),
-                    context.keys, context.values, self._task_tokens,
-                    torch.zeros(1, self.chunk_len, self.action_dim, device=self.device))
-
         return self._graphs.get(('executor', steps, from_latents),
-                                lambda: ExecutorGraph(self.model, plan, from_latents), example)
+                                lambda: ExecutorGraph(self.model, plan, from_latents),
+                                lambda: self._executor_example(from_latents))
+
+    def _executor_example(self, from_latents: bool) -> Tuple[torch.Tensor, ...]:
+        """Blank inputs of the compiled update: frame (or latents), proprio, K/V, task, noise."""
+        context = self._blank_context()
+        frame = self.model.encode(self._blank_images()) if from_latents \
+            else self._blank_images()
+        return (frame, torch.zeros(1, self.action_dim, device=self.device),
+                context.keys, context.values, self._task_tokens,
+                torch.zeros(1, self.chunk_len, self.action_dim, device=self.device))
 
     def _blank_images(self) -> torch.Tensor:
         """(1, V, H, W, 3) black frame: example input of the traces."""
@@ -286,12 +287,7 @@ class AhaWamPolicy:
             for from_latents in ((False, True) if sync else (False,)):
                 graph = self._executor_graph(from_latents)
                 if graph is not None:
-                    context = self._blank_context()
-                    frame = self.model.encode(self._blank_images()) if from_latents \
-                        else self._blank_images()
-                    graph(frame, torch.zeros(1, self.action_dim, device=self.device),
-                          context.keys, context.values, self._task_tokens,
-                          torch.zeros(1, self.chunk_len, self.action_dim, device=self.device))
+                    graph(*self._executor_example(from_latents))
         report = {'seconds': time.perf_counter() - started,
                   'compiled': float(self.backend != 'eager')}
         report.update({str(key): seconds for key, seconds in self._graphs.build_seconds.items()})
