@@ -40,6 +40,7 @@ from ahawam_ros.runtime.executor_core import ExecutorCore
 from ahawam_ros.runtime.orchestrator import OrchestratorConfig, RuntimeOrchestrator
 from ahawam_ros.runtime.planner_core import PlannerConfig, PlannerCore, PUBLISHED
 from ahawam_ros.runtime.policy_api import ChunkPolicy
+from ahawam_ros.sim.pacing import Pacer
 import numpy as np
 
 Clock = Callable[[], float]
@@ -141,7 +142,8 @@ def run_realtime_episode(policy: ChunkPolicy, env: Any, config: ClosedLoopConfig
     observation, settle = env.reset(seed), None
     images = views(observation)
     runtime.start(images, 0.0)
-    start = deadline = clock()
+    start = clock()
+    pacer = Pacer(period, max_lag=0, clock=clock)  # late: restart from it, no catch-up burst
     try:
         for index in range(config.max_steps):
             now = index * period
@@ -153,9 +155,11 @@ def run_realtime_episode(policy: ChunkPolicy, env: Any, config: ClosedLoopConfig
             if settle is not None and 0 <= config.settle_steps <= settle:
                 break
             images = views(observation)
-            deadline, late = _pace(deadline + period, clock, sleep)
-            result.late_steps += late
+            wait = pacer.delay()
+            if wait > 0.0:
+                sleep(wait)
     finally:
+        result.late_steps = pacer.late
         runtime.stop()
     elapsed = clock() - start
     result.real_time_factor = result.steps * period / elapsed if elapsed > 0 else math.nan
@@ -163,12 +167,3 @@ def run_realtime_episode(policy: ChunkPolicy, env: Any, config: ClosedLoopConfig
     result.update_latencies = list(runtime.update_latencies)
     result.stale_actions, result.stale_chunks = runtime.executor.scheduler.stale_actions()
     return result
-
-
-def _pace(deadline: float, clock: Clock, sleep: Callable[[float], None]):
-    """Sleep until `deadline`; return (the step's start, 1 if it was already past else 0)."""
-    now = clock()
-    if now > deadline:
-        return now, 1  # late: restart the schedule here rather than burst to catch up
-    sleep(deadline - now)
-    return deadline, 0

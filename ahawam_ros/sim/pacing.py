@@ -38,12 +38,14 @@ class Pacer:
         self.period, self.max_lag, self._clock = period, max_lag, clock
         self._next = clock()
         self.given_up = 0  # periods of wall time given up after falling too far behind
+        self.late = 0  # steps that began after their deadline
 
     def delay(self) -> float:
         """Advance to the next deadline; return the seconds to wait for it (0: step now)."""
         self._next += self.period
         now = self._clock()
         behind = now - self._next
+        self.late += behind > 0.0
         if behind > self.max_lag * self.period:
             self.given_up += int(behind / self.period)
             self._next = now

@@ -32,6 +32,15 @@ def test_pacer_waits_catches_up_a_little_and_gives_up_a_stall():
     clock.now = 0.5  # a stall far beyond 3 periods: the lost time is given up
     assert pacer.delay() == 0.0 and pacer.given_up > 10
     assert pacer.delay() == pytest.approx(0.02)  # and the schedule restarts from now
+    assert pacer.late == 2  # the two steps that began after their deadline
+
+
+def test_a_pacer_without_lag_restarts_from_a_late_step():
+    clock = FakeClock()
+    pacer = Pacer(0.02, max_lag=0, clock=clock)
+    clock.now = 0.05  # late by 30 ms: step at once, the schedule restarts here
+    assert pacer.delay() == 0.0 and pacer.late == 1
+    assert pacer.delay() == pytest.approx(0.02) and pacer.late == 1
     with pytest.raises(ValueError, match='period'):
         Pacer(0.0)
 
