@@ -2,7 +2,8 @@
 Decoded-episode cache: bags are decoded once, later epochs and runs read memory-mapped arrays.
 
 One entry per bag, `<cache_dir>/<key>/` with `images.npy` (uint8 (T, V, H, W, 3), opened as
-a read-only memmap), `joint_positions.npy`, `actions.npy`, `timestamps.npy` and `meta.json`.
+a read-only memmap), `joint_positions.npy`, `actions.npy`, `timestamps.npy`, `meta.json` and,
+for simulated demonstrations, `object_position.npy`.
 The key hashes the bag's absolute path, the name, size and mtime of every file in it, the
 FeatureConfig or TopicMapping (or 'recorded') and the target image size, so editing a bag,
 re-recording it or changing the features gives a new entry. Entries are written to a
@@ -24,8 +25,9 @@ from ahawam_ros.data.episode import Episode
 import numpy as np
 
 
-CACHE_VERSION = 2  # bump when the entry layout or the decoding changes (2: mappings)
+CACHE_VERSION = 3  # bump when the entry layout or the decoding changes (3: object_position)
 ARRAYS = ('images', 'joint_positions', 'actions', 'timestamps')
+OPTIONAL_ARRAYS = ('object_position',)  # stored only when the episode has them
 META_FILE = 'meta.json'
 PathLike = Union[str, Path]
 
@@ -60,8 +62,9 @@ def save_entry(directory: PathLike, episode: Episode, source: str = '') -> None:
     tmp = directory.parent / f'.{directory.name}.tmp{os.getpid()}'
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for name in ARRAYS:
-        np.save(tmp / f'{name}.npy', np.ascontiguousarray(getattr(episode, name)))
+    for name in ARRAYS + OPTIONAL_ARRAYS:
+        if getattr(episode, name) is not None:
+            np.save(tmp / f'{name}.npy', np.ascontiguousarray(getattr(episode, name)))
     meta = {'task': episode.task, 'cameras': list(episode.cameras),
             'joint_names': list(episode.joint_names), 'source': source,
             'num_steps': len(episode)}
@@ -78,6 +81,8 @@ def load_entry(directory: PathLike) -> Episode:
     meta = json.loads((directory / META_FILE).read_text())
     arrays = {name: np.load(directory / f'{name}.npy', mmap_mode='r' if name == 'images'
                             else None) for name in ARRAYS}
+    arrays.update({name: np.load(directory / f'{name}.npy') for name in OPTIONAL_ARRAYS
+                   if (directory / f'{name}.npy').is_file()})
     return Episode(task=meta['task'], cameras=tuple(meta['cameras']),
                    joint_names=tuple(meta['joint_names']), **arrays)
 

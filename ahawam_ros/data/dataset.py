@@ -18,6 +18,7 @@ Shapes: T steps, V views, H x W pixels, A joints (sample keys: `sample_builder`)
 """
 
 from dataclasses import dataclass
+import json
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -26,6 +27,7 @@ from ahawam_ros.data.bag_layout import Layout
 from ahawam_ros.data.bag_reader import read_episode
 from ahawam_ros.data.cache import cache_key, EpisodeCache
 from ahawam_ros.data.episode import Episode
+from ahawam_ros.data.demo_bags import METADATA_FILE
 from ahawam_ros.data.features import feature_preset
 from ahawam_ros.data.mapping_yaml import load_mapping
 from ahawam_ros.model.config import ModelConfig
@@ -114,6 +116,27 @@ def check_episode(episode: Episode, config: ModelConfig, source: str = 'episode'
                          f'{config.task.task_names}')
 
 
+def recorded_object_position(bag: Path, steps: int) -> Optional[np.ndarray]:
+    """
+    The (T, 3) privileged object positions a simulated demonstration recorded, else None.
+
+    Read from the bag's `episode.json` (`privileged_object_position`, written by
+    `record_demos`); bags of real robots have none. A length that differs from the episode's
+    `steps` is an error naming the bag.
+    """
+    meta_path = Path(bag) / METADATA_FILE
+    if not meta_path.is_file():
+        return None
+    values = json.loads(meta_path.read_text()).get('privileged_object_position')
+    if values is None:
+        return None
+    position = np.asarray(values, dtype=np.float64)
+    if position.shape != (steps, 3):
+        raise ValueError(f'bag {bag}: privileged_object_position has shape {position.shape}, '
+                         f'the episode has {steps} steps')
+    return position
+
+
 def load_episodes(config: DataConfig, model: ModelConfig,
                   cache: Optional[EpisodeCache] = None) -> Tuple[List[Episode], List[str]]:
     """
@@ -140,7 +163,9 @@ def load_episodes(config: DataConfig, model: ModelConfig,
         key = cache_key(bag, layout, size)
 
         def build(bag: Path = bag) -> Episode:
-            return read_episode(bag, layout, resize_to=size)  # frames resized as decoded
+            episode = read_episode(bag, layout, resize_to=size)  # frames resized as decoded
+            episode.object_position = recorded_object_position(bag, len(episode))
+            return episode
 
         episode = cache.get(key, build, source=str(bag))
         check_episode(episode, model, source=f'bag {bag}')
@@ -194,7 +219,8 @@ class PolicyDataset(Dataset):
         index, start = self.windows[int(draw) % len(self.windows)]
         episode = self.episodes[index]
         return build_sample(episode.images, episode.joint_positions, episode.actions,
-                            int(start), self.offset(draw), self.config, self.task_ids[index])
+                            int(start), self.offset(draw), self.config, self.task_ids[index],
+                            episode.object_position)
 
 
 class FrameDataset(Dataset):

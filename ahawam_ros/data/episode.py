@@ -35,6 +35,9 @@ class Episode:
         The V camera names, in view order.
     joint_names : tuple of str
         The A joint names.
+    object_position : numpy.ndarray, optional
+        float64 (T, 3) position of the task's first object (simulated demonstrations only):
+        privileged state, a training-time auxiliary target, never a policy input.
 
     """
 
@@ -45,6 +48,7 @@ class Episode:
     task: str
     cameras: Tuple[str, ...]
     joint_names: Tuple[str, ...]
+    object_position: Optional[np.ndarray] = None
 
     def __post_init__(self) -> None:
         self.cameras, self.joint_names = tuple(self.cameras), tuple(self.joint_names)
@@ -62,6 +66,9 @@ class Episode:
             if value.shape != (steps, len(self.joint_names)):
                 raise ValueError(f'Episode.{name}: expected shape {(steps, len(self.joint_names))}'
                                  f', got {value.shape}')
+        if self.object_position is not None and self.object_position.shape != (steps, 3):
+            raise ValueError(f'Episode.object_position: expected shape {(steps, 3)}, got '
+                             f'{self.object_position.shape}')
         if len(self.images) != steps or self.timestamps.shape != (steps,):
             raise ValueError(f'Episode: {steps} actions but {len(self.images)} image steps and '
                              f'{self.timestamps.shape} timestamps')
@@ -100,10 +107,13 @@ def from_sim_episode(sim_episode: Any, cameras: Optional[Sequence[str]] = None) 
                          f'{sorted(sim_episode.images)}')
     images = np.stack([sim_episode.images[name] for name in names], axis=1)  # (T, V, H, W, 3)
     timestamps = np.round(np.asarray(sim_episode.time, dtype=np.float64) * 1e9).astype(np.int64)
+    poses = getattr(sim_episode, 'object_pose', None)
     return Episode(images=images, joint_positions=np.asarray(sim_episode.qpos, np.float64),
                    actions=np.asarray(sim_episode.actions, np.float64), timestamps=timestamps,
                    task=sim_episode.task, cameras=names,
-                   joint_names=tuple(sim_episode.joint_names))
+                   joint_names=tuple(sim_episode.joint_names),
+                   object_position=(None if poses is None
+                                    else np.asarray(poses, np.float64)[:, :3]))
 
 
 def as_episode(item: Any) -> Episode:

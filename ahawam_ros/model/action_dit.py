@@ -7,6 +7,10 @@ over [planner context keys/values of that layer ; the chunk's own keys/values]. 
 has its own norms and Q/K/V/O projections, with the planner's number of layers and
 heads x head_dim. Each block also cross-attends to the task tokens plus one proprioception
 token (the joint state at the chunk start) and runs an MLP; a linear head maps back to A.
+With `executor.context_adapter` the executor reads the context through its own keys and
+position-coded values (`ExecutorConfig`, `adapt_context`); with an object loss in the
+objective, a linear `object_head` reads the task object's position from the mean action token
+(training only: the auxiliary target that makes the executor look at the scene).
 
 The executor runs N times per update, so it is kept lean: what does not change over the Euler
 steps (context keys/values, cross-attention keys/values, RoPE factors) is computed once by
@@ -20,7 +24,7 @@ dim, L layers, M context tokens, Lt task tokens, Dt task width.
 """
 
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 from ahawam_ros.model.config import ModelConfig
 from ahawam_ros.model.layers import (CrossAttention, init_dit_weights, Mlp, norm_modulate,
@@ -30,6 +34,8 @@ from torch import nn
 import torch.nn.functional as F
 
 KV = Tuple[torch.Tensor, torch.Tensor]
+OBJECT_DIM = 3  # the auxiliary target: the task object's x, y, z
+POSITION_INIT_STD = 0.5  # initial std of the adapter's per-token key and value codes
 
 
 @dataclass
@@ -117,11 +123,39 @@ class ActionDiT(nn.Module):
         self.head_time_proj = nn.Linear(width, 2 * width)
         self.head_modulation = nn.Parameter(torch.empty(2, width))
         self.head = nn.Linear(width, action_dim)
+        if config.executor.context_adapter:
+            layers, heads, hd = config.num_layers, config.num_heads, config.head_dim
+            tokens = config.tokens_per_frame
+            self.context_key = nn.Parameter(torch.empty(layers, heads, hd, hd))
+            self.context_key_pos = nn.Parameter(torch.empty(layers, heads, tokens, hd))
+            self.context_value_pos = nn.Parameter(torch.empty(layers, heads, tokens, hd))
+        if config.objective.object_loss_weight > 0:
+            self.object_head = nn.Linear(width, OBJECT_DIM)
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
         """Xavier linears, small timestep MLP, random modulation tables, zero output head."""
         init_dit_weights(self, self.config.executor.width)
+        if self.config.executor.context_adapter:
+            nn.init.normal_(self.context_key, std=self.config.head_dim ** -0.5)
+            nn.init.normal_(self.context_key_pos, std=POSITION_INIT_STD)
+            nn.init.normal_(self.context_value_pos, std=POSITION_INIT_STD)
+
+    def adapt_context(self, keys: torch.Tensor, values: torch.Tensor) -> KV:
+        """
+        The executor's view of (L, B, H, M, hd) context keys and values.
+
+        Without `context_adapter`, the planner's own. With it, keys are RMS-normalised
+        per-head projections of the values plus a learned key per token (the planner's keys,
+        rotated by the frame's absolute time, are not read) and values carry a learned
+        per-token code, so what is read says where it was in the frame.
+        """
+        if not self.config.executor.context_adapter:
+            return keys, values
+        hd = self.config.head_dim
+        projected = torch.einsum('lbhmd,lhde->lbhme', values, self.context_key)
+        keys = F.rms_norm(projected, (hd,)) + self.context_key_pos[:, None]
+        return keys, values + self.context_value_pos[:, None]
 
     def prepare(self, context_keys: torch.Tensor, context_values: torch.Tensor,
                 task_tokens: torch.Tensor, proprio: torch.Tensor) -> ExecutorCache:
@@ -146,7 +180,8 @@ class ActionDiT(nn.Module):
         cross = [block.cross.fold(cond) for block in self.blocks]
         rope = rope_factors_1d(self.config.executor.chunk_len, self.config.head_dim,
                                self.config.rope_theta, device=proprio.device)
-        return ExecutorCache(context_keys, context_values, cross, rope)
+        keys, values = self.adapt_context(context_keys, context_values)
+        return ExecutorCache(keys, values, cross, rope)
 
     def step_modulations(self, timesteps: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """
@@ -178,6 +213,16 @@ class ActionDiT(nn.Module):
         head_mod = head[..., None, :] + (self.head_modulation[:, None, None, :] + head_unit)
         return layer_mod, head_mod
 
+    def hidden(self, noisy_actions: torch.Tensor, layer_mod: torch.Tensor,
+               cache: ExecutorCache) -> torch.Tensor:
+        """(B, K, A) noisy actions -> (B, K, Da) tokens after the last block (`velocity`)."""
+        x = self.action_embed(noisy_actions)  # (B, K, Da)
+        layers = zip(self.blocks, layer_mod, cache.context_keys, cache.context_values,
+                     cache.cross)
+        for block, mod, keys, values, cross in layers:
+            x = block(x, mod, cache.rope, (keys, values), cross)
+        return x
+
     def velocity(self, noisy_actions: torch.Tensor, layer_mod: torch.Tensor,
                  head_mod: torch.Tensor, cache: ExecutorCache) -> torch.Tensor:
         """
@@ -199,16 +244,27 @@ class ActionDiT(nn.Module):
             (B, K, A) velocity.
 
         """
-        x = self.action_embed(noisy_actions)  # (B, K, Da)
-        layers = zip(self.blocks, layer_mod, cache.context_keys, cache.context_values,
-                     cache.cross)
-        for block, mod, keys, values, cross in layers:
-            x = block(x, mod, cache.rope, (keys, values), cross)
+        x = self.hidden(noisy_actions, layer_mod, cache)
         shift, scale = head_mod
         return self.head(norm_modulate(x, shift, scale))
 
     def forward(self, noisy_actions: torch.Tensor, timesteps: torch.Tensor,
                 cache: ExecutorCache) -> torch.Tensor:
         """Velocity of (B, K, A) noisy actions at (B,) timesteps; returns (B, K, A)."""
+        return self.velocity_and_object(noisy_actions, timesteps, cache)[0]
+
+    def velocity_and_object(self, noisy_actions: torch.Tensor, timesteps: torch.Tensor,
+                            cache: ExecutorCache
+                            ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """
+        Like `forward`, plus the (B, 3) object position read by `object_head` (training).
+
+        The second output is None when the model has no object head.
+        """
         layer_mod, head_mod = self.step_modulations(timesteps)
-        return self.velocity(noisy_actions, layer_mod, head_mod, cache)
+        x = self.hidden(noisy_actions, layer_mod, cache)
+        shift, scale = head_mod
+        velocity = self.head(norm_modulate(x, shift, scale))
+        if not hasattr(self, 'object_head'):
+            return velocity, None
+        return velocity, self.object_head(x.mean(dim=1))

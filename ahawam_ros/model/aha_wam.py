@@ -93,13 +93,28 @@ class AhaWamModel(nn.Module):
             getattr(self, name).copy_(value)
         self.norm_stats = stats
 
-    def normalize_actions(self, actions: torch.Tensor) -> torch.Tensor:
-        """Robot units -> model units for (..., A) actions."""
-        return (actions - self.action_mean) / self.action_std
+    def _action_reference(self, proprio: Optional[torch.Tensor]) -> torch.Tensor:
+        """(..., A) joint state at the chunk start -> (..., 1, A) offset of relative actions."""
+        if not self.config.executor.relative_actions:
+            return self.action_mean.new_zeros(())
+        if proprio is None:
+            raise ValueError('a model with relative actions needs the chunk-start proprio')
+        return proprio[..., None, :]
 
-    def denormalize_actions(self, actions: torch.Tensor) -> torch.Tensor:
-        """Model units -> robot units for (..., A) actions."""
-        return actions * self.action_std + self.action_mean
+    def normalize_actions(self, actions: torch.Tensor,
+                          proprio: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """
+        Robot units -> model units for (..., K, A) action chunks.
+
+        `proprio` (..., A) is the joint state at each chunk's start in robot units; a model
+        with `executor.relative_actions` predicts the actions relative to it.
+        """
+        return (actions - self._action_reference(proprio) - self.action_mean) / self.action_std
+
+    def denormalize_actions(self, actions: torch.Tensor,
+                            proprio: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Model units -> robot units for (..., K, A) chunks (`normalize_actions` undone)."""
+        return actions * self.action_std + self.action_mean + self._action_reference(proprio)
 
     def normalize_proprio(self, proprio: torch.Tensor) -> torch.Tensor:
         """Robot units -> model units for (..., A) joint positions."""

@@ -170,7 +170,7 @@ class ExecutorGraph(nn.Module):
         for i, delta in enumerate(self.deltas):  # unrolled in the trace
             velocity = model.executor.velocity(x, self.layer_mod[i], self.head_mod[i], cache)
             x = torch.add(x, velocity, alpha=delta)
-        return model.denormalize_actions(x)
+        return model.denormalize_actions(x, proprio)
 
 
 def build_graph(module: nn.Module, example: Tuple[torch.Tensor, ...]) -> Callable:

@@ -140,18 +140,33 @@ class PlannerConfig:
 
 @dataclass
 class ExecutorConfig:
-    """Action DiT (executor): one token per control step of a K-step chunk."""
+    """
+    Action DiT (executor): one token per control step of a K-step chunk.
+
+    `relative_actions`: the executor predicts a[c + k] - q[c], the actions relative to the
+    joint state at the chunk start (normalised by their own statistics), instead of absolute
+    targets that copying the proprio already explains. `context_adapter`: the executor reads
+    the planner context through its own keys (a per-head projection of the context values,
+    free of the planner's temporal RoPE, plus a learned key per context token) and values
+    with a learned per-token position code, so that where something is in the frame, not
+    the frame's absolute time, decides what it reads.
+    """
 
     width: int = 16
     mlp_ratio: float = 2.0
     chunk_len: int = 16
     num_chunks: int = 2
     action_dim: int = 14
+    relative_actions: bool = False
+    context_adapter: bool = False
 
     def __post_init__(self):
         ints = ('width', 'chunk_len', 'num_chunks', 'action_dim')
         _check_int(self, *ints)
         _check_positive(self, *ints, 'mlp_ratio')
+        for name in ('relative_actions', 'context_adapter'):
+            if not isinstance(getattr(self, name), bool):
+                _fail(self, name, 'must be true or false')
 
 
 @dataclass
@@ -160,19 +175,25 @@ class OvcrConfig:
     Observation-guided video-context routing.
 
     `obs_width`: width of observation tokens and routing queries; `delta_rank`: hidden width of
-    the per-layer delta MLP (width -> rank -> 2 width); `gate_init`: initial per-layer gate.
+    the per-layer delta MLP (width -> rank -> 2 width); `gate_init`: initial per-layer gate;
+    `delta_init_std`: std of the delta MLP's initial output weights (0: zero-initialised, the
+    paper's choice, which leaves the gate without gradient at the start).
     """
 
     num_queries: int = 4
     obs_width: int = 16
     delta_rank: int = 8
     gate_init: float = -4.0
+    delta_init_std: float = 0.0
 
     def __post_init__(self):
         _check_int(self, 'num_queries', 'obs_width', 'delta_rank')
         _check_positive(self, 'num_queries', 'obs_width', 'delta_rank')
         if not isinstance(self.gate_init, (int, float)) or isinstance(self.gate_init, bool):
             _fail(self, 'gate_init', 'must be a number')
+        value = self.delta_init_std
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            _fail(self, 'delta_init_std', 'must be a number >= 0')
 
 
 @dataclass
@@ -190,17 +211,28 @@ class FlowConfig:
 
 @dataclass
 class ObjectiveConfig:
-    """Training objective: loss weights and the horizon-adaptive offset bound O."""
+    """
+    Training objective: loss weights and the horizon-adaptive offset bound O.
+
+    `object_loss_weight`: weight of the auxiliary loss that makes the executor predict the
+    task object's position at the chunk start (privileged simulator state, a training target
+    only; samples without it are masked; 0 turns it off). `proprio_noise`: std, in normalised
+    units, of the noise added to the executor's proprio input in training (the chunk's
+    relative targets keep the true joint state).
+    """
 
     video_loss_weight: float = 1.0
     action_loss_weight: float = 1.0
     max_offset: int = 15
+    object_loss_weight: float = 0.0
+    proprio_noise: float = 0.0
 
     def __post_init__(self):
         _check_int(self, 'max_offset')
         if self.max_offset < 0:
             _fail(self, 'max_offset', 'must be >= 0')
-        for name in ('video_loss_weight', 'action_loss_weight'):
+        for name in ('video_loss_weight', 'action_loss_weight', 'object_loss_weight',
+                     'proprio_noise'):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 _fail(self, name, 'must be a number >= 0')

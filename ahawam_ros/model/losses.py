@@ -8,7 +8,13 @@ The AHA-WAM training objective: L = w_v L_video + w_a L_action (flow matching on
 - Executor, per chunk: chunk n is an independent sample with its own timestep, its own
   proprio token and its own OVCR edit (from the frame at the chunk start) of the current
   frame's context. L_action is the bump-weighted MSE of the velocity, masked on padding. Its
-  gradients reach the planner through the current-frame keys/values only.
+  gradients reach the planner through the current-frame keys/values only. With relative
+  actions the targets are a - q at the chunk start (`AhaWamModel.normalize_actions`); the
+  proprio input may be noised (`objective.proprio_noise`).
+- Object (auxiliary, `objective.object_loss_weight` > 0): the executor's object head predicts
+  the task object's position at each chunk start (privileged state of simulated demos, in
+  decimetres), masked where a sample has none. It can only be read from the context and the
+  chunk-start frame, so it pulls the executor's attention onto the scene.
 
 Shapes: B batch, F future frames, N history frames, Nc chunks, K chunk length, A action dim,
 C x h x w latents, L layers, H heads, S tokens per frame, hd head dim.
@@ -20,11 +26,13 @@ from ahawam_ros.model.aha_wam import AhaWamModel
 from ahawam_ros.model.flow import add_noise, T_SCALE
 from ahawam_ros.model.sample_builder import (ACTION_MASK, ACTIONS, CHUNK_FRAMES, CHUNK_PROPRIO,
                                              CLIP_FRAMES, CLIP_MASK, CLIP_STEPS, HISTORY_FRAMES,
-                                             HISTORY_MASK, HISTORY_STEPS, TASK_ID)
+                                             HISTORY_MASK, HISTORY_STEPS, OBJECT_MASK,
+                                             OBJECT_POSITION, TASK_ID)
 from ahawam_ros.model.video_dit import frame_causal_mask
 import torch
 
 KV = Tuple[torch.Tensor, torch.Tensor]
+OBJECT_SCALE = 10.0  # object positions enter the auxiliary loss in decimetres
 
 
 def encode_batch(model: AhaWamModel, batch: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
@@ -137,6 +145,15 @@ def planner_forward(model: AhaWamModel, clip_latents: torch.Tensor, clip_steps: 
 def chunk_velocities(model: AhaWamModel, context: KV, chunk_latents: torch.Tensor,
                      chunk_proprio: torch.Tensor, noisy_actions: torch.Tensor,
                      sigma: torch.Tensor, task_tokens: torch.Tensor) -> torch.Tensor:
+    """(B, Nc, K, A) velocities of `chunk_predictions` (same arguments)."""
+    return chunk_predictions(model, context, chunk_latents, chunk_proprio, noisy_actions,
+                             sigma, task_tokens)[0]
+
+
+def chunk_predictions(model: AhaWamModel, context: KV, chunk_latents: torch.Tensor,
+                      chunk_proprio: torch.Tensor, noisy_actions: torch.Tensor,
+                      sigma: torch.Tensor, task_tokens: torch.Tensor
+                      ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """
     Per-chunk executor forward: every chunk an independent sample.
 
@@ -159,8 +176,10 @@ def chunk_velocities(model: AhaWamModel, context: KV, chunk_latents: torch.Tenso
 
     Returns
     -------
-    torch.Tensor
+    velocity : torch.Tensor
         (B, Nc, K, A) predicted velocities.
+    object_position : torch.Tensor or None
+        (B, Nc, 3) the object head's prediction (None without an object head).
 
     """
     chunks = chunk_latents.shape[1]
@@ -169,8 +188,10 @@ def chunk_velocities(model: AhaWamModel, context: KV, chunk_latents: torch.Tenso
     keys, values = model.edit_context(keys, values, chunk_latents.flatten(0, 1))
     cache = model.prepare_executor(keys, values, task_tokens.repeat_interleave(chunks, dim=0),
                                    chunk_proprio.flatten(0, 1))
-    velocity = model.executor(noisy_actions.flatten(0, 1), T_SCALE * sigma.flatten(), cache)
-    return velocity.unflatten(0, noisy_actions.shape[:2])  # (B, Nc, K, A)
+    velocity, objects = model.executor.velocity_and_object(
+        noisy_actions.flatten(0, 1), T_SCALE * sigma.flatten(), cache)
+    shape = noisy_actions.shape[:2]
+    return velocity.unflatten(0, shape), None if objects is None else objects.unflatten(0, shape)
 
 
 def _masked_mean(error: torch.Tensor, weight: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -196,7 +217,8 @@ def compute_losses(model: AhaWamModel, batch: Dict[str, torch.Tensor],
     Returns
     -------
     dict of str to torch.Tensor
-        'loss' (weighted total, scalar with gradients), 'video_loss', 'action_loss'.
+        'loss' (weighted total, scalar with gradients), 'video_loss', 'action_loss',
+        'object_loss' (0 without an object head).
 
     """
     latents = encode_batch(model, batch)
@@ -208,18 +230,29 @@ def compute_losses(model: AhaWamModel, batch: Dict[str, torch.Tensor],
                                                 generator)
     video_loss = _masked_mean(error, weight[:, None], batch[CLIP_MASK][:, 1:])
 
-    actions = model.normalize_actions(batch[ACTIONS])  # (B, Nc, K, A)
+    objective = model.config.objective
+    proprio = batch[CHUNK_PROPRIO]  # (B, Nc, A) robot units
+    actions = model.normalize_actions(batch[ACTIONS], proprio)  # (B, Nc, K, A)
     sigma, weight = model.schedule.sample(actions.shape[:2], actions.device, generator)
     noise = torch.randn(actions.shape, generator=generator).to(actions.device)
-    velocity = chunk_velocities(model, context, latents['chunk'],
-                                model.normalize_proprio(batch[CHUNK_PROPRIO]),
-                                add_noise(actions, noise, sigma), sigma, tasks)
+    proprio_input = model.normalize_proprio(proprio)
+    if objective.proprio_noise > 0:
+        kick = torch.randn(proprio_input.shape, generator=generator).to(proprio_input.device)
+        proprio_input = proprio_input + objective.proprio_noise * kick
+    velocity, objects = chunk_predictions(model, context, latents['chunk'], proprio_input,
+                                          add_noise(actions, noise, sigma), sigma, tasks)
     error = (velocity - (noise - actions)).pow(2).mean(dim=-1)  # (B, Nc, K)
     action_loss = _masked_mean(error, weight[:, :, None], batch[ACTION_MASK])
+    object_loss = torch.zeros((), device=actions.device)
+    if objects is not None:
+        object_error = (OBJECT_SCALE * (objects - batch[OBJECT_POSITION])).pow(2).mean(dim=-1)
+        object_loss = _masked_mean(object_error, 1.0, batch[OBJECT_MASK])
 
-    objective = model.config.objective
-    loss = objective.video_loss_weight * video_loss + objective.action_loss_weight * action_loss
-    return {'loss': loss, 'video_loss': video_loss.detach(), 'action_loss': action_loss.detach()}
+    loss = (objective.video_loss_weight * video_loss
+            + objective.action_loss_weight * action_loss
+            + objective.object_loss_weight * object_loss)
+    return {'loss': loss, 'video_loss': video_loss.detach(), 'action_loss': action_loss.detach(),
+            'object_loss': object_loss.detach()}
 
 
 def training_step(model: AhaWamModel, optimizer: torch.optim.Optimizer,

@@ -72,7 +72,7 @@ class Ovcr(nn.Module):
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
-        """Initialise all weights; the delta output is zero so OVCR starts as the identity."""
+        """Initialise all weights; with `delta_init_std` 0 OVCR starts as the identity."""
         xavier_linears(self)
         nn.init.normal_(self.obs_pos, std=0.02)
         nn.init.normal_(self.base_queries, std=1.0)
@@ -83,8 +83,9 @@ class Ovcr(nn.Module):
         nn.init.zeros_(self.delta_norm_bias)
         nn.init.normal_(self.delta_in, std=width ** -0.5)
         nn.init.zeros_(self.delta_in_bias)
-        # Zero delta output: at initialisation the executor sees the unedited context.
-        nn.init.zeros_(self.delta_out)
+        # Zero by default (the paper): at initialisation the executor sees the unedited
+        # context. A small std gives the gate a gradient from the start.
+        nn.init.normal_(self.delta_out, std=self.config.ovcr.delta_init_std)
         nn.init.zeros_(self.delta_out_bias)
         nn.init.constant_(self.gate, self.config.ovcr.gate_init)
 

@@ -259,7 +259,7 @@ class AhaWamPolicy:
                                        model.normalize_proprio(proprio))
         actions = model.sample_actions(cache, self.num_steps, noise=noise,
                                        plan=self._euler_plan(self.num_steps))
-        return model.denormalize_actions(actions)
+        return model.denormalize_actions(actions, proprio)
 
     def warm_up(self, sync: bool = False) -> Dict[str, float]:
         """

@@ -7,7 +7,8 @@ offset o ~ U{0..O}:
 - clip frames at s + f * frame_stride, f = 0..F (frame 0 clean, the rest are denoised);
 - history frames at s - j * history_stride, j = N..1 (oldest first), masked when < 0;
 - chunk n (n = 0..Nc-1) starts at c_n = s + o + n K: action targets at c_n + k (k < K),
-  chunk-start frame and chunk-start proprio at c_n.
+  chunk-start frame and chunk-start proprio at c_n, and the task object's position at c_n
+  when the episode has it (privileged simulator state: an auxiliary training target only).
 
 Steps past the episode end are clamped to the last step and masked (clip frames, actions);
 masked actions repeat the last action. Values stay in robot units (the model normalises).
@@ -16,7 +17,7 @@ Shapes (one sample; `collate_samples` adds a leading B): F future frames, N hist
 Nc chunks, K chunk length, V views, H x W pixels, A action dim.
 """
 
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 from ahawam_ros.model.config import ModelConfig
 import numpy as np
@@ -33,11 +34,14 @@ CHUNK_PROPRIO = 'chunk_proprio'  # (Nc, A) float32, joint positions at s + o + n
 CHUNK_STEPS = 'chunk_steps'  # (Nc,) int64, s + o + n K
 ACTIONS = 'actions'  # (Nc, K, A) float32, actions at s + o + n K + k
 ACTION_MASK = 'action_mask'  # (Nc, K) bool, False for padding past the episode end
+OBJECT_POSITION = 'object_position'  # (Nc, 3) float32, task object at s + o + n K (aux target)
+OBJECT_MASK = 'object_mask'  # (Nc,) bool, False where the episode has no object position
 OFFSET = 'offset'  # () int64, o
 TASK_ID = 'task_id'  # () int64, index into config.task.task_names
 
 BATCH_KEYS = (CLIP_FRAMES, CLIP_STEPS, CLIP_MASK, HISTORY_FRAMES, HISTORY_STEPS, HISTORY_MASK,
-              CHUNK_FRAMES, CHUNK_PROPRIO, CHUNK_STEPS, ACTIONS, ACTION_MASK, OFFSET, TASK_ID)
+              CHUNK_FRAMES, CHUNK_PROPRIO, CHUNK_STEPS, ACTIONS, ACTION_MASK, OBJECT_POSITION,
+              OBJECT_MASK, OFFSET, TASK_ID)
 
 
 def sample_offset(rng: np.random.Generator, max_offset: int) -> int:
@@ -51,8 +55,8 @@ def _gather(array: np.ndarray, steps: np.ndarray) -> np.ndarray:
 
 
 def build_sample(frames: np.ndarray, joint_positions: np.ndarray, actions: np.ndarray,
-                 start: int, offset: int, config: ModelConfig,
-                 task_id: int = 0) -> Dict[str, np.ndarray]:
+                 start: int, offset: int, config: ModelConfig, task_id: int = 0,
+                 object_position: Optional[np.ndarray] = None) -> Dict[str, np.ndarray]:
     """
     Build one training sample from an episode.
 
@@ -72,6 +76,8 @@ def build_sample(frames: np.ndarray, joint_positions: np.ndarray, actions: np.nd
         Supplies F, frame_stride, N, history_stride, Nc and K.
     task_id : int
         Index of the episode's task in `config.task.task_names`.
+    object_position : np.ndarray, optional
+        (T, 3) position of the task object (zeros and a False mask when omitted).
 
     Returns
     -------
@@ -92,6 +98,10 @@ def build_sample(frames: np.ndarray, joint_positions: np.ndarray, actions: np.nd
     history = start - planner.history_stride * np.arange(planner.memory_size, 0, -1)  # (N,)
     chunks = start + offset + executor.chunk_len * np.arange(executor.num_chunks)  # (Nc,)
     targets = chunks[:, None] + np.arange(executor.chunk_len)[None, :]  # (Nc, K)
+    if object_position is None:
+        objects = np.zeros((len(chunks), 3), dtype=np.float32)
+    else:
+        objects = _gather(object_position, chunks).astype(np.float32)
     return {
         CLIP_FRAMES: _gather(frames, clip),
         CLIP_STEPS: clip.astype(np.int64),
@@ -104,6 +114,8 @@ def build_sample(frames: np.ndarray, joint_positions: np.ndarray, actions: np.nd
         CHUNK_STEPS: chunks.astype(np.int64),
         ACTIONS: _gather(actions, targets).astype(np.float32),
         ACTION_MASK: targets < length,
+        OBJECT_POSITION: objects,
+        OBJECT_MASK: np.full(len(chunks), object_position is not None),
         OFFSET: np.asarray(offset, dtype=np.int64),
         TASK_ID: np.asarray(task_id, dtype=np.int64),
     }

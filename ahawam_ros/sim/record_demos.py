@@ -21,6 +21,7 @@ from ahawam_ros.data.features import FEATURE_PRESETS, FeatureConfig
 from ahawam_ros.sim.aloha_env import SimConfig
 from ahawam_ros.sim.scripted_expert import ScriptedExpert
 from ahawam_ros.sim.tasks import TASKS
+import numpy as np
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,6 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--trajectory-horizon', type=int, default=1,
                         help='commands per /joint_trajectory message')
     parser.add_argument('--no-compress', action='store_true', help='write uncompressed mcap')
+    parser.add_argument('--action-noise', type=float, default=0.0,
+                        help='DART: std (rad) of smooth noise on the replayed arm commands; '
+                             'the recorded actions stay the clean commands')
+    parser.add_argument('--noisy-every', type=int, default=1,
+                        help='inject the noise on every k-th seed only (default: all)')
     return parser
 
 
@@ -56,8 +62,9 @@ def _features(args: argparse.Namespace) -> FeatureConfig:
 def main(argv: Optional[List[str]] = None) -> int:
     """Generate the episodes, write the bags and print the expert's success rate."""
     args = _parser().parse_args(argv)
-    if args.episodes < 1 or args.seed < 0:
-        print('record_demos: --episodes must be >= 1 and --seed >= 0', file=sys.stderr)
+    if args.episodes < 1 or args.seed < 0 or args.action_noise < 0 or args.noisy_every < 1:
+        print('record_demos: --episodes must be >= 1, --seed >= 0, --action-noise >= 0 and '
+              '--noisy-every >= 1', file=sys.stderr)
         return 2
     features = _features(args)
     sim_config = SimConfig(task=args.task, cameras=features.cameras,
@@ -72,7 +79,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 print(f'seed {seed}: kept existing {path}')
                 successes += 1
                 continue
-            episode = expert.episode(seed)
+            noise = args.action_noise if seed % args.noisy_every == 0 else 0.0
+            episode = expert.episode(seed, action_noise=noise)
             if episode is None:
                 print(f'seed {seed}: expert failed, no bag')
                 continue
@@ -80,7 +88,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                 episode, path, features, trajectory_horizon=args.trajectory_horizon,
                 compress=not args.no_compress,
                 extra_metadata={'generator': 'ahawam_ros.sim.scripted_expert',
-                                'episode_len': args.episode_len})
+                                'episode_len': args.episode_len, 'action_noise': noise,
+                                # Training-time auxiliary target only, never a policy input.
+                                'privileged_object_position': np.round(
+                                    episode.object_pose[:, :3], 5).tolist()})
             successes += 1
             print(f'seed {seed}: wrote {path} ({time.monotonic() - start:.0f} s elapsed)',
                   flush=True)

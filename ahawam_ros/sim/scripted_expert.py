@@ -16,12 +16,18 @@ welds the joints' friction leaves the grippers centimetres and tenths of radians
 and weak springs pull forearm_roll and wrist_rotate towards 0, because without them the weld
 often resolves the first reorientation by flipping both by about pi (a "wrist-flipped" arm,
 beyond the joint limits), which makes the demonstrations bimodal.
+
+Noise injection (DART, `action_noise`): the replayed commands are the expert's plus smooth
+random noise on the arm joints (an Ornstein-Uhlenbeck process with standard deviation
+`action_noise` rad and time constant `NOISE_TIME_CONSTANT`), while the recorded action labels
+stay the clean commands. The arm then visits states off the nominal path, labelled with the
+command that leads back to it: the corrective data that compounding error needs.
 """
 
 import dataclasses
 from typing import List, Optional
 
-from ahawam_ros.robot import ARMS, JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
+from ahawam_ros.robot import ARMS, CONTROL_RATE_HZ, JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
 from ahawam_ros.sim.aloha_env import AlohaSim, Observation, SimConfig
 from ahawam_ros.sim.episode import SimEpisode
 from ahawam_ros.sim.expert_plans import make_plan
@@ -33,6 +39,30 @@ import numpy as np
 WELD_IMPEDANCE = 0.95
 POSTURE_STIFFNESS = 10.0  # N m / rad on forearm_roll and wrist_rotate, towards 0
 POSTURE_JOINTS = ('forearm_roll', 'wrist_rotate')
+NOISE_TIME_CONSTANT = 0.4  # s, correlation time of the injected command noise
+GRIPPER_INDICES = (6, 13)  # the grippers get no injected noise
+
+
+def command_noise(seed: int, steps: int, sigma: float,
+                  control_rate_hz: float = CONTROL_RATE_HZ) -> np.ndarray:
+    """
+    Return (steps, A) smooth noise for the arm joints of episode `seed` (grippers 0).
+
+    An Ornstein-Uhlenbeck process per joint, stationary standard deviation `sigma` rad,
+    correlation time `NOISE_TIME_CONSTANT`, starting from its stationary distribution;
+    deterministic given the seed.
+    """
+    noise = np.zeros((steps, len(JOINT_NAMES)))
+    if sigma <= 0.0:
+        return noise
+    rng = np.random.default_rng((seed, 0xDA27))
+    decay = float(np.exp(-1.0 / (control_rate_hz * NOISE_TIME_CONSTANT)))
+    kicks = rng.normal(size=noise.shape) * sigma
+    noise[0] = kicks[0]
+    for t in range(1, steps):
+        noise[t] = decay * noise[t - 1] + np.sqrt(1.0 - decay ** 2) * kicks[t]
+    noise[:, list(GRIPPER_INDICES)] = 0.0
+    return noise
 
 
 def _tune_mocap_scene(model: mujoco.MjModel) -> None:
@@ -84,8 +114,14 @@ class ScriptedExpert:
         successes = [self._check.step(action).success for action in commands]
         return any(successes)
 
-    def record(self, seed: int, commands: np.ndarray) -> SimEpisode:
-        """Replay `commands` in the joint scene with the cameras and return the episode."""
+    def record(self, seed: int, commands: np.ndarray,
+               labels: Optional[np.ndarray] = None) -> SimEpisode:
+        """
+        Replay `commands` in the joint scene with the cameras and return the episode.
+
+        The episode's actions are `labels` when given (the clean commands of a noisy replay),
+        else `commands`.
+        """
         observations: List[Observation] = [self._sim.reset(seed)]
         for action in commands[:-1]:
             observations.append(self._sim.step(action))
@@ -97,17 +133,24 @@ class ScriptedExpert:
                     for cam in self.config.cameras},
             qpos=np.stack([o.qpos for o in observations]),
             qvel=np.stack([o.qvel for o in observations]),
-            actions=np.array(commands, dtype=np.float64),
+            actions=np.array(commands if labels is None else labels, dtype=np.float64),
             reward=np.array([o.reward for o in observations]),
             time=np.array([o.time for o in observations]),
             object_pose=np.stack([o.object_pose for o in observations]))
 
-    def episode(self, seed: int) -> Optional[SimEpisode]:
-        """Return the recorded episode of `seed`, or None when the replay fails the task."""
-        commands = self.joint_commands(seed)
+    def episode(self, seed: int, action_noise: float = 0.0) -> Optional[SimEpisode]:
+        """
+        Return the recorded episode of `seed`, or None when the replay fails the task.
+
+        With `action_noise` > 0 the replayed commands carry `command_noise` and the episode's
+        actions are the clean commands (DART, see the module docstring).
+        """
+        labels = self.joint_commands(seed)
+        noise = command_noise(seed, len(labels), action_noise)
+        commands = np.clip(labels + noise, JOINT_LOWER, JOINT_UPPER)
         if not self.replay_succeeds(seed, commands):
             return None
-        return self.record(seed, commands)
+        return self.record(seed, commands, labels if action_noise > 0 else None)
 
     def close(self) -> None:
         """Release the renderers."""

@@ -158,16 +158,18 @@ class Trainer:
 
     def _load_data(self, episodes: Optional[Sequence[Episode]]
                    ) -> Tuple[List[Episode], NormStats]:
+        executor = self.model_config.executor
+        relative = executor.chunk_len if executor.relative_actions else 0
         if episodes is not None:
             episodes = [as_episode(e) for e in episodes]
             for i, episode in enumerate(episodes):
                 check_episode(episode, self.model_config, source=f'episode {i}')
-            return episodes, compute_norm_stats(episodes)
+            return episodes, compute_norm_stats(episodes, relative_chunk=relative)
         data = self.config.data
 
         def load() -> Tuple[List[Episode], NormStats]:
             loaded, keys = load_episodes(data, self.model_config)
-            return loaded, dataset_norm_stats(loaded, keys, data.cache_path)
+            return loaded, dataset_norm_stats(loaded, keys, data.cache_path, relative)
 
         # Rank 0 decodes into the cache first; the others then read it.
         result = load() if self.info.is_main else None

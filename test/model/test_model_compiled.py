@@ -1,5 +1,6 @@
 """The compiled hot paths equal the eager reference; refusals and failures fall back to eager."""
 
+import dataclasses
 import logging
 import sys
 import threading
@@ -22,9 +23,11 @@ ACTION_ATOL = 1e-4
 CONTEXT_ATOL = 1e-4
 
 
-def model_of(preset: str) -> AhaWamModel:
+def model_of(preset: str, **planner: int) -> AhaWamModel:
     torch.manual_seed(0)
-    model = AhaWamModel(get_preset(preset))
+    config = get_preset(preset)
+    config = dataclasses.replace(config, planner=dataclasses.replace(config.planner, **planner))
+    model = AhaWamModel(config)
     perturb_zero_inits(model, std=0.2)  # non-zero heads and OVCR delta: every path matters
     return model
 
@@ -138,7 +141,9 @@ def held_gil_progress(clock: int, budget: float, deadline: float) -> float:
 
 def test_a_compiled_refresh_computes_while_another_thread_holds_the_gil():
     """The key property: the planner thread's graph runs on while the executor's Python runs."""
-    policy = AhaWamPolicy(model_of('small'), compiled=True)
+    # A planner wide enough that one refresh is a few hundred ms of compute.
+    policy = AhaWamPolicy(model_of('small', width=1024, patch_size=2, memory_size=6),
+                          compiled=True)
     graph = policy._planner_graph()
     inputs = policy._planner_inputs(policy._blank_images(), 0, empty=True)
     starts, stop = [], threading.Event()
