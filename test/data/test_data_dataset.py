@@ -156,3 +156,42 @@ def test_ranks_split_each_global_batch_without_overlap(tmp_path):
         assert sorted(halves[0][j] + halves[1][j]) == sorted(batch)
     assert all(2 * len(data) <= d < 3 * len(data) for b in whole for d in b)
     assert epoch_batches(DrawSampler(data, 1, 0, seed=1), 2, 8, skip=3) == whole[3:]
+
+
+def test_object_positions_travel_from_the_bag_metadata_to_the_samples(tmp_path):
+    """Simulated demos record the object's position (aux target); other bags have none."""
+    config, root = tiny(), tmp_path / 'bags'
+    positions = np.stack([np.arange(60) / 100.0, np.zeros(60), np.full(60, 0.02)], axis=1)
+    write_episode_bag(synthetic_episode(60), root / 'ep0', FEATURES,
+                      extra_metadata={'privileged_object_position': positions.tolist()})
+    write_episode_bag(synthetic_episode(45, 1), root / 'ep1', FEATURES)
+    data = DataConfig(bags=str(root), cache_dir=str(tmp_path / 'cache'))
+    for _ in range(2):  # decoded, then read back from the cache
+        episodes, _ = load_episodes(data, config)
+        np.testing.assert_allclose(episodes[0].object_position, positions)
+        assert episodes[1].object_position is None
+    dataset = PolicyDataset(episodes, config, seed=0)
+    sample, o = dataset[10], dataset.offset(10)
+    chunks = 10 + o + config.executor.chunk_len * np.arange(config.executor.num_chunks)
+    np.testing.assert_allclose(sample[keys.OBJECT_POSITION], positions[chunks], atol=1e-6)
+    assert sample[keys.OBJECT_MASK].all()
+    other = dataset[50]  # a window of ep1
+    assert not other[keys.OBJECT_MASK].any() and not other[keys.OBJECT_POSITION].any()
+    (root / 'ep0' / 'episode.json').write_text(json.dumps(
+        {'privileged_object_position': positions[:-1].tolist()}))
+    with pytest.raises(ValueError, match=r'ep0: privileged_object_position has shape \(59, 3\)'):
+        load_episodes(data, config)
+
+
+def test_relative_norm_stats_describe_the_targets_relative_to_the_chunk_start(tmp_path):
+    episodes, cache_keys = load_episodes(DataConfig(bags=str(write_bags(tmp_path / 'b'))), tiny())
+    stats = normalization.compute_norm_stats(episodes, relative_chunk=16)
+    # a[t + k] - q[t] = min(t + k, T - 1) - t + 0.5 for every joint.
+    deltas = np.concatenate([np.minimum(np.arange(n)[:, None] + np.arange(16), n - 1)
+                             - np.arange(n)[:, None] + 0.5 for n in (60, 45)]).ravel()
+    np.testing.assert_allclose(stats.action_mean, np.full(14, deltas.mean()))
+    np.testing.assert_allclose(stats.action_std, np.full(14, deltas.std()))
+    absolute = normalization.compute_norm_stats(episodes)
+    assert stats.proprio_mean == absolute.proprio_mean
+    assert (normalization.stats_path('c', cache_keys, 16)
+            != normalization.stats_path('c', cache_keys))

@@ -110,3 +110,18 @@ def test_record_demos_cli_writes_successful_episodes(tmp_path, capsys):
     assert '1/1 successful episodes (100%)' in capsys.readouterr().out
     assert record_demos.main(argv) == 0  # a second run keeps the bag
     assert 'kept existing' in capsys.readouterr().out
+    # The cube's position at every step, for training-time auxiliary targets only.
+    position = np.asarray(metadata['privileged_object_position'])
+    assert position.shape == (400, 3) and metadata['action_noise'] == 0.0
+    assert np.ptp(position[:, 2]) > 0.05  # lifted in the handover
+
+
+def test_record_demos_cli_injects_noise_on_every_kth_seed(tmp_path):
+    argv = ['--task', 'transfer_cube', '--episodes', '2', '--seed', '5', '--out', str(tmp_path),
+            '--cameras', 'top', '--height', '24', '--width', '32', '--action-noise', '0.03',
+            '--noisy-every', '2']
+    assert record_demos.main(argv) == 0
+    noise = {seed: read_bag_metadata(tmp_path / f'transfer_cube_seed{seed:06d}')['action_noise']
+             for seed in (5, 6)}
+    assert noise == {5: 0.0, 6: 0.03}
+    assert record_demos.main(argv[:-2] + ['--noisy-every', '0']) == 2

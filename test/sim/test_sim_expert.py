@@ -10,7 +10,8 @@ from ahawam_ros.sim.aloha_env import CONTROL_PERIOD, SimConfig  # noqa: E402
 from ahawam_ros.sim.episode import SimEpisode  # noqa: E402
 from ahawam_ros.sim.expert_plans import ArmPath, Keyframe, make_plan  # noqa: E402
 from ahawam_ros.sim.mocap_sim import MocapSim  # noqa: E402
-from ahawam_ros.sim.scripted_expert import generate_episode, ScriptedExpert  # noqa: E402
+from ahawam_ros.sim.scripted_expert import (  # noqa: E402
+    command_noise, generate_episode, ScriptedExpert)
 from ahawam_ros.sim.tasks import get_task  # noqa: E402
 from gym_aloha.constants import START_ARM_POSE  # noqa: E402
 
@@ -81,3 +82,28 @@ def test_generate_episode_records_a_consistent_episode():
     from ahawam_ros.sim.aloha_env import AlohaSim
     with AlohaSim(config) as sim:
         np.testing.assert_array_equal(sim.reset(3).images['top'], episode.images['top'][0])
+
+
+def test_command_noise_is_smooth_seeded_and_spares_the_grippers():
+    noise = command_noise(7, 4000, 0.03)
+    assert np.array_equal(noise, command_noise(7, 4000, 0.03))
+    assert not np.array_equal(noise, command_noise(8, 4000, 0.03))
+    assert np.all(noise[:, [6, 13]] == 0.0)
+    arms = np.delete(noise, [6, 13], axis=1)
+    assert 0.02 < arms.std() < 0.04  # the stationary std, sigma
+    # Correlated over the time constant: a step changes it far less than sigma.
+    assert np.abs(np.diff(arms, axis=0)).mean() < 0.2 * arms.std()
+    assert np.all(command_noise(7, 50, 0.0) == 0.0)
+
+
+def test_a_noisy_replay_is_labelled_with_the_clean_commands():
+    """DART: the arm follows noisy commands, the episode's actions are the expert's own."""
+    with ScriptedExpert(SimConfig(cameras=('top',), image_height=24, image_width=32)) as expert:
+        clean = expert.joint_commands(3)
+        noisy = expert.episode(3, action_noise=0.03)
+        nominal = expert.record(3, clean)
+    assert noisy is not None and noisy.success
+    np.testing.assert_array_equal(noisy.actions, clean)
+    arms = [i for i in range(clean.shape[1]) if i not in (6, 13)]
+    assert np.abs(noisy.qpos[:, arms] - nominal.qpos[:, arms]).max() > 0.02
+    assert noisy.object_pose.shape == (len(clean), 7)
