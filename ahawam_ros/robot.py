@@ -17,3 +17,8 @@ _ARM_LOWER: Tuple[float, ...] = (-3.14158, -1.85005, -1.76278, -3.14158, -1.8675
 _ARM_UPPER: Tuple[float, ...] = (3.14158, 1.25664, 1.6057, 3.14158, 2.23402, 3.14158, 1.0)
 JOINT_LOWER: Tuple[float, ...] = _ARM_LOWER * len(ARMS)  # (A,) in JOINT_NAMES order
 JOINT_UPPER: Tuple[float, ...] = _ARM_UPPER * len(ARMS)  # (A,) in JOINT_NAMES order
+
+# Seeds of the embedded simulator's episodes: demonstrations are recorded from seeds below
+# this one, closed-loop evaluation (eval-sim, eval-grounding, the demo) starts at it, so a
+# score is always taken on object placements never trained on.
+FIRST_HELD_OUT_SEED = 1000

@@ -26,8 +26,8 @@ from ahawam_ros.data.bag_files import find_bags
 from ahawam_ros.data.bag_layout import Layout
 from ahawam_ros.data.bag_reader import read_episode
 from ahawam_ros.data.cache import cache_key, EpisodeCache
-from ahawam_ros.data.episode import Episode
 from ahawam_ros.data.demo_bags import METADATA_FILE
+from ahawam_ros.data.episode import Episode
 from ahawam_ros.data.features import feature_preset
 from ahawam_ros.data.mapping_yaml import load_mapping
 from ahawam_ros.model.config import ModelConfig
@@ -118,7 +118,7 @@ def check_episode(episode: Episode, config: ModelConfig, source: str = 'episode'
 
 def recorded_object_position(bag: Path, steps: int) -> Optional[np.ndarray]:
     """
-    The (T, 3) privileged object positions a simulated demonstration recorded, else None.
+    Return the (T, 3) object positions a simulated demonstration recorded, else None.
 
     Read from the bag's `episode.json` (`privileged_object_position`, written by
     `record_demos`); bags of real robots have none. A length that differs from the episode's

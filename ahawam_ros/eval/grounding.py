@@ -42,7 +42,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from ahawam_ros.eval.probe import ridge_cv_r2
 from ahawam_ros.eval.sim_metrics import write_json
 from ahawam_ros.eval.sim_policy import load_eval_policy, PolicyViews, sim_config_for
-from ahawam_ros.robot import ACTION_DIM, CONTROL_RATE_HZ, JOINT_NAMES
+from ahawam_ros.robot import ACTION_DIM, CONTROL_RATE_HZ, FIRST_HELD_OUT_SEED, JOINT_NAMES
 from ahawam_ros.sim.aloha_env import AlohaSim
 from ahawam_ros.sim.renderer import TiledRenderer
 from ahawam_ros.sim.scripted_expert import ScriptedExpert
@@ -65,7 +65,7 @@ class GroundingOptions:
 
     checkpoint: str
     seeds: int = 100
-    first_seed: int = 1000
+    first_seed: int = FIRST_HELD_OUT_SEED
     step: int = DEFAULT_STEP
     out: str = 'outputs/eval_grounding'
     noise_seed: int = 0
@@ -323,8 +323,8 @@ def parse_options(argv: Optional[Sequence[str]]) -> GroundingOptions:
     parser.add_argument('--checkpoint', required=True,
                         help='checkpoint directory or random:<preset> (untrained)')
     parser.add_argument('--seeds', type=int, default=100, help='held-out seeds (100)')
-    parser.add_argument('--first-seed', type=int, default=1000,
-                        help='first seed (1000: far from the demos, seeds 0..59)')
+    parser.add_argument('--first-seed', type=int, default=FIRST_HELD_OUT_SEED,
+                        help=f'first seed ({FIRST_HELD_OUT_SEED}: held out, never a demo)')
     parser.add_argument('--step', type=int, default=DEFAULT_STEP,
                         help=f'control step of the expert observation ({DEFAULT_STEP})')
     parser.add_argument('--out', default='outputs/eval_grounding')

@@ -41,7 +41,7 @@ from ahawam_ros.eval.sim_modes import ASYNC, MODES
 from ahawam_ros.eval.sim_policy import (DEMO_HW, load_eval_policy, PolicyViews,
                                         sim_config_for)
 from ahawam_ros.eval.sim_record import EpisodeRecorder, write_bag, write_video
-from ahawam_ros.robot import CONTROL_RATE_HZ
+from ahawam_ros.robot import CONTROL_RATE_HZ, FIRST_HELD_OUT_SEED
 from ahawam_ros.runtime.loading import (CHECKPOINT_POLICY, EXPERT_POLICY, POLICY_KINDS,
                                         select_policy)
 from ahawam_ros.runtime.orchestrator import warm_up
@@ -72,7 +72,7 @@ class EvalOptions:
     video: bool = False
     bags: bool = False
     out: str = 'outputs/eval_sim'
-    seed: int = 0
+    seed: int = FIRST_HELD_OUT_SEED
     task: str = 'transfer_cube'
     steps: int = 400
     render_hw: Optional[Tuple[int, int]] = DEMO_HW
@@ -133,7 +133,9 @@ def parse_options(argv: Optional[Sequence[str]]) -> EvalOptions:
     parser.add_argument('--video', action='store_true', help='write an mp4 per episode')
     parser.add_argument('--bags', action='store_true', help='write a rosbag2 per episode')
     parser.add_argument('--out', default='outputs/eval_sim', help='report, videos and bags')
-    parser.add_argument('--seed', type=int, default=0, help='seed of the first episode')
+    parser.add_argument('--seed', type=int, default=FIRST_HELD_OUT_SEED,
+                        help=f'seed of the first episode ({FIRST_HELD_OUT_SEED}: held out, '
+                        'never a demonstration)')
     parser.add_argument('--task', default='transfer_cube', choices=sorted(TASKS))
     parser.add_argument('--steps', type=int, default=400, help='control steps per episode')
     parser.add_argument('--render-size', default=f'{DEMO_HW[0]}x{DEMO_HW[1]}',

@@ -143,7 +143,7 @@ class ActionDiT(nn.Module):
 
     def adapt_context(self, keys: torch.Tensor, values: torch.Tensor) -> KV:
         """
-        The executor's view of (L, B, H, M, hd) context keys and values.
+        Return the executor's view of (L, B, H, M, hd) context keys and values.
 
         Without `context_adapter`, the planner's own. With it, keys are RMS-normalised
         per-head projections of the values plus a learned key per token (the planner's keys,

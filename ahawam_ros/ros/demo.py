@@ -27,6 +27,7 @@ from typing import List, Optional
 
 os.environ.setdefault('OMP_NUM_THREADS', '1')  # before torch: one core per worker thread
 
+from ahawam_ros.robot import FIRST_HELD_OUT_SEED  # noqa: E402
 from ahawam_ros.ros.demo_supervisor import (DemoSupervisor, EpisodeResult,  # noqa: E402
                                             REAL_TIME_OK)
 from ahawam_ros.ros.log_bridge import bridge_core_logging  # noqa: E402
@@ -47,7 +48,7 @@ class DemoOptions:
     """What the demo runs."""
 
     episodes: int = 3
-    seed: int = 0
+    seed: int = FIRST_HELD_OUT_SEED
     checkpoint: str = ''
     out: str = 'outputs/demo'
     episode_seconds: float = 8.0
@@ -68,7 +69,9 @@ def parse_options(argv: Optional[List[str]]) -> DemoOptions:
     """Parse the command line into DemoOptions."""
     parser = argparse.ArgumentParser(prog='ahawam demo', description=__doc__.splitlines()[1])
     parser.add_argument('--episodes', type=int, default=3, help='episodes to run (3)')
-    parser.add_argument('--seed', type=int, default=0, help='seed of the first episode (0)')
+    parser.add_argument('--seed', type=int, default=FIRST_HELD_OUT_SEED,
+                        help=f'seed of the first episode ({FIRST_HELD_OUT_SEED}: held out, '
+                        'never a demonstration)')
     parser.add_argument('--checkpoint', default='', help='policy checkpoint directory '
                         '(default: the packaged one)')
     parser.add_argument('--out', default='outputs/demo', help='where bags and videos go')

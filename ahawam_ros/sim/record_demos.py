@@ -18,6 +18,7 @@ from typing import List, Optional
 
 from ahawam_ros.data.demo_bags import write_episode_bag_atomic
 from ahawam_ros.data.features import FEATURE_PRESETS, FeatureConfig
+from ahawam_ros.robot import FIRST_HELD_OUT_SEED
 from ahawam_ros.sim.aloha_env import SimConfig
 from ahawam_ros.sim.scripted_expert import ScriptedExpert
 from ahawam_ros.sim.tasks import TASKS
@@ -67,6 +68,10 @@ def main(argv: Optional[List[str]] = None) -> int:
               '--noisy-every >= 1', file=sys.stderr)
         return 2
     features = _features(args)
+    if args.seed + args.episodes > FIRST_HELD_OUT_SEED:
+        print(f'record_demos: warning: seeds from {FIRST_HELD_OUT_SEED} are held out for '
+              'evaluation (eval-sim, eval-grounding, the demo); a policy trained on them is '
+              'scored on its training placements', file=sys.stderr)
     sim_config = SimConfig(task=args.task, cameras=features.cameras,
                            image_height=features.image_height, image_width=features.image_width,
                            episode_len=args.episode_len)

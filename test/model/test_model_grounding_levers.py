@@ -111,7 +111,8 @@ def train_object_head(paint: bool) -> float:
     """Object loss after 150 steps on one batch whose object x is painted into the frames."""
     torch.manual_seed(0)
     model = AhaWamModel(grounded_tiny())
-    batch = with_objects(synthetic_batch(model.config, 8, seed=4), torch.Generator().manual_seed(4))
+    batch = synthetic_batch(model.config, 8, seed=4)
+    batch = with_objects(batch, torch.Generator().manual_seed(4))
     position = batch[sb.OBJECT_POSITION]
     position[..., 1:] = 0.0
     position[..., 0] = position[:, :1, 0]  # one x per sample, at every chunk
