@@ -22,6 +22,8 @@ SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
                  'sync vs planner-off'),
     'eval-grounding': ('ahawam_ros.eval.grounding', 'does the chunk see the cube? held-out '
                        'R^2 of its position from the chunk, input-swap sensitivity'),
+    'eval-curve': ('ahawam_ros.eval.training_curve', 'success and grounding of a training '
+                   "run's checkpoints against training time"),
     'eval-bag': ('ahawam_ros.eval.bag_eval', 'replay recorded bags through the async runtime '
                  'and compare with the commands sent'),
     'bench': ('ahawam_ros.eval.bench_suite', 'model, runtime and ROS benchmarks side by side '

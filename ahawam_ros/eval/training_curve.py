@@ -1,0 +1,186 @@
+"""
+Success and grounding against training time, from a training run's saved checkpoints.
+
+    ahawam eval-curve --run outputs/small_transfer_cube [--episodes 5] [--seeds 30]
+
+For every policy checkpoint of the run (`<run>/checkpoints/policy_step_*`, or those named by
+`--steps`), on held-out seeds: closed-loop success of the asynchronous runtime (`eval-sim`,
+lock-step timing so that the figure does not depend on what else loads the machine) with its
+68 % interval and the first-grasp distance, and the grounding figure of `eval-grounding` (the
+held-out R^2 of the cube position from the first chunk, at the reset). The training time of
+each checkpoint is summed from the run's `train_log.jsonl` (both stages), so the table reads
+as a learning curve: `curve.json` and `curve.md` in `--out`.
+"""
+
+import argparse
+from dataclasses import dataclass
+import json
+import math
+from pathlib import Path
+import re
+import sys
+from typing import Any, Dict, List, Optional, Sequence
+
+from ahawam_ros.eval.grounding import evaluate as evaluate_grounding, GroundingOptions
+from ahawam_ros.eval.sim_eval import evaluate_runtime, EvalOptions
+from ahawam_ros.eval.sim_metrics import write_json
+from ahawam_ros.robot import FIRST_HELD_OUT_SEED
+
+CHECKPOINT_PATTERN = re.compile(r'policy_step_(\d+)$')
+LOG_FILE = 'train_log.jsonl'
+
+
+@dataclass(frozen=True)
+class CurveOptions:
+    """What `ahawam eval-curve` measures."""
+
+    run: str
+    episodes: int = 5
+    seeds: int = 30
+    steps: Optional[Sequence[int]] = None
+    first_seed: int = FIRST_HELD_OUT_SEED
+    out: str = ''
+
+    def __post_init__(self):
+        if self.episodes < 1 or self.seeds < 5:
+            raise ValueError(f'need episodes >= 1 and seeds >= 5, got {self.episodes}, '
+                             f'{self.seeds}')
+
+    @property
+    def out_dir(self) -> Path:
+        """Where the curve is written (default: <run>/curve)."""
+        return Path(self.out) if self.out else Path(self.run) / 'curve'
+
+
+def policy_checkpoints(run: Path) -> Dict[int, Path]:
+    """Return {policy step: checkpoint directory} of a training run, in step order."""
+    found = {}
+    for path in (run / 'checkpoints').glob('policy_step_*'):
+        match = CHECKPOINT_PATTERN.search(path.name)
+        if match and path.is_dir():
+            found[int(match.group(1))] = path
+    if not found:
+        raise FileNotFoundError(f'{run}: no policy checkpoints under {run / "checkpoints"}')
+    return dict(sorted(found.items()))
+
+
+def training_minutes(log_rows: List[Dict[str, Any]], batch_size: int) -> Dict[int, float]:
+    """
+    Return {policy step: minutes of training up to it, both stages} from the log rows.
+
+    A row covers the steps since the previous row of its stage at its `samples_per_s` (the
+    trainer counts both stages in batches of `batch_size`); the autoencoder stage comes first.
+    """
+    seconds, previous, minutes = 0.0, {}, {}
+    for row in log_rows:
+        stage = row['stage']
+        steps = row['step'] - previous.get(stage, 0)
+        previous[stage] = row['step']
+        if row.get('samples_per_s', 0) > 0:
+            seconds += steps * batch_size / row['samples_per_s']
+        if stage == 'policy':
+            minutes[row['step']] = seconds / 60.0
+    return minutes
+
+
+def _run_settings(run: Path) -> Dict[str, Any]:
+    path = run / 'train_config.json'
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def evaluate_checkpoint(path: Path, options: CurveOptions) -> Dict[str, Any]:
+    """Closed-loop success and the grounding R^2 of one checkpoint."""
+    out = options.out_dir / path.name
+    closed = evaluate_runtime(EvalOptions(
+        checkpoint=str(path), episodes=options.episodes, mode='async', timing='replayed',
+        seed=options.first_seed, out=str(out / 'eval_sim')))['modes']['async']
+    grounding = evaluate_grounding(GroundingOptions(
+        checkpoint=str(path), seeds=options.seeds, first_seed=options.first_seed,
+        out=str(out / 'grounding')))['metrics']
+    return {'success_rate': closed['success_rate'],
+            'success_interval_68': closed['success_interval_68'],
+            'successes': closed['successes'], 'episodes': closed['episodes'],
+            'mean_max_reward': closed.get('mean_max_reward'),
+            'first_grasp_distance_m': closed.get('first_grasp_distance_m'),
+            'grounding_r2_cube': grounding['r2_cube']['policy']['mean'],
+            'grounding_r2_expert': grounding['r2_cube']['expert']['mean']}
+
+
+def _fmt(value: Any, spec: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return '-'
+    return format(value, spec)
+
+
+def format_markdown(rows: List[Dict[str, Any]]) -> str:
+    """Return the curve as a markdown table."""
+    lines = ['| policy step | training min | success (async) | 68 % interval | max reward | '
+             'first-grasp distance (cm) | cube R^2 from chunk (expert) |',
+             '|---|---|---|---|---|---|---|']
+    for row in rows:
+        low, high = row['success_interval_68']
+        grasp_cm = (row['first_grasp_distance_m'] or {}).get('median')
+        lines.append(
+            f"| {row['step']} | {_fmt(row['training_minutes'], '.1f')} | "
+            f"{row['successes']}/{row['episodes']} | [{low:.2f}, {high:.2f}] | "
+            f"{_fmt(row['mean_max_reward'], '.2f')} | "
+            f"{_fmt(None if grasp_cm is None else 100 * grasp_cm, '.1f')} | "
+            f"{_fmt(row['grounding_r2_cube'], '.2f')} ({_fmt(row['grounding_r2_expert'], '.2f')}) |")
+    return '\n'.join(lines)
+
+
+def evaluate_curve(options: CurveOptions) -> List[Dict[str, Any]]:
+    """Evaluate the chosen checkpoints of the run; write curve.json and curve.md."""
+    run = Path(options.run)
+    checkpoints = policy_checkpoints(run)
+    if options.steps:
+        missing = sorted(set(options.steps) - set(checkpoints))
+        if missing:
+            raise FileNotFoundError(f'{run}: no checkpoint of policy step(s) {missing}; '
+                                    f'saved: {list(checkpoints)}')
+        checkpoints = {step: checkpoints[step] for step in sorted(options.steps)}
+    settings = _run_settings(run)
+    log = run / LOG_FILE
+    rows_of_log = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    minutes = training_minutes(rows_of_log, settings.get('batch_size', 1))
+    rows = []
+    for step, path in checkpoints.items():
+        print(f'eval-curve: {path}', flush=True)
+        row = {'step': step, 'training_minutes': minutes.get(step, math.nan),
+               **evaluate_checkpoint(path, options)}
+        rows.append(row)
+        options.out_dir.mkdir(parents=True, exist_ok=True)
+        write_json({'run': str(run), 'rows': rows}, options.out_dir / 'curve.json')
+        (options.out_dir / 'curve.md').write_text(format_markdown(rows) + '\n')
+    return rows
+
+
+def parse_options(argv: Optional[Sequence[str]]) -> CurveOptions:
+    """Parse the command line into CurveOptions."""
+    parser = argparse.ArgumentParser(prog='ahawam eval-curve',
+                                     description=__doc__.split('\n\n')[0].strip())
+    parser.add_argument('--run', required=True, help='a training output directory')
+    parser.add_argument('--episodes', type=int, default=5, help='closed-loop episodes (5)')
+    parser.add_argument('--seeds', type=int, default=30, help='grounding seeds (30)')
+    parser.add_argument('--steps', type=int, nargs='+', help='policy steps (default: all)')
+    parser.add_argument('--first-seed', type=int, default=FIRST_HELD_OUT_SEED)
+    parser.add_argument('--out', default='', help='output directory (default: <run>/curve)')
+    args = parser.parse_args(argv)
+    return CurveOptions(run=args.run, episodes=args.episodes, seeds=args.seeds,
+                        steps=args.steps, first_seed=args.first_seed, out=args.out)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run `ahawam eval-curve`; print the table."""
+    try:
+        options = parse_options(argv)
+        rows = evaluate_curve(options)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f'eval-curve: {exc}', file=sys.stderr)
+        return 2
+    print(format_markdown(rows))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
