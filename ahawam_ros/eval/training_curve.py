@@ -22,7 +22,7 @@ import sys
 from typing import Any, Dict, List, Optional, Sequence
 
 from ahawam_ros.eval.grounding import evaluate as evaluate_grounding, GroundingOptions
-from ahawam_ros.eval.sim_eval import evaluate_runtime, EvalOptions
+from ahawam_ros.eval.sim_eval import EvalOptions, evaluate_runtime
 from ahawam_ros.eval.sim_metrics import write_json
 from ahawam_ros.robot import FIRST_HELD_OUT_SEED
 
@@ -125,7 +125,8 @@ def format_markdown(rows: List[Dict[str, Any]]) -> str:
             f"{row['successes']}/{row['episodes']} | [{low:.2f}, {high:.2f}] | "
             f"{_fmt(row['mean_max_reward'], '.2f')} | "
             f"{_fmt(None if grasp_cm is None else 100 * grasp_cm, '.1f')} | "
-            f"{_fmt(row['grounding_r2_cube'], '.2f')} ({_fmt(row['grounding_r2_expert'], '.2f')}) |")
+            f"{_fmt(row['grounding_r2_cube'], '.2f')} "
+            f"({_fmt(row['grounding_r2_expert'], '.2f')}) |")
     return '\n'.join(lines)
 
 

@@ -3,7 +3,7 @@
 import math
 
 from ahawam_ros.eval.training_curve import (CurveOptions, format_markdown, main,
-                                           policy_checkpoints, training_minutes)
+                                            policy_checkpoints, training_minutes)
 import pytest
 
 
