@@ -32,8 +32,8 @@ import math
 import time
 from typing import Any, Callable, Optional, Tuple
 
-from ahawam_ros.eval.episode import (apply_command, ClosedLoopConfig, EpisodeResult,
-                                     settle_count)
+from ahawam_ros.eval.episode import (apply_command, CameraFrames, ClosedLoopConfig,
+                                     EpisodeResult, settle_count)
 from ahawam_ros.eval.sim_modes import (ASYNC, blank_context, PLANNER_OFF, SYNC, SYNC_CONTEXT,
                                        SyncPolicy)
 from ahawam_ros.runtime.chunk_scheduler import ACCEPTED, ActionChunk, ChunkScheduler
@@ -136,7 +136,8 @@ class LockstepRuntime:
         self.policy.reset()  # the black frame must not stay in the rolling memory
         return blank
 
-    def step(self, index: int, images: np.ndarray, qpos: np.ndarray, result: EpisodeResult):
+    def step(self, index: int, images: np.ndarray, qpos: np.ndarray, result: EpisodeResult,
+             image_stamp: Optional[float] = None):
         """
         Run control step `index` on the observation taken at its start; return the Command.
 
@@ -150,15 +151,18 @@ class LockstepRuntime:
             (A,) joint positions.
         result : EpisodeResult
             Receives the events and latencies.
+        image_stamp : float, optional
+            When the images were taken (s); this step's time when omitted.
 
         """
         now = index * self.period
+        stamp = now if image_stamp is None else image_stamp
         self.clock.set_time(now)
         self.executor.update_joints(qpos, now)
-        self.executor.update_images(images, now)
+        self.executor.update_images(images, stamp)
         self._deliver(index, now, result)
         if self.config.mode == ASYNC:
-            self._start_refresh(index, now, images, result)
+            self._start_refresh(index, stamp, images, result)
         elif self.config.mode == PLANNER_OFF:
             if self._blank is None:
                 self._blank = self._blank_context(images)
@@ -178,11 +182,11 @@ class LockstepRuntime:
             result.chunk_status[status] = result.chunk_status.get(status, 0) + 1
             self._chunk_ready = None
 
-    def _start_refresh(self, index: int, now: float, images: np.ndarray,
+    def _start_refresh(self, index: int, stamp: float, images: np.ndarray,
                        result: EpisodeResult) -> None:
         if self._context is not None:
             return  # the planner worker is busy
-        self.planner.update_images(images, now)
+        self.planner.update_images(images, stamp)
         outcome = self.planner.refresh()
         if outcome.status != PUBLISHED:
             return
@@ -236,9 +240,13 @@ def run_episode(policy: ChunkPolicy, env: Any, config: ClosedLoopConfig, seed: i
     runtime = LockstepRuntime(policy, config, wall_clock)
     result = EpisodeResult(seed=seed)
     observation, settle = env.reset(seed), None
+    frames = CameraFrames(views, config.camera_every, recording=recorder is not None)
+    frames.take(observation, 0.0)
     for index in range(config.max_steps):
-        command = runtime.step(index, views(observation), observation.qpos, result)
-        observation = apply_command(env, observation, command, index, result, recorder)
+        command = runtime.step(index, frames.images, observation.qpos, result, frames.stamp)
+        observation = apply_command(env, observation, command, index, result, recorder,
+                                    render=frames.renders(index + 1))
+        frames.take(observation, (index + 1) * runtime.period)
         settle = settle_count(result, observation, settle)
         if settle is not None and 0 <= config.settle_steps <= settle:
             break

@@ -9,7 +9,7 @@ Shapes: A action dim.
 
 from dataclasses import dataclass, field
 import math
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ahawam_ros.eval.grasp import FirstGrasp
 from ahawam_ros.eval.sim_modes import ASYNC, MODES
@@ -18,6 +18,7 @@ from ahawam_ros.runtime.chunk_scheduler import ACCEPTED, SchedulerConfig
 from ahawam_ros.runtime.executor_core import ExecutorConfig
 from ahawam_ros.runtime.safety import SafetyConfig
 from ahawam_ros.runtime.update_timing import LATENCY, SCHEDULES
+import numpy as np
 
 REPLAYED, REALTIME = 'replayed', 'realtime'
 TIMINGS = (REALTIME, REPLAYED)
@@ -51,6 +52,9 @@ class ClosedLoopConfig:
     settle_steps : int
         Steps run after the first success before the episode ends (the demo's 0.5 s);
         negative: never end early.
+    camera_every : int
+        The cameras are rendered every n-th control step (the simulator node's
+        `camera_every`: 2, 25 Hz); the policy sees the newest frame with its own stamp.
 
     """
 
@@ -68,6 +72,7 @@ class ClosedLoopConfig:
     max_image_age: float = 0.5
     max_steps: int = 400
     settle_steps: int = 25
+    camera_every: int = 1
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -77,6 +82,8 @@ class ClosedLoopConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0.0):
                 raise ValueError(f'{name} must be a finite number > 0, got {value}')
+        if not isinstance(self.camera_every, int) or self.camera_every < 1:
+            raise ValueError(f'camera_every must be an int >= 1, got {self.camera_every!r}')
         for name in ('execute_steps', 'blend_steps', 'lead_margin_steps'):
             if getattr(self, name) < 0:
                 raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}')
@@ -177,15 +184,44 @@ class EpisodeResult:
                 'late_steps': self.late_steps, **self.grasp.summary()}
 
 
+class CameraFrames:
+    """
+    The newest rendered views and their stamp, for a camera slower than the control rate.
+
+    The simulator renders on the steps `renders` picks (every `camera_every`-th, or every
+    step while an episode is recorded); between them the policy keeps the last frame, stamped
+    with the time it was taken, as the nodes see a 25 Hz camera.
+    """
+
+    def __init__(self, views: Callable[[Any], np.ndarray], camera_every: int,
+                 recording: bool = False):
+        self.views, self.camera_every, self.recording = views, camera_every, recording
+        self.images: Optional[np.ndarray] = None
+        self.stamp = math.nan
+
+    def renders(self, index: int) -> bool:
+        """Whether the observation of control step `index` is rendered."""
+        return self.recording or index % self.camera_every == 0
+
+    def take(self, observation: Any, now: float) -> None:
+        """Keep the observation's views (taken at `now`) if it was rendered."""
+        if observation.images:
+            self.images, self.stamp = self.views(observation), now
+
+
 def apply_command(env: Any, observation: Any, command, index: int, result: EpisodeResult,
-                  recorder: Optional[Any]) -> Any:
-    """Count `command`, record it, step the simulator with it; return the next observation."""
+                  recorder: Optional[Any], render: bool = True) -> Any:
+    """
+    Count `command`, record it, step the simulator with it; return the next observation.
+
+    With `render` False the simulator skips its cameras for the next observation.
+    """
     positions = observation.qpos if command.positions is None else command.positions
     if recorder is not None:
         recorder.add(observation, positions)
     result.grasp.update(index, positions, observation, env)  # the state the command meets
     _count(result, command, index)
-    observation = env.step(positions)
+    observation = env.step(positions) if render else env.step(positions, render=False)
     result.steps = index + 1
     result.max_reward = max(result.max_reward, float(observation.reward))
     return observation

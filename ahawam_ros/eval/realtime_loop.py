@@ -30,8 +30,8 @@ import math
 import time
 from typing import Any, Callable, List, Optional
 
-from ahawam_ros.eval.episode import (apply_command, ClosedLoopConfig, EpisodeResult, REALTIME,
-                                     settle_count)
+from ahawam_ros.eval.episode import (apply_command, CameraFrames, ClosedLoopConfig,
+                                     EpisodeResult, REALTIME, settle_count)
 from ahawam_ros.eval.sim_modes import (ASYNC, blank_context, PLANNER_OFF, SYNC, SYNC_CONTEXT,
                                        SyncPolicy)
 from ahawam_ros.runtime.clock import ManualClock
@@ -96,15 +96,17 @@ class RealtimeRuntime:
     def stop(self) -> None:
         self.orchestrator.stop()
 
-    def observe(self, images: np.ndarray, qpos: np.ndarray, now: float) -> None:
-        """Hand the observation taken at `now` to the cores (wakes their workers)."""
+    def observe(self, images: np.ndarray, qpos: np.ndarray, now: float,
+                image_stamp: Optional[float] = None) -> None:
+        """Hand the joints taken at `now` and the images (taken at `image_stamp`) to the cores."""
+        stamp = now if image_stamp is None else image_stamp
         if self.planner is not None:
-            self.planner.update_images(images, now)
+            self.planner.update_images(images, stamp)
         elif self.config.mode == PLANNER_OFF:
             self.slot.publish(self._blank, obs_stamp=now, publish_time=now)
         else:
             self.slot.publish(SYNC_CONTEXT, obs_stamp=now, publish_time=now)
-        self.executor.update_images(images, now)
+        self.executor.update_images(images, stamp)
         self.executor.update_joints(qpos, now)
 
     def _refresh(self) -> None:
@@ -140,21 +142,23 @@ def run_realtime_episode(policy: ChunkPolicy, env: Any, config: ClosedLoopConfig
     result = EpisodeResult(seed=seed, timing=REALTIME)
     period = policy.control_period
     observation, settle = env.reset(seed), None
-    images = views(observation)
-    runtime.start(images, 0.0)
+    frames = CameraFrames(views, config.camera_every, recording=recorder is not None)
+    frames.take(observation, 0.0)
+    runtime.start(frames.images, 0.0)
     start = clock()
     pacer = Pacer(period, max_lag=0, clock=clock)  # late: restart from it, no catch-up burst
     try:
         for index in range(config.max_steps):
             now = index * period
             sim_time.set_time(now)
-            runtime.observe(images, observation.qpos, now)
+            runtime.observe(frames.images, observation.qpos, now, frames.stamp)
             command = runtime.executor.tick(now)
-            observation = apply_command(env, observation, command, index, result, recorder)
+            observation = apply_command(env, observation, command, index, result, recorder,
+                                        render=frames.renders(index + 1))
             settle = settle_count(result, observation, settle)
             if settle is not None and 0 <= config.settle_steps <= settle:
                 break
-            images = views(observation)
+            frames.take(observation, (index + 1) * period)
             wait = pacer.delay()
             if wait > 0.0:
                 sleep(wait)

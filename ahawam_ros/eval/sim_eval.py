@@ -174,8 +174,9 @@ def config_from_params(path: Path) -> ClosedLoopConfig:
     """
     Read the runtime settings from a ROS parameter file (the nodes' own keys).
 
-    `refresh_rate_hz` comes from the world_planner section, the others from the
-    action_executor section (its `max_image_age` serves both); missing keys keep the defaults.
+    `refresh_rate_hz` comes from the world_planner section, `camera_every` from the
+    bimanual_sim section, the others from the action_executor section (its `max_image_age`
+    serves both); missing keys keep the defaults.
     """
     document = yaml.safe_load(Path(path).read_text()) or {}
 
@@ -189,6 +190,8 @@ def config_from_params(path: Path) -> ClosedLoopConfig:
     values = {key: executor[key] for key in EXECUTOR_PARAMS if key in executor}
     if 'refresh_rate_hz' in planner:
         values['refresh_rate_hz'] = float(planner['refresh_rate_hz'])
+    if 'camera_every' in section('bimanual_sim'):
+        values['camera_every'] = int(section('bimanual_sim')['camera_every'])
     return ClosedLoopConfig(**values)
 
 

@@ -214,12 +214,13 @@ class AlohaSim:
         self._step = 0
         return self._observe()
 
-    def step(self, action: np.ndarray) -> Observation:
+    def step(self, action: np.ndarray, render: bool = True) -> Observation:
         """
         Apply an (A,) absolute joint command for one control period (CONTROL_PERIOD s).
 
         The arm joints are in radians and the grippers normalised 0..1; the scene's actuator
-        ranges clamp out-of-range commands.
+        ranges clamp out-of-range commands. With `render` False the observation has no
+        images (a camera slower than the control rate).
         """
         action = np.asarray(action, dtype=np.float64)
         if action.shape != (ACTION_DIM,) or not np.all(np.isfinite(action)):
@@ -231,17 +232,17 @@ class AlohaSim:
         # Recompute positions and contacts for the new state: images and reward match qpos.
         mujoco.mj_forward(self.model, self.data)
         self._step += 1
-        return self._observe()
+        return self._observe(render)
 
     def render(self) -> Dict[str, np.ndarray]:
         """Render the configured cameras now: camera -> uint8 (H, W, 3)."""
         return self._renderer.render(self.data) if self._renderer else {}
 
-    def _observe(self) -> Observation:
+    def _observe(self, render: bool = True) -> Observation:
         qpos, qvel = joint_state(self.data)
         reward = float(self.task.reward(self.model, self.data))
         poses = [self.data.qpos[s] for s in self._objects]
-        return Observation(images=self.render(), qpos=qpos, qvel=qvel,
+        return Observation(images=self.render() if render else {}, qpos=qpos, qvel=qvel,
                            object_pose=np.concatenate(poses), reward=reward,
                            success=reward >= MAX_REWARD, time=float(self.data.time),
                            step=self._step)

@@ -11,18 +11,21 @@ class FakeEnv:
     def __init__(self, succeed_at: int = -1):
         self.succeed_at = succeed_at
         self.qpos, self.steps = np.zeros(14), 0
+        self.rendered = []  # the render flag of every step
 
     def reset(self, seed):
         self.qpos, self.steps = np.zeros(14), 0
         return self._observe()
 
-    def step(self, action):
+    def step(self, action, render=True):
         self.qpos, self.steps = np.asarray(action, np.float64), self.steps + 1
-        return self._observe()
+        self.rendered.append(render)
+        return self._observe(render)
 
-    def _observe(self):
+    def _observe(self, render=True):
         success = 0 <= self.succeed_at <= self.steps
-        return SimpleNamespace(images={'cam': np.zeros((8, 8, 3), np.uint8)},
+        images = {'cam': np.full((8, 8, 3), self.steps % 256, np.uint8)} if render else {}
+        return SimpleNamespace(images=images,
                                qpos=self.qpos.copy(), reward=4.0 * success, success=success)
 
 

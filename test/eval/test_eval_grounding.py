@@ -38,6 +38,7 @@ def test_the_report_has_every_figure(grounding):
     metrics = report['metrics']
     for source in ('policy', 'policy_fresh_noise', 'expert', 'proprio'):
         assert set(metrics['r2_cube'][source]) == {'x', 'y', 'mean'}, source
+    assert set(metrics['r2_cube_motion']) == {'policy', 'policy_fresh_noise', 'expert'}
     changes = metrics['chunk_change_rad']
     assert set(changes) == {'context_swapped', 'frame_swapped', 'proprio_swapped',
                             'noise_only'}

@@ -2,6 +2,7 @@
 
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 from ahawam_ros.eval.closed_loop import ClosedLoopConfig, delay_steps, EpisodeResult
 from ahawam_ros.eval.closed_loop import LockstepRuntime, run_episode
@@ -148,6 +149,25 @@ def test_runtime_settings_come_from_the_system_parameter_file():
     for name in ('execute_steps', 'blend', 'blend_steps', 'max_step', 'max_context_age',
                  'max_observation_age', 'max_image_age'):
         assert getattr(config, name) == executor[name], name
+    assert config.camera_every == document['/**/bimanual_sim']['ros__parameters']['camera_every']
+
+
+def test_a_slower_camera_is_rendered_every_nth_step_and_keeps_its_stamp():
+    """camera_every 2: odd steps unrendered, the newest frame kept with its own stamp."""
+    wall, env, seen = ManualClock(), FakeEnv(), []
+    config = ClosedLoopConfig(max_steps=60, camera_every=2)  # 1.2 s > max_image_age
+    result = run_episode(fake_policy(wall, 0.0, 0.0), env, config, seed=0,
+                         views=lambda o: seen.append(int(o.images['cam'][0, 0, 0])) or views(o),
+                         wall_clock=wall)
+    assert env.rendered == [i % 2 == 1 for i in range(60)]  # renders the even steps' frames
+    assert seen == list(range(0, 61, 2))  # frame k taken at step k, k even
+    # Each frame carries its own stamp: never stale, no hold after the startup one.
+    assert result.executed == 59 and result.holds == {'startup': 1}
+    recorded = FakeEnv()
+    run_episode(fake_policy(wall, 0.0, 0.0), recorded, ClosedLoopConfig(max_steps=6,
+                camera_every=2), seed=0, views=views, recorder=SimpleNamespace(add=lambda *a: 0),
+                wall_clock=wall)
+    assert all(recorded.rendered)  # a recorded episode renders every step for its video
 
 
 def test_parameter_file_keys_override_the_defaults(tmp_path):
@@ -162,7 +182,7 @@ def test_parameter_file_keys_override_the_defaults(tmp_path):
 
 @pytest.mark.parametrize('field,value', [('mode', 'fast'), ('refresh_rate_hz', 0.0),
                                          ('execute_steps', -1), ('blend', 'cubic'),
-                                         ('max_steps', 0)])
+                                         ('max_steps', 0), ('camera_every', 0)])
 def test_config_names_the_bad_field(field, value):
     with pytest.raises(ValueError, match=field):
         ClosedLoopConfig(**{field: value})
