@@ -200,6 +200,54 @@ def _masked_mean(error: torch.Tensor, weight: torch.Tensor, mask: torch.Tensor) 
     return (weight * error * mask).sum() / mask.sum().clamp_min(1.0)
 
 
+def chunk_losses(model: AhaWamModel, context: KV, chunk_latents: torch.Tensor,
+                 batch: Dict[str, torch.Tensor], task_tokens: torch.Tensor,
+                 generator: Optional[torch.Generator] = None
+                 ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """
+    Compute the executor's losses of a batch of chunks given their planner context.
+
+    Parameters
+    ----------
+    model : AhaWamModel
+        The model being trained.
+    context : (torch.Tensor, torch.Tensor)
+        (L, B, H, S, hd) keys/values of each sample's planner frame.
+    chunk_latents : torch.Tensor
+        (B, Nc, C, h, w) latents of the chunk-start frames.
+    batch : dict of str to torch.Tensor
+        CHUNK_PROPRIO, ACTIONS, ACTION_MASK, OBJECT_POSITION, OBJECT_MASK (`sample_builder`).
+    task_tokens : torch.Tensor
+        (B, Lt, Dt).
+    generator : torch.Generator, optional
+        Source of the timesteps and noise.
+
+    Returns
+    -------
+    action_loss, object_loss : torch.Tensor
+        Scalars with gradients (the object loss is 0 without an object head).
+
+    """
+    objective = model.config.objective
+    proprio = batch[CHUNK_PROPRIO]  # (B, Nc, A) robot units
+    actions = model.normalize_actions(batch[ACTIONS], proprio)  # (B, Nc, K, A)
+    sigma, weight = model.schedule.sample(actions.shape[:2], actions.device, generator)
+    noise = torch.randn(actions.shape, generator=generator).to(actions.device)
+    proprio_input = model.normalize_proprio(proprio)
+    if objective.proprio_noise > 0:
+        kick = torch.randn(proprio_input.shape, generator=generator).to(proprio_input.device)
+        proprio_input = proprio_input + objective.proprio_noise * kick
+    velocity, objects = chunk_predictions(model, context, chunk_latents, proprio_input,
+                                          add_noise(actions, noise, sigma), sigma, task_tokens)
+    error = (velocity - (noise - actions)).pow(2).mean(dim=-1)  # (B, Nc, K)
+    action_loss = _masked_mean(error, weight[:, :, None], batch[ACTION_MASK])
+    object_loss = torch.zeros((), device=actions.device)
+    if objects is not None:
+        object_error = (OBJECT_SCALE * (objects - batch[OBJECT_POSITION])).pow(2).mean(dim=-1)
+        object_loss = _masked_mean(object_error, 1.0, batch[OBJECT_MASK])
+    return action_loss, object_loss
+
+
 def compute_losses(model: AhaWamModel, batch: Dict[str, torch.Tensor],
                    generator: Optional[torch.Generator] = None) -> Dict[str, torch.Tensor]:
     """
@@ -230,24 +278,9 @@ def compute_losses(model: AhaWamModel, batch: Dict[str, torch.Tensor],
                                                 generator)
     video_loss = _masked_mean(error, weight[:, None], batch[CLIP_MASK][:, 1:])
 
+    action_loss, object_loss = chunk_losses(model, context, latents['chunk'], batch, tasks,
+                                            generator)
     objective = model.config.objective
-    proprio = batch[CHUNK_PROPRIO]  # (B, Nc, A) robot units
-    actions = model.normalize_actions(batch[ACTIONS], proprio)  # (B, Nc, K, A)
-    sigma, weight = model.schedule.sample(actions.shape[:2], actions.device, generator)
-    noise = torch.randn(actions.shape, generator=generator).to(actions.device)
-    proprio_input = model.normalize_proprio(proprio)
-    if objective.proprio_noise > 0:
-        kick = torch.randn(proprio_input.shape, generator=generator).to(proprio_input.device)
-        proprio_input = proprio_input + objective.proprio_noise * kick
-    velocity, objects = chunk_predictions(model, context, latents['chunk'], proprio_input,
-                                          add_noise(actions, noise, sigma), sigma, tasks)
-    error = (velocity - (noise - actions)).pow(2).mean(dim=-1)  # (B, Nc, K)
-    action_loss = _masked_mean(error, weight[:, :, None], batch[ACTION_MASK])
-    object_loss = torch.zeros((), device=actions.device)
-    if objects is not None:
-        object_error = (OBJECT_SCALE * (objects - batch[OBJECT_POSITION])).pow(2).mean(dim=-1)
-        object_loss = _masked_mean(object_error, 1.0, batch[OBJECT_MASK])
-
     loss = (objective.video_loss_weight * video_loss
             + objective.action_loss_weight * action_loss
             + objective.object_loss_weight * object_loss)

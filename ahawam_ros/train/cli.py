@@ -63,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     add('--log-every', 'steps between log lines', type=int)
     add('--device', 'where to train', choices=DEVICES)
     add('--precision', 'bf16 autocasts the forward passes', choices=PRECISIONS)
+    add('--executor-steps', 'stage 3: executor steps on the frozen planner (default: 0)',
+        type=int)
+    add('--executor-batch-size', 'stage 3: chunks per batch', type=int)
+    add('--executor-lr', 'stage 3: peak learning rate', type=float)
+    add('--executor-anchor-stride', 'stage 3: steps between the kept planner frames', type=int)
     add('--resume', 'checkpoint or output directory to continue from', metavar='DIR')
     return parser
 

@@ -67,6 +67,11 @@ class TrainConfig:
     precision : str
         'fp32', or 'bf16' autocast of the forward passes (the paper's; weights and optimiser
         stay float32).
+    executor_steps, executor_batch_size, executor_lr, executor_anchor_stride : int, int,
+            float, int
+        Stage 3 (`train/executor_stage.py`; 0 steps: none): optimiser steps, chunks per
+        batch, peak learning rate of the executor on the frozen planner's contexts, and the
+        steps between the planner frames it keeps.
 
     """
 
@@ -90,6 +95,10 @@ class TrainConfig:
     calib_batches: int = 8
     device: str = 'auto'
     precision: str = 'fp32'
+    executor_steps: int = 0
+    executor_batch_size: int = 64
+    executor_lr: float = 5e-4
+    executor_anchor_stride: int = 4
 
     def __post_init__(self) -> None:
         if isinstance(self.data, dict):
@@ -100,10 +109,11 @@ class TrainConfig:
             _fail('preset', self.preset, f'unknown model preset; valid: {sorted(PRESETS)}')
         if not isinstance(self.out, str) or not self.out:
             _fail('out', self.out, 'must name a directory')
-        for name in ('steps', 'ae_steps', 'num_workers'):
+        for name in ('steps', 'ae_steps', 'num_workers', 'executor_steps'):
             if not _is_int(getattr(self, name)) or getattr(self, name) < 0:
                 _fail(name, getattr(self, name), 'must be an int >= 0')
-        for name in ('batch_size', 'checkpoint_every', 'log_every', 'calib_batches'):
+        for name in ('batch_size', 'checkpoint_every', 'log_every', 'calib_batches',
+                     'executor_batch_size', 'executor_anchor_stride'):
             if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
                 _fail(name, getattr(self, name), 'must be an int >= 1')
         if not _is_int(self.seed) or self.seed < 0:
@@ -118,7 +128,7 @@ class TrainConfig:
                   '(--autoencoder DIR)')
 
     def _check_optimiser(self) -> None:
-        for name in ('lr', 'ae_lr', 'grad_clip'):
+        for name in ('lr', 'ae_lr', 'grad_clip', 'executor_lr'):
             if not _is_number(getattr(self, name)) or getattr(self, name) <= 0:
                 _fail(name, getattr(self, name), 'must be a number > 0')
         if not _is_number(self.weight_decay) or self.weight_decay < 0:

@@ -8,6 +8,9 @@ and the autoencoder frozen, and saves `<out>/policy`. Both stages share one loop
 warmup + cosine, gradient clipping, a tqdm bar with loss and samples/s, JSON-lines logs,
 periodic checkpoints with everything resuming needs, and data parallelism over
 `torch.distributed` (DistributedDataParallel, one process per rank, `DrawSampler` shards).
+With `executor_steps` > 0 a third stage (`executor_stage`) trains the executor, OVCR and the
+task tokens for many epochs on the frozen planner's contexts, computed once, and saves
+`<out>/policy` again; it is not resumable (a resume past stage 2 runs it again).
 
 Determinism: initialisation is seeded; batch contents depend only on (seed, epoch, position)
 and every step's timesteps and noise only on (seed, stage, step, rank), so a resumed run
@@ -35,6 +38,7 @@ from ahawam_ros.model.presets import get_preset
 from ahawam_ros.model.sample_builder import collate_samples
 from ahawam_ros.train.config import TrainConfig
 from ahawam_ros.train.distributed import barrier, DistInfo, init_distributed, mean_across_ranks
+from ahawam_ros.train.executor_stage import train_executor
 from ahawam_ros.train.optim import build_optimizer, build_scheduler, step_generator
 from ahawam_ros.train.state import (AE_STAGE, checkpoint_dir, load_trainer_state, mark_latest,
                                     POLICY_STAGE, resolve_resume, save_trainer_state,
@@ -188,7 +192,10 @@ class Trainer:
             model, state = self.build_model(autoencoder), None
         else:
             model = load_checkpoint(resume_dir)[0].to(self.info.device)
-        return self.train_policy(model, state)
+        final = self.train_policy(model, state)
+        if self.config.executor_steps > 0:
+            final = self.train_executor_stage(model)
+        return final
 
     def train_autoencoder(self, state: Optional[Dict[str, Any]] = None,
                           resume_dir: Optional[Path] = None) -> FrameAutoencoder:
@@ -246,6 +253,22 @@ class Trainer:
         if self.info.is_main:
             save_checkpoint(final, model, cfg.steps, extra)
         barrier(self.info)
+        return final
+
+    def train_executor_stage(self, model: AhaWamModel) -> Path:
+        """Stage 3: the executor on the frozen planner's contexts; save `<out>/policy`."""
+        cfg = self.config
+        if self.info.world_size > 1:
+            raise ValueError('the executor stage runs in one process (--executor-steps with '
+                             'torchrun is not supported)')
+        task_ids = [self.model_config.task.task_names.index(e.task) for e in self.episodes]
+        extra = self.extra_configs()
+        train_executor(model, self.episodes, task_ids, self.out, cfg.executor_steps,
+                       cfg.executor_batch_size, cfg.executor_lr, cfg.seed,
+                       cfg.executor_anchor_stride, checkpoint_every=cfg.checkpoint_every * 4,
+                       extra_configs=extra, log_file=self.out / LOG_FILE)
+        final = self.out / POLICY_STAGE
+        save_checkpoint(final, model, cfg.steps + cfg.executor_steps, extra)
         return final
 
     def batches(self, dataset: Dataset, collate: Callable, start_step: int) -> Iterator[Batch]:

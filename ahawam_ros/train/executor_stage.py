@@ -1,0 +1,247 @@
+"""
+Stage 3 of `ahawam train` (`--executor-steps N`): the executor on a frozen planner's contexts.
+
+Why: on 2 CPU cores the planner is the whole cost of a joint training step (its executor part
+is a few percent), so the joint stage sees the demonstrations about once, while behaviour
+cloning needs many passes. After the joint stage the planner (and the frozen autoencoder) are
+run once over the demonstrations and their outputs kept in memory (`ContextBank`); the
+executor and OVCR (and the task tokens) then train for many epochs on them at a small
+fraction of the cost per chunk, with the same losses as the joint stage
+(`losses.chunk_losses`: flow matching on the actions, the auxiliary object position).
+
+The bank holds, per episode, the latents of every frame (the chunk-start frames OVCR reads)
+and, at every `anchor_stride`-th step s, the planner context of frame s computed exactly as in
+the joint stage: history frames at s - j * history_stride (j = N..1) through the planner
+without gradients, then the current frame against them (`model.refresh`). A sample draws an
+anchor s, the horizon-adaptive offset o and a chunk index n as `sample_builder` does, and
+takes the chunk at c = s + o + n K.
+
+Shapes: E episodes, T steps, C x h x w latents, L layers, H heads, S tokens per frame, hd head
+dim, K chunk length, A joints, B chunks per batch.
+"""
+
+from dataclasses import dataclass
+import json
+import math
+from pathlib import Path
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+from ahawam_ros.data.episode import Episode
+from ahawam_ros.model.aha_wam import AhaWamModel
+from ahawam_ros.model.checkpoint import save_checkpoint
+from ahawam_ros.model.losses import chunk_losses, history_memory, trainable_parameters
+from ahawam_ros.model.sample_builder import (ACTION_MASK, ACTIONS, CHUNK_PROPRIO,
+                                             OBJECT_MASK, OBJECT_POSITION)
+from ahawam_ros.train.optim import build_optimizer, build_scheduler
+import numpy as np
+import torch
+
+EXECUTOR_STAGE = 'executor'
+BANK_DTYPE = torch.float16  # what the bank stores; batches are float32
+
+
+@dataclass
+class EpisodeBank:
+    """
+    One episode's frozen planner outputs and its targets.
+
+    Attributes
+    ----------
+    latents : torch.Tensor
+        (T, C, h, w) latents of every frame (BANK_DTYPE).
+    anchors : np.ndarray
+        (N,) anchor steps s.
+    keys, values : torch.Tensor
+        (N, L, H, S, hd) planner context of each anchor frame (BANK_DTYPE).
+    joints, actions : torch.Tensor
+        (T, A) float32 joint positions and actions, robot units.
+    objects : torch.Tensor or None
+        (T, 3) float32 object positions (the auxiliary target), None when not recorded.
+    task_id : int
+        The episode's task index.
+
+    """
+
+    latents: torch.Tensor
+    anchors: np.ndarray
+    keys: torch.Tensor
+    values: torch.Tensor
+    joints: torch.Tensor
+    actions: torch.Tensor
+    objects: Optional[torch.Tensor]
+    task_id: int
+
+
+@torch.no_grad()
+def encode_frames(model: AhaWamModel, images: np.ndarray, batch: int = 64) -> torch.Tensor:
+    """(T, V, H, W, 3) uint8 frames -> (T, C, h, w) latents with the frozen autoencoder."""
+    device = model.action_mean.device
+    parts = [model.encode(torch.from_numpy(np.ascontiguousarray(images[i:i + batch]))
+                          .to(device)).to(BANK_DTYPE) for i in range(0, len(images), batch)]
+    return torch.cat(parts)
+
+
+@torch.no_grad()
+def anchor_contexts(model: AhaWamModel, latents: torch.Tensor, anchors: np.ndarray,
+                    task_id: int, batch: int = 32) -> Dict[str, torch.Tensor]:
+    """
+    Planner contexts of the anchor frames, as the joint stage computes them.
+
+    Returns 'keys' and 'values', (N, L, H, S, hd) each (BANK_DTYPE).
+    """
+    planner, device = model.config.planner, model.action_mean.device
+    keys, values = [], []
+    for i in range(0, len(anchors), batch):
+        steps = torch.as_tensor(anchors[i:i + batch], device=device)  # (B,)
+        history = steps[:, None] - planner.history_stride * torch.arange(
+            planner.memory_size, 0, -1, device=device)  # (B, N) oldest first
+        valid = history >= 0
+        frames = latents[history.clamp_min(0)].float()  # (B, N, C, h, w)
+        tasks = model.task_encoder(torch.full((len(steps),), task_id, device=device))
+        memory = history_memory(model, frames, history, valid, tasks)
+        valid_tokens = valid.repeat_interleave(model.config.tokens_per_frame, dim=1)
+        k, v = model.refresh(latents[steps].float(), steps, tasks, memory, valid_tokens)
+        keys.append(k.movedim(1, 0).to(BANK_DTYPE))  # (B, L, H, S, hd)
+        values.append(v.movedim(1, 0).to(BANK_DTYPE))
+    return {'keys': torch.cat(keys), 'values': torch.cat(values)}
+
+
+def build_bank(model: AhaWamModel, episodes: Sequence[Episode], task_ids: Sequence[int],
+               anchor_stride: int) -> List[EpisodeBank]:
+    """Run the frozen autoencoder and planner over every episode (eval mode, no grad)."""
+    was_training = model.training
+    model.eval()
+    chunk, device = model.config.executor.chunk_len, model.action_mean.device
+    banks = []
+    for episode, task_id in zip(episodes, task_ids):
+        latents = encode_frames(model, episode.images)
+        anchors = np.arange(0, max(len(episode) - chunk, 0) + 1, anchor_stride)
+        context = anchor_contexts(model, latents, anchors, task_id)
+        objects = episode.object_position
+        banks.append(EpisodeBank(
+            latents=latents, anchors=anchors, keys=context['keys'], values=context['values'],
+            joints=torch.as_tensor(episode.joint_positions, dtype=torch.float32, device=device),
+            actions=torch.as_tensor(episode.actions, dtype=torch.float32, device=device),
+            objects=None if objects is None else torch.as_tensor(
+                objects, dtype=torch.float32, device=device),
+            task_id=task_id))
+    model.train(was_training)
+    return banks
+
+
+def sample_batch(banks: Sequence[EpisodeBank], config, batch: int,
+                 rng: np.random.Generator) -> Dict[str, torch.Tensor]:
+    """
+    Draw B chunks: episode, anchor s, offset o ~ U{0..O} and chunk n ~ U{0..Nc-1} each.
+
+    Returns the batch keys of `losses.chunk_losses` with Nc = 1, plus 'keys' and 'values'
+    (L, B, H, S, hd), 'chunk_latents' (B, 1, C, h, w) and 'task_id' (B,).
+    """
+    chunk, num_chunks = config.executor.chunk_len, config.executor.num_chunks
+    picks = rng.integers(0, len(banks), size=batch)
+    out: Dict[str, list] = {name: [] for name in (
+        'keys', 'values', 'chunk_latents', CHUNK_PROPRIO, ACTIONS, ACTION_MASK,
+        OBJECT_POSITION, OBJECT_MASK, 'task_id')}
+    for e in picks:
+        bank = banks[e]
+        length = len(bank.actions)
+        a = int(rng.integers(0, len(bank.anchors)))
+        start = int(bank.anchors[a])
+        first = start + int(rng.integers(0, config.objective.max_offset + 1)) + chunk * int(
+            rng.integers(0, num_chunks))
+        targets = first + np.arange(chunk)
+        at = min(first, length - 1)
+        out['keys'].append(bank.keys[a])
+        out['values'].append(bank.values[a])
+        out['chunk_latents'].append(bank.latents[at][None])
+        out[CHUNK_PROPRIO].append(bank.joints[at][None])
+        out[ACTIONS].append(bank.actions[np.minimum(targets, length - 1)][None])
+        out[ACTION_MASK].append(torch.as_tensor(targets < length)[None])
+        has_objects = bank.objects is not None
+        out[OBJECT_POSITION].append(bank.objects[at][None] if has_objects
+                                    else torch.zeros(1, 3, device=bank.joints.device))
+        out[OBJECT_MASK].append(torch.tensor([has_objects]))
+        out['task_id'].append(bank.task_id)
+    device = banks[0].joints.device
+    batch_out = {name: torch.stack(values).to(device) for name, values in out.items()
+                 if name not in ('keys', 'values', 'task_id')}
+    batch_out['keys'] = torch.stack(out['keys'], dim=1).float()  # (L, B, H, S, hd)
+    batch_out['values'] = torch.stack(out['values'], dim=1).float()
+    batch_out['chunk_latents'] = batch_out['chunk_latents'].float()
+    batch_out['task_id'] = torch.as_tensor(out['task_id'], device=device)
+    return batch_out
+
+
+def executor_parameters(model: AhaWamModel) -> List[torch.nn.Parameter]:
+    """Return what stage 3 trains: the executor, OVCR and the task tokens (not the planner)."""
+    return [p for module in (model.executor, model.ovcr, model.task_encoder)
+            for p in module.parameters() if p.requires_grad]
+
+
+def train_executor(model: AhaWamModel, episodes: Sequence[Episode], task_ids: Sequence[int],
+                   out: Path, steps: int, batch: int, lr: float, seed: int,
+                   anchor_stride: int = 4, log_every: int = 50, checkpoint_every: int = 1000,
+                   extra_configs: Optional[Dict[str, Any]] = None,
+                   log_file: Optional[Path] = None) -> Dict[str, float]:
+    """
+    Run stage 3 on `model` in place; save checkpoints under `out`; return the last losses.
+
+    Checkpoints go to `<out>/checkpoints/executor_step_NNNNNNN` every `checkpoint_every`
+    steps; log rows (stage 'executor', with samples_per_s counting chunks) are appended to
+    `log_file`.
+    """
+    started = time.perf_counter()
+    banks = build_bank(model, episodes, task_ids, anchor_stride)
+    bank_seconds = time.perf_counter() - started
+    params = executor_parameters(model)
+    frozen = [p for p in trainable_parameters(model) if all(p is not q for q in params)]
+    for p in frozen:
+        p.requires_grad_(False)
+    optimizer = build_optimizer(params, lr, weight_decay=1e-2, betas=(0.9, 0.95))
+    scheduler = build_scheduler(optimizer, steps, warmup_frac=0.02)
+    rng = np.random.default_rng((seed, 3))
+    generator = torch.Generator().manual_seed(seed + 3)
+    sums, count, tick, logs = {}, 0, time.perf_counter(), {}
+    model.train()
+    try:
+        for step in range(steps):
+            data = sample_batch(banks, model.config, batch, rng)
+            tasks = model.task_encoder(data['task_id'])
+            action_loss, object_loss = chunk_losses(model, (data['keys'], data['values']),
+                                                    data['chunk_latents'], data, tasks,
+                                                    generator)
+            objective = model.config.objective
+            loss = (objective.action_loss_weight * action_loss
+                    + objective.object_loss_weight * object_loss)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            scheduler.step()
+            for name, value in (('loss', loss), ('action_loss', action_loss),
+                                ('object_loss', object_loss), ('grad_norm', grad_norm)):
+                sums[name] = sums.get(name, 0.0) + float(value.detach())
+            count += 1
+            if (step + 1) % log_every == 0 or step + 1 == steps:
+                now = time.perf_counter()
+                logs = {name: value / count for name, value in sums.items()}
+                row = {'stage': EXECUTOR_STAGE, 'step': step + 1, **logs,
+                       'lr': optimizer.param_groups[0]['lr'],
+                       'samples_per_s': count * batch / max(now - tick, 1e-9)}
+                if step + 1 == log_every:
+                    row['bank_seconds'] = bank_seconds
+                print(f'executor step {step + 1}/{steps}: loss {logs["loss"]:.4f} '
+                      f'(action {logs["action_loss"]:.4f}, object {logs["object_loss"]:.4f}), '
+                      f'{row["samples_per_s"]:.0f} chunks/s', flush=True)
+                if log_file is not None:
+                    with open(log_file, 'a') as handle:
+                        handle.write(json.dumps(row) + '\n')
+                sums, count, tick = {}, 0, now
+            if (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+                save_checkpoint(Path(out) / 'checkpoints' / f'executor_step_{step + 1:07d}',
+                                model, step + 1, extra_configs)
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    return {name: value for name, value in logs.items() if math.isfinite(value)}

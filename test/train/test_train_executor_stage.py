@@ -1,0 +1,96 @@
+"""Stage 3: the executor on a frozen planner's contexts, computed once."""
+
+import dataclasses
+
+from ahawam_ros.data.episode import Episode
+from ahawam_ros.model.aha_wam import AhaWamModel
+from ahawam_ros.model.losses import history_memory, planner_forward
+from ahawam_ros.model.presets import get_preset
+from ahawam_ros.model.testing import perturb_zero_inits, synthetic_episode
+from ahawam_ros.robot import JOINT_NAMES
+from ahawam_ros.train.executor_stage import build_bank, sample_batch, train_executor
+import numpy as np
+import pytest
+import torch
+
+
+def tiny_grounded():
+    config = get_preset('tiny')
+    return dataclasses.replace(
+        config, executor=dataclasses.replace(config.executor, relative_actions=True,
+                                             context_adapter=True),
+        objective=dataclasses.replace(config.objective, object_loss_weight=1.0))
+
+
+def episode(config, length, seed, objects=True):
+    data = synthetic_episode(config, length, seed)
+    return Episode(images=data['frames'], joint_positions=data['joint_positions'].astype(float),
+                   actions=data['actions'].astype(float),
+                   timestamps=np.arange(length, dtype=np.int64) * 20_000_000,
+                   task='transfer_cube', cameras=('a', 'b'), joint_names=JOINT_NAMES,
+                   object_position=np.full((length, 3), 0.05 * seed) if objects else None)
+
+
+@pytest.fixture()
+def model():
+    torch.manual_seed(0)
+    model = AhaWamModel(tiny_grounded())
+    perturb_zero_inits(model, std=0.2)
+    return model
+
+
+def test_the_bank_holds_the_contexts_the_joint_stage_computes(model):
+    config = model.config
+    episodes = [episode(config, 70, 0)]
+    bank = build_bank(model, episodes, [0], anchor_stride=5)[0]
+    assert list(bank.anchors) == list(range(0, 70 - 16 + 1, 5))
+    model.eval()
+    with torch.no_grad():
+        latents = model.encode(torch.from_numpy(episodes[0].images))
+        np.testing.assert_allclose(bank.latents.float(), latents, atol=2e-2, rtol=1e-2)
+        for index in (0, 5, 9):  # no history, partial history, full history
+            s = int(bank.anchors[index])
+            stride, frames = config.planner.history_stride, config.planner.memory_size
+            history = torch.tensor([[s - j * stride for j in range(frames, 0, -1)]])
+            valid = history >= 0
+            tasks = model.task_encoder(torch.tensor([0]))
+            memory = history_memory(model, latents[history.clamp_min(0)], history, valid, tasks)
+            clip = torch.stack([latents[s], latents[s], latents[s]])[None]  # futures unused
+            _, _, _, (keys, values) = planner_forward(
+                model, clip, torch.tensor([[s, s + 8, s + 16]]), memory, valid, tasks)
+            assert torch.allclose(bank.keys[index].float(), keys[:, 0], atol=2e-2), index
+            assert torch.allclose(bank.values[index].float(), values[:, 0], atol=2e-2), index
+
+
+def test_batches_take_chunks_at_offsets_from_the_anchors(model):
+    config = model.config
+    banks = build_bank(model, [episode(config, 60, 1), episode(config, 40, 2, False)], [0, 1],
+                       anchor_stride=4)
+    data = sample_batch(banks, config, 32, np.random.default_rng(0))
+    layers, heads, tokens, hd = (config.num_layers, config.num_heads, config.tokens_per_frame,
+                                 config.head_dim)
+    assert data['keys'].shape == (layers, 32, heads, tokens, hd)
+    assert data['actions'].shape == (32, 1, 16, 14) and data['chunk_proprio'].shape == (32, 1, 14)
+    # Every chunk's proprio is a joint state of its episode; the object mask follows it.
+    for proprio, has_objects in zip(data['chunk_proprio'][:, 0], data['object_mask'][:, 0]):
+        bank = banks[0] if has_objects else banks[1]
+        assert (bank.joints == proprio).all(dim=1).any()
+    assert data['object_mask'].any() and not data['object_mask'].all()
+
+
+def test_training_moves_the_executor_and_ovcr_and_never_the_planner(model, tmp_path):
+    config = model.config
+    episodes = [episode(config, 60, seed) for seed in range(2)]
+    planner = {k: v.clone() for k, v in model.planner.state_dict().items()}
+    executor = {k: v.clone() for k, v in model.executor.state_dict().items()}
+    log = tmp_path / 'log.jsonl'
+    first = train_executor(model, episodes, [0, 0], tmp_path, steps=2, batch=16, lr=1e-3,
+                           seed=0, log_every=2, log_file=log)
+    last = train_executor(model, episodes, [0, 0], tmp_path, steps=150, batch=16, lr=1e-3,
+                          seed=0, log_every=50, checkpoint_every=100, log_file=log)
+    assert last['loss'] < first['loss'] / 2, (first, last)
+    assert all(torch.equal(v, model.planner.state_dict()[k]) for k, v in planner.items())
+    assert any(not torch.equal(v, model.executor.state_dict()[k]) for k, v in executor.items())
+    assert all(p.requires_grad for p in model.planner.parameters())  # unfrozen afterwards
+    assert (tmp_path / 'checkpoints' / 'executor_step_0000100' / 'model.safetensors').is_file()
+    assert len(log.read_text().splitlines()) == 1 + 3
