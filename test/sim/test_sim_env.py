@@ -46,6 +46,16 @@ def test_images_have_the_configured_cameras_and_shape(sim):
     assert observation.time == 0.0 and observation.step == 0
 
 
+def test_a_step_without_render_has_no_images_and_the_same_physics(sim):
+    start = sim.reset(3)
+    skipped = sim.step(start.qpos + 0.05, render=False)
+    assert skipped.images == {} and skipped.step == 1
+    sim.reset(3)
+    rendered = sim.step(start.qpos + 0.05)
+    assert list(rendered.images) == ['top', 'left_wrist']
+    np.testing.assert_array_equal(skipped.qpos, rendered.qpos)
+
+
 def test_reset_with_a_seed_is_reproducible(sim):
     first = sim.reset(11)
     for _ in range(5):
