@@ -19,10 +19,11 @@ from ahawam_ros.model.aha_wam import AhaWamModel
 from ahawam_ros.model.losses import trainable_parameters, training_step
 from ahawam_ros.model.policy import AhaWamPolicy
 from ahawam_ros.model.presets import get_preset
-from ahawam_ros.model.testing import synthetic_batch
+from ahawam_ros.model.testing import synthetic_batch, synthetic_training_episode
 from ahawam_ros.runtime.clock import ManualClock
 from ahawam_ros.runtime.context_slot import ContextSlot
 from ahawam_ros.runtime.planner_core import PlannerConfig, PlannerCore, PUBLISHED
+from ahawam_ros.train.executor_stage import build_bank, executor_parameters, executor_step
 import numpy as np
 import torch
 
@@ -177,8 +178,32 @@ def training_throughput(preset: str, batch_size: int = 8, repeats: int = 3,
         optimizer = torch.optim.AdamW(trainable_parameters(model), lr=1e-4)
         timing = time_round_robin({'train': lambda: training_step(model, optimizer, batch)},
                                   repeats, warmup=1)['train']
+        stage3 = executor_stage_throughput(model, repeats=repeats)
         used = torch.get_num_threads()
     finally:
         torch.set_num_threads(previous)
     return {'batch_size': batch_size, 'threads': used, 'step_ms': timing['median'],
-            'samples_per_s': 1e3 * batch_size / timing['median']}
+            'samples_per_s': 1e3 * batch_size / timing['median'],
+            'chunks_per_s': 1e3 * batch_size * model.config.executor.num_chunks
+            / timing['median'], **stage3}
+
+
+def executor_stage_throughput(model: AhaWamModel, batch_size: int = 64,
+                              repeats: int = 3) -> Dict[str, float]:
+    """
+    Time a step of training stage 3 (the executor on banked contexts) of `model`.
+
+    Returns the batch (chunks), the median step time (ms) and chunks per second under
+    'executor_stage_*' keys.
+    """
+    config = model.config
+    episode = synthetic_training_episode(config, 2 * config.executor.chunk_len + 8, seed=2)
+    banks = build_bank(model, [episode], [0], anchor_stride=4)
+    params = executor_parameters(model)
+    optimizer = torch.optim.AdamW(params, lr=1e-4)
+    rng, generator = np.random.default_rng(0), torch.Generator().manual_seed(0)
+    timing = time_round_robin({'stage3': lambda: executor_step(
+        model, banks, optimizer, params, batch_size, rng, generator)}, repeats, warmup=1)
+    median = timing['stage3']['median']
+    return {'executor_stage_batch': batch_size, 'executor_stage_step_ms': median,
+            'executor_stage_chunks_per_s': 1e3 * batch_size / median}

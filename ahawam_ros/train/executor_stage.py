@@ -179,6 +179,26 @@ def executor_parameters(model: AhaWamModel) -> List[torch.nn.Parameter]:
             for p in module.parameters() if p.requires_grad]
 
 
+def executor_step(model: AhaWamModel, banks: Sequence[EpisodeBank],
+                  optimizer: torch.optim.Optimizer, params: List[torch.nn.Parameter],
+                  batch: int, rng: np.random.Generator,
+                  generator: torch.Generator) -> Dict[str, float]:
+    """One optimiser step of stage 3 on a drawn batch; return its losses and gradient norm."""
+    data = sample_batch(banks, model.config, batch, rng)
+    tasks = model.task_encoder(data['task_id'])
+    action_loss, object_loss = chunk_losses(model, (data['keys'], data['values']),
+                                            data['chunk_latents'], data, tasks, generator)
+    objective = model.config.objective
+    loss = (objective.action_loss_weight * action_loss
+            + objective.object_loss_weight * object_loss)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+    return {'loss': float(loss.detach()), 'action_loss': float(action_loss.detach()),
+            'object_loss': float(object_loss.detach()), 'grad_norm': float(grad_norm)}
+
+
 def train_executor(model: AhaWamModel, episodes: Sequence[Episode], task_ids: Sequence[int],
                    out: Path, steps: int, batch: int, lr: float, seed: int,
                    anchor_stride: int = 4, log_every: int = 50, checkpoint_every: int = 1000,
@@ -206,22 +226,10 @@ def train_executor(model: AhaWamModel, episodes: Sequence[Episode], task_ids: Se
     model.train()
     try:
         for step in range(steps):
-            data = sample_batch(banks, model.config, batch, rng)
-            tasks = model.task_encoder(data['task_id'])
-            action_loss, object_loss = chunk_losses(model, (data['keys'], data['values']),
-                                                    data['chunk_latents'], data, tasks,
-                                                    generator)
-            objective = model.config.objective
-            loss = (objective.action_loss_weight * action_loss
-                    + objective.object_loss_weight * object_loss)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
+            losses = executor_step(model, banks, optimizer, params, batch, rng, generator)
             scheduler.step()
-            for name, value in (('loss', loss), ('action_loss', action_loss),
-                                ('object_loss', object_loss), ('grad_norm', grad_norm)):
-                sums[name] = sums.get(name, 0.0) + float(value.detach())
+            for name, value in losses.items():
+                sums[name] = sums.get(name, 0.0) + value
             count += 1
             if (step + 1) % log_every == 0 or step + 1 == steps:
                 now = time.perf_counter()

@@ -2,12 +2,10 @@
 
 import dataclasses
 
-from ahawam_ros.data.episode import Episode
 from ahawam_ros.model.aha_wam import AhaWamModel
 from ahawam_ros.model.losses import history_memory, planner_forward
 from ahawam_ros.model.presets import get_preset
-from ahawam_ros.model.testing import perturb_zero_inits, synthetic_episode
-from ahawam_ros.robot import JOINT_NAMES
+from ahawam_ros.model.testing import perturb_zero_inits, synthetic_training_episode
 from ahawam_ros.train.executor_stage import build_bank, sample_batch, train_executor
 import numpy as np
 import pytest
@@ -23,12 +21,8 @@ def tiny_grounded():
 
 
 def episode(config, length, seed, objects=True):
-    data = synthetic_episode(config, length, seed)
-    return Episode(images=data['frames'], joint_positions=data['joint_positions'].astype(float),
-                   actions=data['actions'].astype(float),
-                   timestamps=np.arange(length, dtype=np.int64) * 20_000_000,
-                   task='transfer_cube', cameras=('a', 'b'), joint_names=JOINT_NAMES,
-                   object_position=np.full((length, 3), 0.05 * seed) if objects else None)
+    return synthetic_training_episode(
+        config, length, seed, np.full((length, 3), 0.05 * seed) if objects else None)
 
 
 @pytest.fixture()
