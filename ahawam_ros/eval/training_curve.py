@@ -3,13 +3,15 @@ Success and grounding against training time, from a training run's saved checkpo
 
     ahawam eval-curve --run outputs/small_transfer_cube [--episodes 5] [--seeds 30]
 
-For every policy checkpoint of the run (`<run>/checkpoints/policy_step_*`, or those named by
-`--steps`), on held-out seeds: closed-loop success of the asynchronous runtime (`eval-sim`,
+For every policy checkpoint of the run (`<run>/checkpoints/policy_step_*` of the joint stage,
+`executor_step_*` of the executor stage, and the final `<run>/policy`; or those named by
+`--checkpoints`), on held-out seeds: closed-loop success of the asynchronous runtime (`eval-sim`,
 lock-step timing so that the figure does not depend on what else loads the machine) with its
 68 % interval and the first-grasp distance, and the grounding figure of `eval-grounding` (the
 held-out R^2 of the cube position from the first chunk, at the reset). The training time of
-each checkpoint is summed from the run's `train_log.jsonl` (both stages), so the table reads
-as a learning curve: `curve.json` and `curve.md` in `--out`.
+each checkpoint is summed from the run's `train_log.jsonl` (every stage, the executor stage's
+context bank included), so the table reads as a learning curve: `curve.json` and `curve.md`
+in `--out`.
 """
 
 import argparse
@@ -19,14 +21,15 @@ import math
 from pathlib import Path
 import re
 import sys
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ahawam_ros.eval.grounding import evaluate as evaluate_grounding, GroundingOptions
 from ahawam_ros.eval.sim_eval import EvalOptions, evaluate_runtime
 from ahawam_ros.eval.sim_metrics import write_json
 from ahawam_ros.robot import FIRST_HELD_OUT_SEED
 
-CHECKPOINT_PATTERN = re.compile(r'policy_step_(\d+)$')
+CHECKPOINT_PATTERN = re.compile(r'(policy|executor)_step_(\d+)$')
+FINAL = 'policy'  # the run's final policy directory
 LOG_FILE = 'train_log.jsonl'
 
 
@@ -37,7 +40,7 @@ class CurveOptions:
     run: str
     episodes: int = 5
     seeds: int = 30
-    steps: Optional[Sequence[int]] = None
+    checkpoints: Optional[Sequence[str]] = None
     first_seed: int = FIRST_HELD_OUT_SEED
     out: str = ''
 
@@ -52,34 +55,47 @@ class CurveOptions:
         return Path(self.out) if self.out else Path(self.run) / 'curve'
 
 
-def policy_checkpoints(run: Path) -> Dict[int, Path]:
-    """Return {policy step: checkpoint directory} of a training run, in step order."""
-    found = {}
-    for path in (run / 'checkpoints').glob('policy_step_*'):
+def policy_checkpoints(run: Path) -> Dict[str, Tuple[str, int, Path]]:
+    """
+    Return {name: (stage, step, directory)} of a run's policy checkpoints in training order.
+
+    The joint stage's `policy_step_*`, the executor stage's `executor_step_*`, then the
+    final `<run>/policy` (stage 'final', step 0: its time is the whole run's).
+    """
+    found = []
+    for path in (run / 'checkpoints').glob('*_step_*'):
         match = CHECKPOINT_PATTERN.search(path.name)
         if match and path.is_dir():
-            found[int(match.group(1))] = path
+            found.append((match.group(1), int(match.group(2)), path))
+    found.sort(key=lambda item: (item[0] != 'policy', item[1]))
+    if (run / FINAL / 'config.json').is_file():
+        found.append(('final', 0, run / FINAL))
     if not found:
         raise FileNotFoundError(f'{run}: no policy checkpoints under {run / "checkpoints"}')
-    return dict(sorted(found.items()))
+    return {path.name if stage != 'final' else FINAL: (stage, step, path)
+            for stage, step, path in found}
 
 
-def training_minutes(log_rows: List[Dict[str, Any]], batch_size: int) -> Dict[int, float]:
+def training_minutes(log_rows: List[Dict[str, Any]],
+                     batch_size: int) -> Dict[Tuple[str, int], float]:
     """
-    Return {policy step: minutes of training up to it, both stages} from the log rows.
+    Return {(stage, step): minutes of training up to it} from the log rows, in log order.
 
-    A row covers the steps since the previous row of its stage at its `samples_per_s` (the
-    trainer counts both stages in batches of `batch_size`); the autoencoder stage comes first.
+    A row covers the steps since the previous row of its stage at its `samples_per_s`
+    (the joint stages count batches of `batch_size`, the executor stage chunks, its row
+    `bank_seconds` adds the banking of the contexts); ('final', 0) is the whole run.
     """
     seconds, previous, minutes = 0.0, {}, {}
     for row in log_rows:
         stage = row['stage']
         steps = row['step'] - previous.get(stage, 0)
         previous[stage] = row['step']
+        batch = row.get('batch', batch_size)
         if row.get('samples_per_s', 0) > 0:
-            seconds += steps * batch_size / row['samples_per_s']
-        if stage == 'policy':
-            minutes[row['step']] = seconds / 60.0
+            seconds += steps * batch / row['samples_per_s']
+        seconds += row.get('bank_seconds', 0.0)
+        minutes[(stage, row['step'])] = seconds / 60.0
+    minutes[('final', 0)] = seconds / 60.0
     return minutes
 
 
@@ -114,14 +130,14 @@ def _fmt(value: Any, spec: str) -> str:
 
 def format_markdown(rows: List[Dict[str, Any]]) -> str:
     """Return the curve as a markdown table."""
-    lines = ['| policy step | training min | success (async) | 68 % interval | max reward | '
+    lines = ['| checkpoint | training min | success (async) | 68 % interval | max reward | '
              'first-grasp distance (cm) | cube R^2 from chunk (expert) |',
              '|---|---|---|---|---|---|---|']
     for row in rows:
         low, high = row['success_interval_68']
         grasp_cm = (row['first_grasp_distance_m'] or {}).get('median')
         lines.append(
-            f"| {row['step']} | {_fmt(row['training_minutes'], '.1f')} | "
+            f"| {row['checkpoint']} | {_fmt(row['training_minutes'], '.1f')} | "
             f"{row['successes']}/{row['episodes']} | [{low:.2f}, {high:.2f}] | "
             f"{_fmt(row['mean_max_reward'], '.2f')} | "
             f"{_fmt(None if grasp_cm is None else 100 * grasp_cm, '.1f')} | "
@@ -134,20 +150,22 @@ def evaluate_curve(options: CurveOptions) -> List[Dict[str, Any]]:
     """Evaluate the chosen checkpoints of the run; write curve.json and curve.md."""
     run = Path(options.run)
     checkpoints = policy_checkpoints(run)
-    if options.steps:
-        missing = sorted(set(options.steps) - set(checkpoints))
+    if options.checkpoints:
+        missing = sorted(set(options.checkpoints) - set(checkpoints))
         if missing:
-            raise FileNotFoundError(f'{run}: no checkpoint of policy step(s) {missing}; '
-                                    f'saved: {list(checkpoints)}')
-        checkpoints = {step: checkpoints[step] for step in sorted(options.steps)}
+            raise FileNotFoundError(f'{run}: no checkpoint(s) {missing}; saved: '
+                                    f'{list(checkpoints)}')
+        checkpoints = {name: checkpoints[name] for name in checkpoints
+                       if name in options.checkpoints}
     settings = _run_settings(run)
     log = run / LOG_FILE
     rows_of_log = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     minutes = training_minutes(rows_of_log, settings.get('batch_size', 1))
     rows = []
-    for step, path in checkpoints.items():
+    for name, (stage, step, path) in checkpoints.items():
         print(f'eval-curve: {path}', flush=True)
-        row = {'step': step, 'training_minutes': minutes.get(step, math.nan),
+        row = {'checkpoint': name, 'stage': stage, 'step': step,
+               'training_minutes': minutes.get((stage, step), math.nan),
                **evaluate_checkpoint(path, options)}
         rows.append(row)
         options.out_dir.mkdir(parents=True, exist_ok=True)
@@ -163,12 +181,13 @@ def parse_options(argv: Optional[Sequence[str]]) -> CurveOptions:
     parser.add_argument('--run', required=True, help='a training output directory')
     parser.add_argument('--episodes', type=int, default=5, help='closed-loop episodes (5)')
     parser.add_argument('--seeds', type=int, default=30, help='grounding seeds (30)')
-    parser.add_argument('--steps', type=int, nargs='+', help='policy steps (default: all)')
+    parser.add_argument('--checkpoints', nargs='+', metavar='NAME',
+                        help='checkpoint names, e.g. policy_step_0003000 policy (default: all)')
     parser.add_argument('--first-seed', type=int, default=FIRST_HELD_OUT_SEED)
     parser.add_argument('--out', default='', help='output directory (default: <run>/curve)')
     args = parser.parse_args(argv)
     return CurveOptions(run=args.run, episodes=args.episodes, seeds=args.seeds,
-                        steps=args.steps, first_seed=args.first_seed, out=args.out)
+                        checkpoints=args.checkpoints, first_seed=args.first_seed, out=args.out)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -234,7 +234,7 @@ def train_executor(model: AhaWamModel, episodes: Sequence[Episode], task_ids: Se
             if (step + 1) % log_every == 0 or step + 1 == steps:
                 now = time.perf_counter()
                 logs = {name: value / count for name, value in sums.items()}
-                row = {'stage': EXECUTOR_STAGE, 'step': step + 1, **logs,
+                row = {'stage': EXECUTOR_STAGE, 'step': step + 1, **logs, 'batch': batch,
                        'lr': optimizer.param_groups[0]['lr'],
                        'samples_per_s': count * batch / max(now - tick, 1e-9)}
                 if step + 1 == log_every:
