@@ -108,6 +108,8 @@ def from_sim_episode(sim_episode: Any, cameras: Optional[Sequence[str]] = None) 
     images = np.stack([sim_episode.images[name] for name in names], axis=1)  # (T, V, H, W, 3)
     timestamps = np.round(np.asarray(sim_episode.time, dtype=np.float64) * 1e9).astype(np.int64)
     poses = getattr(sim_episode, 'object_pose', None)
+    if poses is not None and np.shape(poses)[-1] < 3:
+        poses = None  # a scene without objects
     return Episode(images=images, joint_positions=np.asarray(sim_episode.qpos, np.float64),
                    actions=np.asarray(sim_episode.actions, np.float64), timestamps=timestamps,
                    task=sim_episode.task, cameras=names,

@@ -1,5 +1,6 @@
 """The trainer on the tiny preset: both stages, checkpoints, exact resumption, the CLI."""
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -122,6 +123,13 @@ def test_cli_trains_resumes_and_rejects_bad_flags(bags, tmp_path, capsys):
     assert cli.main(['--resume', str(out), '--steps', '3']) == 0
     _, info = load_checkpoint(out / 'policy')
     assert info.step == 3 and info.configs['train']['seed'] == 3  # settings came from the run
+    # A finished run continues with the executor stage on its frozen planner.
+    assert cli.main(['--resume', str(out), '--executor-steps', '3',
+                     '--executor-batch-size', '4']) == 0
+    model, info = load_checkpoint(out / 'policy')
+    assert info.step == 3 + 3 and info.configs['train']['executor_steps'] == 3
+    rows = [json.loads(line) for line in (out / 'train_log.jsonl').read_text().splitlines()]
+    assert [row['step'] for row in rows if row['stage'] == 'executor'] == [3]
     capsys.readouterr()
     assert cli.main(['--preset', 'tiny']) == 2
     assert '--data DIR is required' in capsys.readouterr().err
