@@ -68,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     add('--executor-batch-size', 'stage 3: chunks per batch', type=int)
     add('--executor-lr', 'stage 3: peak learning rate', type=float)
     add('--executor-anchor-stride', 'stage 3: steps between the kept planner frames', type=int)
+    add('--executor-early-fraction', 'stage 3: share of chunks drawn from the approach',
+        type=float)
+    add('--executor-early-steps', 'stage 3: where the approach ends (control steps)', type=int)
     add('--resume', 'checkpoint or output directory to continue from', metavar='DIR')
     return parser
 

@@ -72,6 +72,9 @@ class TrainConfig:
         Stage 3 (`train/executor_stage.py`; 0 steps: none): optimiser steps, chunks per
         batch, peak learning rate of the executor on the frozen planner's contexts, and the
         steps between the planner frames it keeps.
+    executor_early_fraction, executor_early_steps : float, int
+        Stage 3 draws that fraction of its chunks from planner frames before that step (the
+        approach, where only the cameras tell where the cube is; `executor_stage.EarlyDraws`).
 
     """
 
@@ -99,6 +102,8 @@ class TrainConfig:
     executor_batch_size: int = 64
     executor_lr: float = 5e-4
     executor_anchor_stride: int = 4
+    executor_early_fraction: float = 0.0
+    executor_early_steps: int = 64
 
     def __post_init__(self) -> None:
         if isinstance(self.data, dict):
@@ -113,12 +118,16 @@ class TrainConfig:
             if not _is_int(getattr(self, name)) or getattr(self, name) < 0:
                 _fail(name, getattr(self, name), 'must be an int >= 0')
         for name in ('batch_size', 'checkpoint_every', 'log_every', 'calib_batches',
-                     'executor_batch_size', 'executor_anchor_stride'):
+                     'executor_batch_size', 'executor_anchor_stride', 'executor_early_steps'):
             if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
                 _fail(name, getattr(self, name), 'must be an int >= 1')
         if not _is_int(self.seed) or self.seed < 0:
             _fail('seed', self.seed, 'must be an int >= 0')
         self._check_optimiser()
+        if not _is_number(self.executor_early_fraction) or not (
+                0 <= self.executor_early_fraction <= 1):
+            _fail('executor_early_fraction', self.executor_early_fraction,
+                  'must be a number in [0, 1]')
         if self.device not in DEVICES:
             _fail('device', self.device, f'must be one of {DEVICES}')
         if self.precision not in PRECISIONS:

@@ -130,10 +130,26 @@ def build_bank(model: AhaWamModel, episodes: Sequence[Episode], task_ids: Sequen
     return banks
 
 
+@dataclass(frozen=True)
+class EarlyDraws:
+    """
+    Oversampling of the approach: a `fraction` of the draws take an anchor below `steps`.
+
+    At and just after the reset every seed starts from the same pose, so only the cameras
+    tell where to reach; those chunks decide the grasp but are a small share of the steps.
+    """
+
+    fraction: float = 0.0
+    steps: int = 64
+
+
 def sample_batch(banks: Sequence[EpisodeBank], config, batch: int,
-                 rng: np.random.Generator) -> Dict[str, torch.Tensor]:
+                 rng: np.random.Generator,
+                 early: EarlyDraws = EarlyDraws()) -> Dict[str, torch.Tensor]:
     """
     Draw B chunks: episode, anchor s, offset o ~ U{0..O} and chunk n ~ U{0..Nc-1} each.
+
+    With `early`, that fraction of the anchors is drawn among those below `early.steps`.
 
     Returns the batch keys of `losses.chunk_losses` with Nc = 1, plus 'keys' and 'values'
     (L, B, H, S, hd), 'chunk_latents' (B, 1, C, h, w) and 'task_id' (B,).
@@ -146,7 +162,10 @@ def sample_batch(banks: Sequence[EpisodeBank], config, batch: int,
     for e in picks:
         bank = banks[e]
         length = len(bank.actions)
-        a = int(rng.integers(0, len(bank.anchors)))
+        span = len(bank.anchors)
+        if early.fraction > 0 and rng.random() < early.fraction:
+            span = max(int(np.searchsorted(bank.anchors, early.steps)), 1)
+        a = int(rng.integers(0, span))
         start = int(bank.anchors[a])
         first = start + int(rng.integers(0, config.objective.max_offset + 1)) + chunk * int(
             rng.integers(0, num_chunks))
@@ -181,10 +200,10 @@ def executor_parameters(model: AhaWamModel) -> List[torch.nn.Parameter]:
 
 def executor_step(model: AhaWamModel, banks: Sequence[EpisodeBank],
                   optimizer: torch.optim.Optimizer, params: List[torch.nn.Parameter],
-                  batch: int, rng: np.random.Generator,
-                  generator: torch.Generator) -> Dict[str, float]:
+                  batch: int, rng: np.random.Generator, generator: torch.Generator,
+                  early: EarlyDraws = EarlyDraws()) -> Dict[str, float]:
     """One optimiser step of stage 3 on a drawn batch; return its losses and gradient norm."""
-    data = sample_batch(banks, model.config, batch, rng)
+    data = sample_batch(banks, model.config, batch, rng, early)
     tasks = model.task_encoder(data['task_id'])
     action_loss, object_loss = chunk_losses(model, (data['keys'], data['values']),
                                             data['chunk_latents'], data, tasks, generator)
@@ -203,7 +222,8 @@ def train_executor(model: AhaWamModel, episodes: Sequence[Episode], task_ids: Se
                    out: Path, steps: int, batch: int, lr: float, seed: int,
                    anchor_stride: int = 4, log_every: int = 50, checkpoint_every: int = 1000,
                    extra_configs: Optional[Dict[str, Any]] = None,
-                   log_file: Optional[Path] = None) -> Dict[str, float]:
+                   log_file: Optional[Path] = None,
+                   early: EarlyDraws = EarlyDraws()) -> Dict[str, float]:
     """
     Run stage 3 on `model` in place; save checkpoints under `out`; return the last losses.
 
@@ -226,7 +246,7 @@ def train_executor(model: AhaWamModel, episodes: Sequence[Episode], task_ids: Se
     model.train()
     try:
         for step in range(steps):
-            losses = executor_step(model, banks, optimizer, params, batch, rng, generator)
+            losses = executor_step(model, banks, optimizer, params, batch, rng, generator, early)
             scheduler.step()
             for name, value in losses.items():
                 sums[name] = sums.get(name, 0.0) + value

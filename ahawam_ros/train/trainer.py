@@ -38,7 +38,7 @@ from ahawam_ros.model.presets import get_preset
 from ahawam_ros.model.sample_builder import collate_samples
 from ahawam_ros.train.config import TrainConfig
 from ahawam_ros.train.distributed import barrier, DistInfo, init_distributed, mean_across_ranks
-from ahawam_ros.train.executor_stage import train_executor
+from ahawam_ros.train.executor_stage import EarlyDraws, train_executor
 from ahawam_ros.train.optim import build_optimizer, build_scheduler, step_generator
 from ahawam_ros.train.state import (AE_STAGE, checkpoint_dir, load_trainer_state, mark_latest,
                                     POLICY_STAGE, resolve_resume, save_trainer_state,
@@ -266,7 +266,8 @@ class Trainer:
         train_executor(model, self.episodes, task_ids, self.out, cfg.executor_steps,
                        cfg.executor_batch_size, cfg.executor_lr, cfg.seed,
                        cfg.executor_anchor_stride, checkpoint_every=cfg.checkpoint_every * 4,
-                       extra_configs=extra, log_file=self.out / LOG_FILE)
+                       extra_configs=extra, log_file=self.out / LOG_FILE,
+                       early=EarlyDraws(cfg.executor_early_fraction, cfg.executor_early_steps))
         final = self.out / POLICY_STAGE
         save_checkpoint(final, model, cfg.steps + cfg.executor_steps, extra)
         return final

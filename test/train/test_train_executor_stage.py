@@ -6,7 +6,8 @@ from ahawam_ros.model.aha_wam import AhaWamModel
 from ahawam_ros.model.losses import history_memory, planner_forward
 from ahawam_ros.model.presets import get_preset
 from ahawam_ros.model.testing import perturb_zero_inits, synthetic_training_episode
-from ahawam_ros.train.executor_stage import build_bank, sample_batch, train_executor
+from ahawam_ros.train.executor_stage import (build_bank, EarlyDraws, sample_batch,
+                                             train_executor)
 import numpy as np
 import pytest
 import torch
@@ -70,6 +71,12 @@ def test_batches_take_chunks_at_offsets_from_the_anchors(model):
         bank = banks[0] if has_objects else banks[1]
         assert (bank.joints == proprio).all(dim=1).any()
     assert data['object_mask'].any() and not data['object_mask'].all()
+    # Early draws: every chunk of a batch drawn at fraction 1 starts before step 10 + 15 + 16.
+    early = sample_batch(banks, config, 64, np.random.default_rng(1), EarlyDraws(1.0, 10))
+    starts = [int(torch.nonzero((banks[0 if m else 1].joints == p).all(dim=1))[0])
+              for p, m in zip(early['chunk_proprio'][:, 0], early['object_mask'][:, 0])]
+    assert max(starts) < 10 + config.objective.max_offset + config.executor.chunk_len
+    assert max(starts) > 16  # chunks still start at every offset
 
 
 def test_training_moves_the_executor_and_ovcr_and_never_the_planner(model, tmp_path):
