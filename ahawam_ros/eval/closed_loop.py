@@ -244,9 +244,9 @@ def run_episode(policy: ChunkPolicy, env: Any, config: ClosedLoopConfig, seed: i
     frames.take(observation, 0.0)
     for index in range(config.max_steps):
         command = runtime.step(index, frames.images, observation.qpos, result, frames.stamp)
-        observation = apply_command(env, observation, command, index, result, recorder,
-                                    render=frames.renders(index + 1))
-        frames.take(observation, (index + 1) * runtime.period)
+        render = frames.renders(index + 1)
+        observation = apply_command(env, observation, command, index, result, recorder, render)
+        frames.take(observation, (index + 1) * runtime.period, render)
         settle = settle_count(result, observation, settle)
         if settle is not None and 0 <= config.settle_steps <= settle:
             break

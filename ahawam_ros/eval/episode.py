@@ -203,9 +203,9 @@ class CameraFrames:
         """Whether the observation of control step `index` is rendered."""
         return self.recording or index % self.camera_every == 0
 
-    def take(self, observation: Any, now: float) -> None:
-        """Keep the observation's views (taken at `now`) if it was rendered."""
-        if observation.images:
+    def take(self, observation: Any, now: float, rendered: bool = True) -> None:
+        """Keep the views of an observation rendered at `now`; keep the last frame if not."""
+        if rendered:
             self.images, self.stamp = self.views(observation), now
 
 

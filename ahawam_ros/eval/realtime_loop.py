@@ -153,12 +153,13 @@ def run_realtime_episode(policy: ChunkPolicy, env: Any, config: ClosedLoopConfig
             sim_time.set_time(now)
             runtime.observe(frames.images, observation.qpos, now, frames.stamp)
             command = runtime.executor.tick(now)
+            render = frames.renders(index + 1)
             observation = apply_command(env, observation, command, index, result, recorder,
-                                        render=frames.renders(index + 1))
+                                        render)
             settle = settle_count(result, observation, settle)
             if settle is not None and 0 <= config.settle_steps <= settle:
                 break
-            frames.take(observation, (index + 1) * period)
+            frames.take(observation, (index + 1) * period, render)
             wait = pacer.delay()
             if wait > 0.0:
                 sleep(wait)

@@ -70,7 +70,7 @@ def test_metrics_recompute_from_the_arrays(grounding):
     report, data, _ = grounding
     metrics = grounding_metrics(data, folds=2)
     assert metrics['r2_cube']['expert'] == pytest.approx(report['metrics']['r2_cube']['expert'])
-    assert format_table(metrics).count('\n') == 11
+    assert format_table(metrics).count('\n') == 15
 
 
 def test_same_noise_gives_the_same_chunk(varied_tiny_checkpoint):

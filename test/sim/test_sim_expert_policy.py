@@ -9,6 +9,7 @@ pytest.importorskip('gym_aloha', reason='the simulator (requirements/sim.txt) is
 
 from ahawam_ros.eval import sim_eval  # noqa: E402, I100
 from ahawam_ros.eval.closed_loop import ClosedLoopConfig, run_episode  # noqa: E402
+from ahawam_ros.robot import FIRST_HELD_OUT_SEED  # noqa: E402
 from ahawam_ros.runtime.loading import (CHECKPOINT_POLICY, EXPERT_POLICY,  # noqa: E402
                                         select_policy)
 from ahawam_ros.runtime.policy_api import ChunkPolicy, FakePolicy  # noqa: E402
@@ -110,4 +111,4 @@ def test_the_checkpoint_policy_is_never_told_the_seed(tmp_path):
     assert spy.told == []  # the privileged channel is the expert's only
     expert = SpyPolicy()
     sim_eval.evaluate_runtime(replace(options, policy=EXPERT_POLICY), policy=expert)
-    assert expert.told == [0]  # the same run with --policy expert tells it
+    assert expert.told == [FIRST_HELD_OUT_SEED]  # the same run with --policy expert tells it
