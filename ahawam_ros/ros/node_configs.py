@@ -66,7 +66,8 @@ class CameraInputs(PolicySource):
 class WorldPlannerConfig(CameraInputs):
     """Parameters of the world_planner node."""
 
-    LIVE: ClassVar[Tuple[str, ...]] = ('refresh_rate_hz', 'max_image_age')
+    LIVE: ClassVar[Tuple[str, ...]] = ('refresh_rate_hz', 'max_image_age',
+                                       'diagnostics_period', 'error_after')
 
     refresh_rate_hz: float = field(4.0, 'planner refresh timer rate', (0.05, 100.0))
     max_image_age: float = field(0.5, 'frames older than this (s) are not planned from',
@@ -75,6 +76,10 @@ class WorldPlannerConfig(CameraInputs):
     composite_topic: str = field('~/composite_image', 'tiled planner input image topic (rviz)')
     episode_topic: str = field('episode_start', 'std_msgs/Header: a new episode starts at '
                                                 'header.stamp (resets the rolling memory)')
+    diagnostics_topic: str = field('/diagnostics', 'diagnostic_msgs/DiagnosticArray topic')
+    diagnostics_period: float = field(1.0, 'seconds between diagnostics messages', (0.05, 60.0))
+    error_after: float = field(5.0, 'diagnostics turn from WARN to ERROR after this many '
+                               'seconds without a published context', (0.1, 3600.0))
 
     def __post_init__(self):
         _check_positive(self, 'refresh_rate_hz', 'max_image_age')

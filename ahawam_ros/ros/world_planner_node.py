@@ -17,7 +17,8 @@ from typing import Optional
 from ahawam_ros.images import tile_views
 from ahawam_ros.msg import WorldContext
 from ahawam_ros.ros.camera_set import CameraSet
-from ahawam_ros.ros.conversions import stamp_seconds, to_time_msg, world_context_msg
+from ahawam_ros.ros.conversions import (diagnostics_msg, stamp_seconds, to_time_msg,
+                                        world_context_msg)
 from ahawam_ros.ros.image_conversion import rgb_to_image_msg
 from ahawam_ros.ros.node_configs import WorldPlannerConfig
 from ahawam_ros.ros.params import changes, declare_config, LiveConfig
@@ -28,8 +29,10 @@ from ahawam_ros.runtime.intra_process import intra_process_topics
 from ahawam_ros.runtime.loading import load_policy, policy_image_hw
 from ahawam_ros.runtime.orchestrator import RuntimeOrchestrator
 from ahawam_ros.runtime.planner_core import PlannerConfig, PlannerCore, PUBLISHED
+from ahawam_ros.runtime.planner_health import OK, PlannerHealth
 from ahawam_ros.runtime.policy_api import ChunkPolicy
 from ahawam_ros.runtime.stamps import StampConfig
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import Image
@@ -63,6 +66,11 @@ class WorldPlannerNode(Node):
         self._waiting_logged = False
         self._refresh_timer = self.create_timer(1.0 / config.refresh_rate_hz, self._on_timer,
                                                 callback_group=MutuallyExclusiveCallbackGroup())
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray,
+                                                      config.diagnostics_topic, 10)
+        self._diagnostics_timer = self.create_timer(
+            config.diagnostics_period, self._on_diagnostics,
+            callback_group=MutuallyExclusiveCallbackGroup())
         self.live = LiveConfig(self, config, self._apply_parameters)
         # rclpy's context shutdown does not reliably destroy every node: stop on it too.
         self.context.on_shutdown(self.core.stop_worker)
@@ -79,6 +87,8 @@ class WorldPlannerNode(Node):
         self.config = new
         if new.refresh_rate_hz != old.refresh_rate_hz:
             self._refresh_timer.timer_period_ns = round(1e9 / new.refresh_rate_hz)
+        if new.diagnostics_period != old.diagnostics_period:
+            self._diagnostics_timer.timer_period_ns = round(1e9 * new.diagnostics_period)
         if new.max_image_age != old.max_image_age:
             # One reference swap: a refresh reads either the old or the new frozen config.
             self.core.config = dataclasses.replace(self.core.config,
@@ -121,6 +131,23 @@ class WorldPlannerNode(Node):
         if self._composite_pub.get_subscription_count() > 0:
             self._composite_pub.publish(rgb_to_image_msg(
                 tile_views(outcome.images), to_time_msg(snapshot.obs_stamp), 'composite'))
+
+    def _on_diagnostics(self) -> None:
+        """Publish the planner's status: OK while contexts come, else why not (names topics)."""
+        now, core, config = self.now(), self.core, self.config
+        camera_ages = {self.resolve_topic_name(topic): None if stamp is None else now - stamp
+                       for topic, stamp in self.cameras.frame_stamps().items()}
+        health = PlannerHealth(now - core.last_published, core.last_status,
+                               config.refresh_rate_hz, camera_ages, config.max_image_age,
+                               core.last_error)
+        level, message = health.summary(config.error_after)
+        stats = core.stats()
+        stats.update(last_status=core.last_status, since_context_s=health.since_publish)
+        # The fully qualified name tells two robots (namespaces) on one /diagnostics apart.
+        msg = diagnostics_msg(f'{self.get_fully_qualified_name()}: planner', 'ahawam_ros',
+                              level == OK, message, stats, now)
+        msg.status[0].level = bytes([level])
+        self._diagnostics_pub.publish(msg)
 
     def destroy_node(self) -> None:
         """Stop the planner worker (after its current refresh), then destroy the node."""

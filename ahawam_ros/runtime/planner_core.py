@@ -119,6 +119,8 @@ class PlannerCore:
         self.stamps = StampGuard(config.stamps)
         self._stale_logged = False
         self.last_error = ''
+        self.last_status = 'no_images'  # the newest refresh's outcome (diagnostics)
+        self.last_published = -math.inf  # clock time of the newest published context
 
     def update_images(self, images: np.ndarray, stamp: float, source: str = IMAGE_SOURCE) -> bool:
         """
@@ -180,6 +182,7 @@ class PlannerCore:
             snapshot = self.slot.publish(context, obs_stamp=stamp, publish_time=self.clock(),
                                          planner_latency=latency, step=step)
         self.latency.add(snapshot.planner_latency)
+        self.last_published = snapshot.publish_time
         return self._outcome(PUBLISHED, snapshot, snapshot.planner_latency, images)
 
     def _skip_reason(self, now: float, images: Optional[np.ndarray], stamp: float) -> str:
@@ -210,6 +213,8 @@ class PlannerCore:
     def _outcome(self, status: str, snapshot: Optional[ContextSnapshot], latency: float,
                  images: Optional[np.ndarray] = None) -> PlanOutcome:
         self.results.add(status)
+        if status not in ('no_new_images', 'not_due'):  # those say nothing of its health
+            self.last_status = status
         return PlanOutcome(status, snapshot, latency, images)
 
     def reset(self, episode_start: Optional[float] = None) -> None:

@@ -100,3 +100,25 @@ def test_flapping_inputs_log_a_bounded_number_of_lines(ros_context, tiny_checkpo
     assert flapped >= 10, f'the inputs did not flap ({flapped} transitions): proves nothing'
     assert 1 <= len(lines) <= window / 2.0 + 2, lines
     assert any('not logged' in text for text in lines), lines
+
+
+def test_the_planner_reports_ok_while_refreshing_and_names_stale_cameras(
+        ros_context, tiny_checkpoint):
+    namespace = f'/p{uuid.uuid4().hex[:8]}'
+    stub = RobotStub(VIEWS, HEIGHT, WIDTH, context=ros_context, namespace=namespace)
+    planner = WorldPlannerNode(context=ros_context, namespace=namespace,
+                               parameter_overrides=params(
+                                   checkpoint=tiny_checkpoint, camera_topics=stub.camera_topics,
+                                   refresh_rate_hz=10.0, diagnostics_period=0.2,
+                                   error_after=1.0))
+    listener = Listener(context=ros_context)
+    name = f'{namespace}/world_planner: planner'
+    with spinning(ros_context, [stub, planner, listener]):
+        assert wait_for(lambda: any(s.level == DiagnosticStatus.OK
+                                    for s in listener.statuses_of(name)), timeout=60)
+        stub.publish_cameras = False  # every camera falls silent: frames age, no context
+        assert wait_for(lambda: listener.statuses_of(name)[-1].level == DiagnosticStatus.ERROR,
+                        timeout=30)
+    last = listener.statuses_of(name)[-1]
+    assert 'frames too old' in last.message and f'{namespace}/cameras/' in last.message
+    assert float(_values(last)['published']) >= 1
