@@ -141,9 +141,20 @@ def held_gil_progress(clock: int, budget: float, deadline: float) -> float:
 
 def test_a_compiled_refresh_computes_while_another_thread_holds_the_gil():
     """The key property: the planner thread's graph runs on while the executor's Python runs."""
-    # A planner wide enough that one refresh is a few hundred ms of compute.
-    policy = AhaWamPolicy(model_of('small', width=1024, patch_size=2, memory_size=6),
-                          compiled=True)
+    # A planner wide enough (2048) that one refresh is well over the 30 ms measured, on one
+    # intra-op thread: the worker thread's own CPU clock then counts all of it.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        refresh_runs_while_the_gil_is_held(model_of('small', width=2048, patch_size=2,
+                                                    memory_size=6))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def refresh_runs_while_the_gil_is_held(model: AhaWamModel) -> None:
+    """Assert the compiled refresh of `model` computes while this thread holds the GIL."""
+    policy = AhaWamPolicy(model, compiled=True)
     graph = policy._planner_graph()
     inputs = policy._planner_inputs(policy._blank_images(), 0, empty=True)
     starts, stop = [], threading.Event()
