@@ -18,7 +18,6 @@ Shapes: T steps, V views, H x W pixels, A joints (sample keys: `sample_builder`)
 """
 
 from dataclasses import dataclass
-import json
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -26,7 +25,7 @@ from ahawam_ros.data.bag_files import find_bags
 from ahawam_ros.data.bag_layout import Layout
 from ahawam_ros.data.bag_reader import read_episode
 from ahawam_ros.data.cache import cache_key, EpisodeCache
-from ahawam_ros.data.demo_bags import METADATA_FILE
+from ahawam_ros.data.demo_bags import METADATA_FILE, read_bag_metadata
 from ahawam_ros.data.episode import Episode
 from ahawam_ros.data.features import feature_preset
 from ahawam_ros.data.mapping_yaml import load_mapping
@@ -124,10 +123,9 @@ def recorded_object_position(bag: Path, steps: int) -> Optional[np.ndarray]:
     `record_demos`); bags of real robots have none. A length that differs from the episode's
     `steps` is an error naming the bag.
     """
-    meta_path = Path(bag) / METADATA_FILE
-    if not meta_path.is_file():
+    if not (Path(bag) / METADATA_FILE).is_file():
         return None
-    values = json.loads(meta_path.read_text()).get('privileged_object_position')
+    values = read_bag_metadata(bag).get('privileged_object_position')
     if values is None:
         return None
     position = np.asarray(values, dtype=np.float64)

@@ -244,7 +244,10 @@ class ActionDiT(nn.Module):
             (B, K, A) velocity.
 
         """
-        x = self.hidden(noisy_actions, layer_mod, cache)
+        return self._output(self.hidden(noisy_actions, layer_mod, cache), head_mod)
+
+    def _output(self, x: torch.Tensor, head_mod: torch.Tensor) -> torch.Tensor:
+        """(B, K, Da) last-block tokens -> (B, K, A) velocity through the modulated head."""
         shift, scale = head_mod
         return self.head(norm_modulate(x, shift, scale))
 
@@ -263,8 +266,7 @@ class ActionDiT(nn.Module):
         """
         layer_mod, head_mod = self.step_modulations(timesteps)
         x = self.hidden(noisy_actions, layer_mod, cache)
-        shift, scale = head_mod
-        velocity = self.head(norm_modulate(x, shift, scale))
+        velocity = self._output(x, head_mod)
         if not hasattr(self, 'object_head'):
             return velocity, None
         return velocity, self.object_head(x.mean(dim=1))

@@ -237,10 +237,9 @@ class ActionExecutorNode(Node):
         stats.update(hold_reason=reason, holding_for_s=holding_for,
                      missing_topics=' '.join(missing), stale_topics=' '.join(stale))
         # The fully qualified name tells two robots (namespaces) on one /diagnostics apart.
-        msg = conv.diagnostics_msg(f'{self.get_fully_qualified_name()}: executor',
-                                   'ahawam_ros', level == OK, message, stats, now)
-        msg.status[0].level = bytes([level])
-        self._diagnostics_pub.publish(msg)
+        self._diagnostics_pub.publish(conv.diagnostics_msg(
+            f'{self.get_fully_qualified_name()}: executor', 'ahawam_ros', level, message, stats,
+            now))
         self._log(self.monitor.flush(now))
 
     def _input_problems(self, reason: str, now: float):

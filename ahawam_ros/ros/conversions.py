@@ -160,11 +160,11 @@ def world_context_msg(seq: int, obs_stamp: float, episode_step: int, shape: Mapp
     return msg
 
 
-def diagnostics_msg(name: str, hardware_id: str, level_ok: bool, message: str,
+def diagnostics_msg(name: str, hardware_id: str, level: int, message: str,
                     values: Mapping[str, object], stamp: float) -> DiagnosticArray:
-    """One DiagnosticStatus (OK or WARN) with key/values, wrapped in a DiagnosticArray."""
+    """One DiagnosticStatus (`level`: 0 OK, 1 WARN, 2 ERROR) with key/values, in an array."""
     status = DiagnosticStatus()
-    status.level = DiagnosticStatus.OK if level_ok else DiagnosticStatus.WARN
+    status.level = bytes([level])
     status.name, status.hardware_id, status.message = name, hardware_id, message
     status.values = [KeyValue(key=str(k), value=_format(v)) for k, v in values.items()]
     array = DiagnosticArray()

@@ -14,7 +14,8 @@ Pure Python (no rclpy), so that the rules are tested with a fake clock:
 import threading
 from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 
-OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
+from ahawam_ros.runtime.planner_health import ERROR, OK, WARN  # the diagnostic levels
+
 EXECUTING = 'ok'  # the reason of a command that executes an action
 JOINT_REASONS = ('no_joint_state', 'stale_joint_state')
 CONTEXT_REASONS = ('no_context', 'stale_context')

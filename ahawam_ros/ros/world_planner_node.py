@@ -29,7 +29,7 @@ from ahawam_ros.runtime.intra_process import intra_process_topics
 from ahawam_ros.runtime.loading import load_policy, policy_image_hw
 from ahawam_ros.runtime.orchestrator import RuntimeOrchestrator
 from ahawam_ros.runtime.planner_core import PlannerConfig, PlannerCore, PUBLISHED
-from ahawam_ros.runtime.planner_health import OK, PlannerHealth
+from ahawam_ros.runtime.planner_health import PlannerHealth
 from ahawam_ros.runtime.policy_api import ChunkPolicy
 from ahawam_ros.runtime.stamps import StampConfig
 from diagnostic_msgs.msg import DiagnosticArray
@@ -144,10 +144,9 @@ class WorldPlannerNode(Node):
         stats = core.stats()
         stats.update(last_status=core.last_status, since_context_s=health.since_publish)
         # The fully qualified name tells two robots (namespaces) on one /diagnostics apart.
-        msg = diagnostics_msg(f'{self.get_fully_qualified_name()}: planner', 'ahawam_ros',
-                              level == OK, message, stats, now)
-        msg.status[0].level = bytes([level])
-        self._diagnostics_pub.publish(msg)
+        self._diagnostics_pub.publish(diagnostics_msg(
+            f'{self.get_fully_qualified_name()}: planner', 'ahawam_ros', level, message, stats,
+            now))
 
     def destroy_node(self) -> None:
         """Stop the planner worker (after its current refresh), then destroy the node."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import math
 from typing import Mapping, Optional, Tuple
 
-OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
+OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels (the executor's too)
 STALE_PERIODS = 3.0  # a context older than this many refresh periods is overdue
 
 

@@ -32,7 +32,7 @@ from ahawam_ros.model.aha_wam import AhaWamModel
 from ahawam_ros.model.checkpoint import save_checkpoint
 from ahawam_ros.model.losses import chunk_losses, history_memory, trainable_parameters
 from ahawam_ros.model.sample_builder import (ACTION_MASK, ACTIONS, CHUNK_PROPRIO,
-                                             OBJECT_MASK, OBJECT_POSITION)
+                                             OBJECT_MASK, OBJECT_POSITION, sample_offset)
 from ahawam_ros.train.optim import build_optimizer, build_scheduler
 import numpy as np
 import torch
@@ -167,8 +167,8 @@ def sample_batch(banks: Sequence[EpisodeBank], config, batch: int,
             span = max(int(np.searchsorted(bank.anchors, early.steps)), 1)
         a = int(rng.integers(0, span))
         start = int(bank.anchors[a])
-        first = start + int(rng.integers(0, config.objective.max_offset + 1)) + chunk * int(
-            rng.integers(0, num_chunks))
+        first = (start + sample_offset(rng, config.objective.max_offset)
+                 + chunk * int(rng.integers(0, num_chunks)))
         targets = first + np.arange(chunk)
         at = min(first, length - 1)
         out['keys'].append(bank.keys[a])
