@@ -71,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     add('--executor-early-fraction', 'stage 3: share of chunks drawn from the approach',
         type=float)
     add('--executor-early-steps', 'stage 3: where the approach ends (control steps)', type=int)
+    add('--executor-data', "stage 3: more demonstration bags, trained on beside --data's",
+        metavar='DIR')
     add('--resume', 'checkpoint or output directory to continue from', metavar='DIR')
     return parser
 

@@ -75,6 +75,10 @@ class TrainConfig:
     executor_early_fraction, executor_early_steps : float, int
         Stage 3 draws that fraction of its chunks from planner frames before that step (the
         approach, where only the cameras tell where the cube is; `executor_stage.EarlyDraws`).
+    executor_data : str, optional
+        More demonstration bags for stage 3 only, decoded as `data` is (its own cache). Stage
+        3 costs little per demonstration (the planner runs once over each), so it can see more
+        of them than the joint stage; the model keeps the joint stage's normalisation.
 
     """
 
@@ -104,6 +108,7 @@ class TrainConfig:
     executor_anchor_stride: int = 4
     executor_early_fraction: float = 0.0
     executor_early_steps: int = 64
+    executor_data: Optional[str] = None
 
     def __post_init__(self) -> None:
         if isinstance(self.data, dict):
@@ -128,6 +133,9 @@ class TrainConfig:
                 0 <= self.executor_early_fraction <= 1):
             _fail('executor_early_fraction', self.executor_early_fraction,
                   'must be a number in [0, 1]')
+        if self.executor_data is not None and (not isinstance(self.executor_data, str)
+                                               or not self.executor_data):
+            _fail('executor_data', self.executor_data, 'must name a directory or be None')
         if self.device not in DEVICES:
             _fail('device', self.device, f'must be one of {DEVICES}')
         if self.precision not in PRECISIONS:

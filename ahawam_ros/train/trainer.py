@@ -17,7 +17,7 @@ and every step's timesteps and noise only on (seed, stage, step, rank), so a res
 continues exactly as the uninterrupted run would have.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import json
 from pathlib import Path
 import time
@@ -158,6 +158,7 @@ class Trainer:
         self.model_config = get_preset(config.preset)
         self.out = Path(config.out)
         self.episodes, self.norm_stats = self._load_data(episodes)
+        self.executor_episodes = self._executor_episodes()  # bad bags fail before training
         self.history: List[Dict[str, Any]] = []  # the logged rows (every rank keeps its own)
 
     def _load_data(self, episodes: Optional[Sequence[Episode]]
@@ -261,9 +262,10 @@ class Trainer:
         if self.info.world_size > 1:
             raise ValueError('the executor stage runs in one process (--executor-steps with '
                              'torchrun is not supported)')
-        task_ids = [self.model_config.task.task_names.index(e.task) for e in self.episodes]
+        episodes = self.episodes + self.executor_episodes
+        task_ids = [self.model_config.task.task_names.index(e.task) for e in episodes]
         extra = self.extra_configs()
-        train_executor(model, self.episodes, task_ids, self.out, cfg.executor_steps,
+        train_executor(model, episodes, task_ids, self.out, cfg.executor_steps,
                        cfg.executor_batch_size, cfg.executor_lr, cfg.seed,
                        cfg.executor_anchor_stride, checkpoint_every=cfg.checkpoint_every * 4,
                        extra_configs=extra, log_file=self.out / LOG_FILE,
@@ -271,6 +273,16 @@ class Trainer:
         final = self.out / POLICY_STAGE
         save_checkpoint(final, model, cfg.steps + cfg.executor_steps, extra)
         return final
+
+    def _executor_episodes(self) -> List[Episode]:
+        """The episodes of `config.executor_data` (stage 3 only), decoded as `data`'s."""
+        if self.config.executor_data is None or self.config.executor_steps == 0:
+            return []
+        data = replace(self.config.data, bags=self.config.executor_data, cache_dir=None)
+        episodes = load_episodes(data, self.model_config)[0]
+        print(f'stage 3: {len(self.episodes)} + {len(episodes)} episodes '
+              f'({self.config.executor_data})')
+        return episodes
 
     def batches(self, dataset: Dataset, collate: Callable, start_step: int) -> Iterator[Batch]:
         """Yield this rank's batches from optimiser step `start_step` on, epoch after epoch."""

@@ -123,9 +123,14 @@ def test_cli_trains_resumes_and_rejects_bad_flags(bags, tmp_path, capsys):
     assert cli.main(['--resume', str(out), '--steps', '3']) == 0
     _, info = load_checkpoint(out / 'policy')
     assert info.step == 3 and info.configs['train']['seed'] == 3  # settings came from the run
-    # A finished run continues with the executor stage on its frozen planner.
+    # A finished run continues with the executor stage on its frozen planner, here with one
+    # more demonstration that only this stage sees.
+    more = tmp_path / 'more'
+    write_episode_bag(_episode(38, 9), more / 'ep9', FEATURES)
+    capsys.readouterr()
     assert cli.main(['--resume', str(out), '--executor-steps', '3',
-                     '--executor-batch-size', '4']) == 0
+                     '--executor-batch-size', '4', '--executor-data', str(more)]) == 0
+    assert f'stage 3: 2 + 1 episodes ({more})' in capsys.readouterr().out
     model, info = load_checkpoint(out / 'policy')
     assert info.step == 3 + 3 and info.configs['train']['executor_steps'] == 3
     rows = [json.loads(line) for line in (out / 'train_log.jsonl').read_text().splitlines()]
@@ -139,6 +144,9 @@ def test_cli_trains_resumes_and_rejects_bad_flags(bags, tmp_path, capsys):
     assert 'TrainConfig.batch_size = 0' in capsys.readouterr().err
     (tmp_path / 'empty').mkdir()
     assert cli.main(['--data', str(tmp_path / 'empty'), '--preset', 'tiny']) == 2
+    assert 'no rosbag2 bags' in capsys.readouterr().err
+    assert cli.main(['--resume', str(out), '--executor-steps', '3',
+                     '--executor-data', str(tmp_path / 'empty')]) == 2
     assert 'no rosbag2 bags' in capsys.readouterr().err
 
 
