@@ -275,7 +275,7 @@ class Trainer:
         return final
 
     def _executor_episodes(self) -> List[Episode]:
-        """The episodes of `config.executor_data` (stage 3 only), decoded as `data`'s."""
+        """Return the episodes of `config.executor_data` (stage 3 only), decoded as `data` is."""
         if self.config.executor_data is None or self.config.executor_steps == 0:
             return []
         data = replace(self.config.data, bags=self.config.executor_data, cache_dir=None)
