@@ -47,6 +47,8 @@ class BagEvalConfig:
         Seam blending: 'none', 'linear' or 'weighted'.
     blend_steps : int
         Crossfade length (control steps) of the linear blend.
+    ensemble_decay : float
+        m of the weighted blend: the i-th oldest prediction of a step weighs exp(-m i).
     max_step : float
         Largest change of a joint command per tick (safety filter).
     max_context_age, max_observation_age, max_image_age : float
@@ -75,6 +77,7 @@ class BagEvalConfig:
     executor_latency: Optional[float] = None
     blend: str = BlendMode.LINEAR.value
     blend_steps: int = 4
+    ensemble_decay: float = 0.01
     max_step: float = 0.05
     max_context_age: float = 1.5
     max_observation_age: float = 0.2
@@ -97,7 +100,8 @@ class BagEvalConfig:
                   'max_step': self.max_step > 0.0,
                   'max_context_age': self.max_context_age > 0.0,
                   'max_observation_age': self.max_observation_age > 0.0,
-                  'max_image_age': self.max_image_age > 0.0}
+                  'max_image_age': self.max_image_age > 0.0,
+                  'ensemble_decay': True}
         for name, ok in checks.items():
             value = getattr(self, name)
             if not (ok and math.isfinite(value)):
@@ -142,7 +146,8 @@ class BagEvalConfig:
         # 'spacing': a chunk timer's rule, every execute_steps (the latency schedule is for
         # workers woken by every input, as in the nodes and eval-sim)
         return ExecutorConfig(safety=safety,
-                              scheduler=SchedulerConfig(self.blend, self.blend_steps),
+                              scheduler=SchedulerConfig(self.blend, self.blend_steps,
+                                                        self.ensemble_decay),
                               max_image_age=self.max_image_age, schedule=SPACING,
                               execute_steps=self.execute_steps)
 
@@ -174,6 +179,8 @@ def parser() -> argparse.ArgumentParser:
         help='fixed seconds per executor update (default: the measured time of each call)')
     add('--blend', default='linear', choices=[mode.value for mode in BlendMode])
     add('--blend-steps', type=int, default=4, metavar='N')
+    add('--ensemble-decay', type=float, default=0.01, metavar='M',
+        help='weighted blend: the i-th oldest prediction of a step weighs exp(-M i)')
     add('--max-step', type=float, default=0.05, help='largest command change per tick')
     add('--max-context-age', type=float, default=1.5, metavar='S')
     add('--max-observation-age', type=float, default=0.2, metavar='S')
@@ -199,7 +206,8 @@ def config_from_args(args: argparse.Namespace) -> BagEvalConfig:
         planner_rate_hz=args.planner_rate, control_rate_hz=args.control_rate,
         chunk_rate_hz=args.chunk_rate, execute_steps=args.execute_steps,
         planner_latency=args.planner_latency, executor_latency=args.executor_latency,
-        blend=args.blend, blend_steps=args.blend_steps, max_step=args.max_step,
+        blend=args.blend, blend_steps=args.blend_steps, ensemble_decay=args.ensemble_decay,
+        max_step=args.max_step,
         max_context_age=args.max_context_age, max_observation_age=args.max_observation_age,
         max_image_age=args.max_image_age, resize_images=args.resize_images,
         mapping=args.mapping, cameras=_split(args.cameras),

@@ -41,8 +41,8 @@ class ClosedLoopConfig:
     schedule, execute_steps, lead_percentile, lead_margin_steps :
         When the next update starts (see `ExecutorConfig`): 'latency' or 'spacing', the
         minimum spacing in control steps, the latency percentile and the margin in steps.
-    blend, blend_steps : str, int
-        Seam blending of the chunk scheduler.
+    blend, blend_steps, ensemble_decay : str, int, float
+        Seam blending of the chunk scheduler (`SchedulerConfig`).
     max_step : float
         Largest change of a joint command per step (rad, or normalised gripper units).
     max_context_age, max_observation_age, max_image_age : float
@@ -66,6 +66,7 @@ class ClosedLoopConfig:
     lead_margin_steps: int = 2
     blend: str = 'linear'
     blend_steps: int = 4
+    ensemble_decay: float = 0.01
     max_step: float = 0.05
     max_context_age: float = 1.5
     max_observation_age: float = 0.2
@@ -89,7 +90,7 @@ class ClosedLoopConfig:
                 raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}')
         if self.max_steps < 1:
             raise ValueError(f'max_steps must be >= 1, got {self.max_steps}')
-        SchedulerConfig(self.blend, self.blend_steps)  # validates blend
+        SchedulerConfig(self.blend, self.blend_steps, self.ensemble_decay)  # validates
         if self.schedule not in SCHEDULES:
             raise ValueError(f'schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}')
         if not 0.0 < self.lead_percentile <= 100.0:
@@ -105,7 +106,8 @@ class ClosedLoopConfig:
                                           max_context_age=self.max_context_age,
                                           max_observation_age=self.max_observation_age)
         return ExecutorConfig(safety=safety,
-                              scheduler=SchedulerConfig(self.blend, self.blend_steps),
+                              scheduler=SchedulerConfig(self.blend, self.blend_steps,
+                                                        self.ensemble_decay),
                               max_image_age=self.max_image_age, schedule=self.schedule,
                               execute_steps=self.execute_steps,
                               lead_percentile=self.lead_percentile,

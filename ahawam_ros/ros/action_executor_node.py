@@ -57,8 +57,8 @@ def executor_config(config: ActionExecutorConfig) -> ExecutorConfig:
                           max_step=(config.max_step,) * dims,
                           max_context_age=config.max_context_age,
                           max_observation_age=config.max_observation_age)
-    return ExecutorConfig(safety=safety, scheduler=SchedulerConfig(config.blend,
-                                                                   config.blend_steps),
+    scheduler = SchedulerConfig(config.blend, config.blend_steps, config.ensemble_decay)
+    return ExecutorConfig(safety=safety, scheduler=scheduler,
                           max_image_age=config.max_image_age, schedule=config.schedule,
                           execute_steps=config.execute_steps,
                           lead_percentile=config.lead_percentile,

@@ -92,7 +92,7 @@ class ActionExecutorConfig(CameraInputs):
     """Parameters of the action_executor node."""
 
     LIVE: ClassVar[Tuple[str, ...]] = (
-        'max_step', 'control_rate_hz', 'execute_steps', 'blend', 'blend_steps',
+        'max_step', 'control_rate_hz', 'execute_steps', 'blend', 'blend_steps', 'ensemble_decay',
         'max_context_age', 'max_observation_age', 'max_image_age', 'diagnostics_period',
         'hold_error_after', 'transition_log_period')
 
@@ -130,6 +130,8 @@ class ActionExecutorConfig(CameraInputs):
                                    (0, 1000))
     blend: str = field('linear', 'seam blending between chunks: none, linear or weighted')
     blend_steps: int = field(4, 'crossfade length (control steps) of the linear blend', (0, 100))
+    ensemble_decay: float = field(0.01, 'weighted blend: the i-th oldest prediction of a step '
+                                  'is weighted exp(-m i) (ACT: 0.01)', (-10.0, 10.0))
     max_context_age: float = field(1.5, 'hold when the planner context is older (s)',
                                    (0.001, 60.0))
     max_observation_age: float = field(0.2, 'hold when the joint state is older (s)',

@@ -146,8 +146,8 @@ def test_runtime_settings_come_from_the_system_parameter_file():
     executor = document['/**/action_executor']['ros__parameters']
     config = config_from_params(PARAMS)
     assert config.refresh_rate_hz == planner['refresh_rate_hz']
-    for name in ('execute_steps', 'blend', 'blend_steps', 'max_step', 'max_context_age',
-                 'max_observation_age', 'max_image_age'):
+    for name in ('schedule', 'execute_steps', 'blend', 'blend_steps', 'ensemble_decay',
+                 'max_step', 'max_context_age', 'max_observation_age', 'max_image_age'):
         assert getattr(config, name) == executor[name], name
     assert config.camera_every == document['/**/bimanual_sim']['ros__parameters']['camera_every']
 
@@ -182,7 +182,8 @@ def test_parameter_file_keys_override_the_defaults(tmp_path):
 
 @pytest.mark.parametrize('field,value', [('mode', 'fast'), ('refresh_rate_hz', 0.0),
                                          ('execute_steps', -1), ('blend', 'cubic'),
-                                         ('max_steps', 0), ('camera_every', 0)])
+                                         ('max_steps', 0), ('camera_every', 0),
+                                         ('ensemble_decay', math.inf)])
 def test_config_names_the_bad_field(field, value):
     with pytest.raises(ValueError, match=field):
         ClosedLoopConfig(**{field: value})

@@ -70,8 +70,8 @@ def test_live_parameters_take_effect(ros_context, tiny_checkpoint):
                         timeout=60), f'received {[len(x) for x in stub.received()]}'
         assert setter.set_on(planner, refresh_rate_hz=1.0) == [(True, '')]
         small = 0.002
-        assert setter.set_on(executor, max_step=small, blend='none', execute_steps=2) == \
-            [(True, '')] * 3
+        assert setter.set_on(executor, max_step=small, blend='none', execute_steps=2,
+                             ensemble_decay=0.5) == [(True, '')] * 4
         changed = executor.now()
         count = len(stub.received()[0])
         assert wait_for(lambda: len(stub.received()[0]) >= count + 40, timeout=60)
@@ -80,6 +80,7 @@ def test_live_parameters_take_effect(ros_context, tiny_checkpoint):
     assert planner.get_parameter('refresh_rate_hz').value == 1.0
     assert executor.core.config.execute_steps == 2
     assert executor.core.scheduler.config.blend == 'none'
+    assert executor.core.scheduler.config.ensemble_decay == 0.5
     commands = stub.received()[0]
     before = [c for c in commands if conv.stamp_seconds(c.header.stamp) < changed]
     after = [c for c in commands if conv.stamp_seconds(c.header.stamp) > changed + 0.1]
