@@ -57,8 +57,8 @@ THROUGH = ('runtime', 'ros')
 REPORT_FILE = 'eval_sim.json'
 PARAMS_FILE = 'bimanual.yaml'
 EXECUTOR_PARAMS = ('schedule', 'execute_steps', 'lead_percentile', 'lead_margin_steps', 'blend',
-                   'blend_steps', 'ensemble_decay', 'max_step', 'max_context_age', 'max_observation_age',
-                   'max_image_age')
+                   'blend_steps', 'ensemble_decay', 'max_step', 'max_context_age',
+                   'max_observation_age', 'max_image_age')
 
 
 @dataclass(frozen=True)
