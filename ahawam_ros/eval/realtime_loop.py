@@ -171,4 +171,5 @@ def run_realtime_episode(policy: ChunkPolicy, env: Any, config: ClosedLoopConfig
     result.plan_latencies = list(runtime.plan_latencies)
     result.update_latencies = list(runtime.update_latencies)
     result.stale_actions, result.stale_chunks = runtime.executor.scheduler.stale_actions()
+    result.chunk_status = runtime.executor.chunk_results.as_dict()
     return result

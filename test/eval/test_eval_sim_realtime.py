@@ -49,6 +49,9 @@ def test_async_runs_the_executor_while_a_slow_planner_call_is_in_flight():
     assert overlapped, (policy.plans, policy.chunks[:5])
     assert len(result.plan_latencies) == len(policy.plans)
     assert result.real_time_factor > 0.0 and result.stale_chunks > 0
+    accepted = result.chunk_status['accepted']
+    assert 0 < accepted <= len(policy.chunks)
+    assert result.summary(0.02)['chunk_rate_hz'] > 0.0
 
 
 @pytest.mark.parametrize('mode', [SYNC, PLANNER_OFF])
