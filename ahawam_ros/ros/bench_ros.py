@@ -170,9 +170,9 @@ def measure_system(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
     execute_steps : int
         The executor's minimum spacing (0: none).
     schedule : str
-        The executor's schedule: 'latency' (deployed: a chunk when the plan is about to run
-        out) or 'spacing' (with execute_steps 0, a chunk whenever it can: the worst case for
-        the command timer, and the achievable chunk rate).
+        The executor's schedule: 'latency' (a chunk when the plan is about to run out) or
+        'spacing' (with execute_steps 0 or 1, a chunk whenever it can, as config/bimanual.yaml
+        deploys it: the worst case for the command timer, and the achievable chunk rate).
 
     Returns
     -------
