@@ -74,9 +74,10 @@ def ros_rows(policy, args: argparse.Namespace) -> Dict[str, Any]:
     except ImportError as error:
         return {'skipped': f'ROS 2 is not available here ({error})'}
     shape = (policy_views(policy), *policy.image_size)
+    # The schedule config/bimanual.yaml deploys: a chunk from every joint state.
     system = bench_ros.measure_system(policy, shape, seconds=args.ros_seconds,
-                                      planner_rate_hz=args.planner_rate, execute_steps=0,
-                                      schedule='latency')
+                                      planner_rate_hz=args.planner_rate, execute_steps=1,
+                                      schedule='spacing')
     contexts = bench_handoff.handoff_contexts(policy, shape, args.handoff_mib)
     return {'system': system, 'handoff': bench_handoff.measure_handoff(contexts, args.handoffs)}
 
