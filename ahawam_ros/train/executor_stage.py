@@ -34,10 +34,10 @@ from ahawam_ros.model.losses import chunk_losses, history_memory, trainable_para
 from ahawam_ros.model.sample_builder import (ACTION_MASK, ACTIONS, CHUNK_PROPRIO,
                                              OBJECT_MASK, OBJECT_POSITION, sample_offset)
 from ahawam_ros.train.optim import build_optimizer, build_scheduler
+from ahawam_ros.train.state import EXECUTOR_STAGE, mark_latest, save_trainer_state
 import numpy as np
 import torch
 
-EXECUTOR_STAGE = 'executor'
 BANK_DTYPE = torch.float16  # what the bank stores; batches are float32
 
 
@@ -223,13 +223,18 @@ def train_executor(model: AhaWamModel, episodes: Sequence[Episode], task_ids: Se
                    anchor_stride: int = 4, log_every: int = 50, checkpoint_every: int = 1000,
                    extra_configs: Optional[Dict[str, Any]] = None,
                    log_file: Optional[Path] = None,
-                   early: EarlyDraws = EarlyDraws()) -> Dict[str, float]:
+                   early: EarlyDraws = EarlyDraws(),
+                   train_config: Optional[Dict[str, Any]] = None,
+                   state: Optional[Dict[str, Any]] = None) -> Dict[str, float]:
     """
     Run stage 3 on `model` in place; save checkpoints under `out`; return the last losses.
 
     Checkpoints go to `<out>/checkpoints/executor_step_NNNNNNN` every `checkpoint_every`
-    steps; log rows (stage 'executor', with samples_per_s counting chunks) are appended to
-    `log_file`.
+    steps, each a training checkpoint (`train/state.py`: optimiser, scheduler and the stage's
+    draw states, with `train_config`) marked as the run's latest; log rows (stage 'executor',
+    with samples_per_s counting chunks) are appended to `log_file`. `state`, the trainer state
+    of such a checkpoint, continues the stage from its step (`model` holding its weights):
+    the result equals the uninterrupted run's.
     """
     started = time.perf_counter()
     banks = build_bank(model, episodes, task_ids, anchor_stride)
@@ -242,10 +247,17 @@ def train_executor(model: AhaWamModel, episodes: Sequence[Episode], task_ids: Se
     scheduler = build_scheduler(optimizer, steps, warmup_frac=0.02)
     rng = np.random.default_rng((seed, 3))
     generator = torch.Generator().manual_seed(seed + 3)
+    first = 0
+    if state is not None:
+        optimizer.load_state_dict(state['optimizer'])
+        scheduler.load_state_dict(state['scheduler'])
+        rng.bit_generator.state = state['executor_rng']
+        generator.set_state(state['executor_generator'])
+        first = int(state['step'])
     sums, count, tick, logs = {}, 0, time.perf_counter(), {}
     model.train()
     try:
-        for step in range(steps):
+        for step in range(first, steps):
             losses = executor_step(model, banks, optimizer, params, batch, rng, generator, early)
             scheduler.step()
             for name, value in losses.items():
@@ -257,7 +269,7 @@ def train_executor(model: AhaWamModel, episodes: Sequence[Episode], task_ids: Se
                 row = {'stage': EXECUTOR_STAGE, 'step': step + 1, **logs, 'batch': batch,
                        'lr': optimizer.param_groups[0]['lr'],
                        'samples_per_s': count * batch / max(now - tick, 1e-9)}
-                if step + 1 == log_every:
+                if step + 1 - first <= log_every:
                     row['bank_seconds'] = bank_seconds
                 print(f'executor step {step + 1}/{steps}: loss {logs["loss"]:.4f} '
                       f'(action {logs["action_loss"]:.4f}, object {logs["object_loss"]:.4f}), '
@@ -267,8 +279,13 @@ def train_executor(model: AhaWamModel, episodes: Sequence[Episode], task_ids: Se
                         handle.write(json.dumps(row) + '\n')
                 sums, count, tick = {}, 0, now
             if (step + 1) % checkpoint_every == 0 and step + 1 < steps:
-                save_checkpoint(Path(out) / 'checkpoints' / f'executor_step_{step + 1:07d}',
-                                model, step + 1, extra_configs)
+                directory = Path(out) / 'checkpoints' / f'executor_step_{step + 1:07d}'
+                draws = {'executor_rng': rng.bit_generator.state,
+                         'executor_generator': generator.get_state()}
+                save_trainer_state(directory, EXECUTOR_STAGE, step + 1, optimizer, scheduler,
+                                   train_config or {}, draws)
+                save_checkpoint(directory, model, step + 1, extra_configs)
+                mark_latest(out, directory)
     finally:
         for p in frozen:
             p.requires_grad_(True)

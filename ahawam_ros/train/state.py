@@ -11,7 +11,7 @@ directory with `state.json` is complete.
 
 from pathlib import Path
 import random
-from typing import Any, Dict, Union
+from typing import Any, Dict, Optional, Union
 
 import numpy as np
 import torch
@@ -20,7 +20,7 @@ import torch
 TRAINER_STATE_FILE = 'trainer_state.pt'
 LATEST_FILE = 'latest'
 CHECKPOINT_DIR = 'checkpoints'
-AE_STAGE, POLICY_STAGE = 'autoencoder', 'policy'
+AE_STAGE, POLICY_STAGE, EXECUTOR_STAGE = 'autoencoder', 'policy', 'executor'
 PathLike = Union[str, Path]
 
 
@@ -55,13 +55,14 @@ def set_rng_state(state: Dict[str, Any]) -> None:
 
 def save_trainer_state(directory: PathLike, stage: str, step: int,
                        optimizer: torch.optim.Optimizer, scheduler: Any,
-                       train_config: Dict[str, Any]) -> None:
-    """Write `trainer_state.pt` into `directory` (created)."""
+                       train_config: Dict[str, Any],
+                       extra: Optional[Dict[str, Any]] = None) -> None:
+    """Write `trainer_state.pt` into `directory` (created); `extra`: a stage's own states."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {'stage': stage, 'step': int(step), 'optimizer': optimizer.state_dict(),
              'scheduler': scheduler.state_dict(), 'rng': rng_state(),
-             'train_config': train_config}
+             'train_config': train_config, **(extra or {})}
     tmp = directory / (TRAINER_STATE_FILE + '.tmp')
     torch.save(state, tmp)
     tmp.replace(directory / TRAINER_STATE_FILE)
@@ -95,6 +96,6 @@ def load_trainer_state(directory: PathLike) -> Dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f'{path} missing: not a training checkpoint')
     state = torch.load(path, map_location='cpu', weights_only=True)
-    if state.get('stage') not in (AE_STAGE, POLICY_STAGE):
+    if state.get('stage') not in (AE_STAGE, POLICY_STAGE, EXECUTOR_STAGE):
         raise ValueError(f'{path}: unknown stage {state.get("stage")!r}')
     return state

@@ -40,9 +40,9 @@ from ahawam_ros.train.config import TrainConfig
 from ahawam_ros.train.distributed import barrier, DistInfo, init_distributed, mean_across_ranks
 from ahawam_ros.train.executor_stage import EarlyDraws, train_executor
 from ahawam_ros.train.optim import build_optimizer, build_scheduler, step_generator
-from ahawam_ros.train.state import (AE_STAGE, checkpoint_dir, load_trainer_state, mark_latest,
-                                    POLICY_STAGE, resolve_resume, save_trainer_state,
-                                    set_rng_state)
+from ahawam_ros.train.state import (AE_STAGE, checkpoint_dir, EXECUTOR_STAGE,
+                                    load_trainer_state, mark_latest, POLICY_STAGE,
+                                    resolve_resume, save_trainer_state, set_rng_state)
 import numpy as np
 import torch
 from torch import nn
@@ -193,6 +193,8 @@ class Trainer:
             model, state = self.build_model(autoencoder), None
         else:
             model = load_checkpoint(resume_dir)[0].to(self.info.device)
+        if state is not None and state['stage'] == EXECUTOR_STAGE:
+            return self.train_executor_stage(model, state)  # the joint stage is done
         final = self.train_policy(model, state)
         if self.config.executor_steps > 0:
             final = self.train_executor_stage(model)
@@ -256,8 +258,9 @@ class Trainer:
         barrier(self.info)
         return final
 
-    def train_executor_stage(self, model: AhaWamModel) -> Path:
-        """Stage 3: the executor on the frozen planner's contexts; save `<out>/policy`."""
+    def train_executor_stage(self, model: AhaWamModel,
+                             state: Optional[Dict[str, Any]] = None) -> Path:
+        """Stage 3 (or its rest, from trainer `state`) on the frozen planner; save the policy."""
         cfg = self.config
         if self.info.world_size > 1:
             raise ValueError('the executor stage runs in one process (--executor-steps with '
@@ -269,7 +272,8 @@ class Trainer:
                        cfg.executor_batch_size, cfg.executor_lr, cfg.seed,
                        cfg.executor_anchor_stride, checkpoint_every=cfg.checkpoint_every * 4,
                        extra_configs=extra, log_file=self.out / LOG_FILE,
-                       early=EarlyDraws(cfg.executor_early_fraction, cfg.executor_early_steps))
+                       early=EarlyDraws(cfg.executor_early_fraction, cfg.executor_early_steps),
+                       train_config=cfg.to_dict(), state=state)
         final = self.out / POLICY_STAGE
         save_checkpoint(final, model, cfg.steps + cfg.executor_steps, extra)
         return final

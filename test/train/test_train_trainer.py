@@ -171,3 +171,21 @@ def test_config_validation_names_the_field():
         TrainConfig.from_dict({'bogus': 1})
     config = _config(Path('bags'), Path('out'))
     assert TrainConfig.from_dict(config.to_dict()) == config
+
+
+def test_an_interrupted_executor_stage_resumes_from_its_checkpoint(bags, tmp_path):
+    out = tmp_path / 'run'
+    flags = ['--data', str(bags), '--preset', 'tiny', '--out', str(out), '--steps', '2',
+             '--ae-steps', '1', '--batch-size', '2', '--device', 'cpu', '--seed', '3',
+             '--checkpoint-every', '1', '--executor-steps', '6', '--executor-batch-size', '4']
+    assert cli.main(flags) == 0
+    # The stage checkpoints every 4 steps: step 4 is the run's latest; resuming there
+    # continues the executor stage (the joint stage is not run again) to its end.
+    middle = out / 'checkpoints' / 'executor_step_0000004'
+    assert resolve_resume(out) == middle.resolve()
+    (out / 'policy' / 'state.json').unlink()  # the resumed run must write the policy again
+    assert cli.main(['--resume', str(out)]) == 0
+    assert load_checkpoint(out / 'policy')[1].step == 2 + 6
+    rows = [json.loads(line) for line in (out / 'train_log.jsonl').read_text().splitlines()]
+    assert [row['step'] for row in rows if row['stage'] == 'policy'] == [2]
+    assert [row['step'] for row in rows if row['stage'] == 'executor'] == [6, 6]
