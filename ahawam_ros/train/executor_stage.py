@@ -233,8 +233,9 @@ def train_executor(model: AhaWamModel, episodes: Sequence[Episode], task_ids: Se
     steps, each a training checkpoint (`train/state.py`: optimiser, scheduler and the stage's
     draw states, with `train_config`) marked as the run's latest; log rows (stage 'executor',
     with samples_per_s counting chunks) are appended to `log_file`. `state`, the trainer state
-    of such a checkpoint, continues the stage from its step (`model` holding its weights):
-    the result equals the uninterrupted run's.
+    of such a checkpoint, continues the stage from its step (`model` holding its weights)
+    with the uninterrupted run's draws, optimiser and schedule; the bank is rebuilt with the
+    task tokens of that step (they train here), so the weights agree closely, not bit for bit.
     """
     started = time.perf_counter()
     banks = build_bank(model, episodes, task_ids, anchor_stride)
