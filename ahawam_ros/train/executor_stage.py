@@ -34,7 +34,7 @@ from ahawam_ros.model.losses import chunk_losses, history_memory, trainable_para
 from ahawam_ros.model.sample_builder import (ACTION_MASK, ACTIONS, CHUNK_PROPRIO,
                                              OBJECT_MASK, OBJECT_POSITION, sample_offset)
 from ahawam_ros.train.optim import build_optimizer, build_scheduler
-from ahawam_ros.train.state import EXECUTOR_STAGE, mark_latest, save_trainer_state
+from ahawam_ros.train.state import EXECUTOR_STAGE, write_checkpoint
 import numpy as np
 import torch
 
@@ -283,10 +283,11 @@ def train_executor(model: AhaWamModel, episodes: Sequence[Episode], task_ids: Se
                 directory = Path(out) / 'checkpoints' / f'executor_step_{step + 1:07d}'
                 draws = {'executor_rng': rng.bit_generator.state,
                          'executor_generator': generator.get_state()}
-                save_trainer_state(directory, EXECUTOR_STAGE, step + 1, optimizer, scheduler,
-                                   train_config or {}, draws)
-                save_checkpoint(directory, model, step + 1, extra_configs)
-                mark_latest(out, directory)
+                write_checkpoint(out, directory, EXECUTOR_STAGE, step + 1, optimizer, scheduler,
+                                 train_config or {},
+                                 lambda path: save_checkpoint(path, model, step + 1,
+                                                              extra_configs),
+                                 draws)
     finally:
         for p in frozen:
             p.requires_grad_(True)

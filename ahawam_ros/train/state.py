@@ -11,7 +11,7 @@ directory with `state.json` is complete.
 
 from pathlib import Path
 import random
-from typing import Any, Dict, Optional, Union
+from typing import Any, Callable, Dict, Optional, Union
 
 import numpy as np
 import torch
@@ -66,6 +66,21 @@ def save_trainer_state(directory: PathLike, stage: str, step: int,
     tmp = directory / (TRAINER_STATE_FILE + '.tmp')
     torch.save(state, tmp)
     tmp.replace(directory / TRAINER_STATE_FILE)
+
+
+def write_checkpoint(out: PathLike, directory: PathLike, stage: str, step: int,
+                     optimizer: torch.optim.Optimizer, scheduler: Any,
+                     train_config: Dict[str, Any], save_model: Callable[[Path], None],
+                     extra: Optional[Dict[str, Any]] = None) -> None:
+    """
+    Write a complete training checkpoint of the run in `out` and mark it the latest.
+
+    The trainer state first, then the model (`save_model(directory)`, whose `state.json`
+    comes last), then the `latest` mark: an interrupted write is never resumed from.
+    """
+    save_trainer_state(directory, stage, step, optimizer, scheduler, train_config, extra)
+    save_model(Path(directory))
+    mark_latest(out, directory)
 
 
 def mark_latest(out: PathLike, directory: PathLike) -> None:

@@ -41,8 +41,8 @@ from ahawam_ros.train.distributed import barrier, DistInfo, init_distributed, me
 from ahawam_ros.train.executor_stage import EarlyDraws, train_executor
 from ahawam_ros.train.optim import build_optimizer, build_scheduler, step_generator
 from ahawam_ros.train.state import (AE_STAGE, checkpoint_dir, EXECUTOR_STAGE,
-                                    load_trainer_state, mark_latest, POLICY_STAGE,
-                                    resolve_resume, save_trainer_state, set_rng_state)
+                                    load_trainer_state, POLICY_STAGE, resolve_resume,
+                                    set_rng_state, write_checkpoint)
 import numpy as np
 import torch
 from torch import nn
@@ -349,9 +349,7 @@ class Trainer:
     def _checkpoint(self, stage: Stage, step: int, optimizer: torch.optim.Optimizer,
                     scheduler: Any) -> None:
         if self.info.is_main:
-            directory = checkpoint_dir(self.out, stage.name, step)
-            save_trainer_state(directory, stage.name, step, optimizer, scheduler,
-                               self.config.to_dict())
-            stage.save(directory, step)
-            mark_latest(self.out, directory)
+            write_checkpoint(self.out, checkpoint_dir(self.out, stage.name, step), stage.name,
+                             step, optimizer, scheduler, self.config.to_dict(),
+                             lambda directory: stage.save(directory, step))
         barrier(self.info)
