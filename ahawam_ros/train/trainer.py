@@ -155,6 +155,10 @@ class Trainer:
         if config.batch_size % self.info.world_size:
             raise ValueError(f'batch_size {config.batch_size} is not divisible by the '
                              f'{self.info.world_size} ranks')
+        if config.executor_steps and self.info.world_size > 1:
+            raise ValueError('the executor stage runs in one process: train stages 1-2 with '
+                             'torchrun and --executor-steps 0, then resume without torchrun '
+                             'and with --executor-steps N')
         self.model_config = get_preset(config.preset)
         self.out = Path(config.out)
         self.episodes, self.norm_stats = self._load_data(episodes)
@@ -262,9 +266,6 @@ class Trainer:
                              state: Optional[Dict[str, Any]] = None) -> Path:
         """Stage 3 (or its rest, from trainer `state`) on the frozen planner; save the policy."""
         cfg = self.config
-        if self.info.world_size > 1:
-            raise ValueError('the executor stage runs in one process (--executor-steps with '
-                             'torchrun is not supported)')
         episodes = self.episodes + self.executor_episodes
         task_ids = [self.model_config.task.task_names.index(e.task) for e in episodes]
         extra = self.extra_configs()

@@ -5,7 +5,7 @@ from pathlib import Path
 import socket
 from types import SimpleNamespace
 
-from ahawam_ros.data.dataset import DrawSampler, epoch_batches, PolicyDataset
+from ahawam_ros.data.dataset import DataConfig, DrawSampler, epoch_batches, PolicyDataset
 from ahawam_ros.data.episode import from_sim_episode
 from ahawam_ros.data.normalization import compute_norm_stats
 from ahawam_ros.model import losses
@@ -13,9 +13,10 @@ from ahawam_ros.model.aha_wam import AhaWamModel
 from ahawam_ros.model.presets import tiny
 from ahawam_ros.model.sample_builder import collate_samples
 from ahawam_ros.robot import JOINT_NAMES
+from ahawam_ros.train.config import TrainConfig
 from ahawam_ros.train.distributed import DistInfo, init_distributed, shutdown_distributed
 from ahawam_ros.train.optim import step_generator
-from ahawam_ros.train.trainer import backward, PolicyObjective, wrap_data_parallel
+from ahawam_ros.train.trainer import backward, PolicyObjective, Trainer, wrap_data_parallel
 import numpy as np
 import torch
 import torch.multiprocessing as mp
@@ -112,3 +113,31 @@ def test_two_ranks_with_half_batches_match_the_full_batch_gradient(tmp_path, mon
         for name, grad in expected.items():
             torch.testing.assert_close(rank['grads'][name], grad, rtol=1e-4, atol=1e-6,
                                        msg=f'gradient of {name}')
+
+
+def _executor_stage_worker(rank: int, port: int, out_dir: str) -> None:
+    """Construct a Trainer that asks for stage 3 under two ranks; record what it raised."""
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE='2', LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    config = TrainConfig(data=DataConfig(bags=str(Path(out_dir) / 'no_bags_here')),
+                         preset='tiny', out=out_dir, batch_size=2, executor_steps=10,
+                         device='cpu')
+    message = 'constructed'
+    try:
+        Trainer(config)
+    except ValueError as error:  # expected before any bag is read
+        message = str(error)
+    except Exception as error:  # e.g. the missing bags: the refusal came too late
+        message = f'{type(error).__name__}: {error}'
+    finally:
+        shutdown_distributed()
+    (Path(out_dir) / f'rank{rank}.txt').write_text(message)
+
+
+def test_the_executor_stage_is_refused_under_torchrun_before_any_data_is_read(tmp_path):
+    mp.start_processes(_executor_stage_worker, args=(_free_port(), str(tmp_path)), nprocs=2,
+                       join=True, start_method='fork')
+    for rank in range(2):
+        message = (tmp_path / f'rank{rank}.txt').read_text()
+        assert message.startswith('the executor stage runs in one process'), message
