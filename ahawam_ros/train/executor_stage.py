@@ -77,8 +77,9 @@ class EpisodeBank:
 def encode_frames(model: AhaWamModel, images: np.ndarray, batch: int = 64) -> torch.Tensor:
     """(T, V, H, W, 3) uint8 frames -> (T, C, h, w) latents with the frozen autoencoder."""
     device = model.action_mean.device
-    parts = [model.encode(torch.from_numpy(np.ascontiguousarray(images[i:i + batch]))
-                          .to(device)).to(BANK_DTYPE) for i in range(0, len(images), batch)]
+    # np.array copies: cached episodes are read-only memory maps, which torch will not wrap
+    parts = [model.encode(torch.from_numpy(np.array(images[i:i + batch])).to(device))
+             .to(BANK_DTYPE) for i in range(0, len(images), batch)]
     return torch.cat(parts)
 
 
