@@ -84,17 +84,28 @@ def training_minutes(log_rows: List[Dict[str, Any]],
     A row covers the steps since the previous row of its stage at its `samples_per_s`
     (the joint stages count batches of `batch_size`, the executor stage chunks, its row
     `bank_seconds` adds the banking of the contexts); ('final', 0) is the whole run.
+    A resumed run logs again from its checkpoint: a row whose step is not past the previous
+    one of its stage rolls the clock back to the last row before it, and a stage's bank
+    counts once, so the minutes are those of an uninterrupted run (the steps lost past the
+    checkpoint and the rebuilt bank are not counted).
     """
-    seconds, previous, minutes = 0.0, {}, {}
+    seconds, minutes = 0.0, {}
+    done: List[Tuple[str, int, float]] = []  # (stage, step, seconds) of the rows kept
     for row in log_rows:
-        stage = row['stage']
-        steps = row['step'] - previous.get(stage, 0)
-        previous[stage] = row['step']
+        stage, step = row['stage'], row['step']
+        resumed = bool(done) and done[-1][0] == stage and step <= done[-1][1]
+        while done and done[-1][0] == stage and done[-1][1] >= step:
+            done.pop()  # steps the interrupted attempt ran past its last checkpoint
+        if resumed:
+            seconds = done[-1][2] if done else 0.0
+        previous = done[-1][1] if done and done[-1][0] == stage else 0
         batch = row.get('batch', batch_size)
         if row.get('samples_per_s', 0) > 0:
-            seconds += steps * batch / row['samples_per_s']
-        seconds += row.get('bank_seconds', 0.0)
-        minutes[(stage, row['step'])] = seconds / 60.0
+            seconds += (step - previous) * batch / row['samples_per_s']
+        if previous == 0:  # the stage's first kept row: a resume's bank is not counted
+            seconds += row.get('bank_seconds', 0.0)
+        done.append((stage, step, seconds))
+        minutes[(stage, step)] = seconds / 60.0
     minutes[('final', 0)] = seconds / 60.0
     return minutes
 

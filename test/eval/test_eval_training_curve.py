@@ -21,6 +21,23 @@ def test_training_minutes_sum_every_stage_in_log_order():
     assert minutes[('executor', 50)] == minutes[('final', 0)] == 110 / 60
 
 
+def test_a_resumed_run_counts_the_minutes_of_an_uninterrupted_one():
+    def executor(step, **extra):
+        return {'stage': 'executor', 'step': step, 'batch': 10, 'samples_per_s': 1.0, **extra}
+
+    rows = [{'stage': 'policy', 'step': 10, 'samples_per_s': 1.0},
+            executor(20, bank_seconds=60.0), executor(40), executor(60),  # stopped at 60
+            executor(60, bank_seconds=600.0), executor(80)]  # resumed from the checkpoint at 40
+    minutes = training_minutes(rows, 1)
+    # 10 s, the bank 60 s, 20 steps x 10 chunks a row: 200 s each; the lost row 60 and the
+    # second bank are not counted, the resumed 60 and 80 are.
+    assert minutes[('executor', 40)] * 60 == pytest.approx(10 + 60 + 400)
+    assert minutes[('executor', 60)] * 60 == pytest.approx(10 + 60 + 600)
+    assert minutes[('final', 0)] * 60 == pytest.approx(10 + 60 + 800)
+    restart = rows[:3] + [executor(20, bank_seconds=60.0)]  # resumed from the stage's start
+    assert training_minutes(restart, 1)[('final', 0)] * 60 == pytest.approx(10 + 60 + 200)
+
+
 def test_policy_checkpoints_are_found_in_training_order(tmp_path):
     for name in ('executor_step_0001000', 'policy_step_0000500', 'policy_step_0000250',
                  'ae_step_0000500'):
