@@ -93,9 +93,10 @@ def training_minutes(log_rows: List[Dict[str, Any]],
     done: List[Tuple[str, int, float]] = []  # (stage, step, seconds) of the rows kept
     for row in log_rows:
         stage, step = row['stage'], row['step']
-        resumed = bool(done) and done[-1][0] == stage and step <= done[-1][1]
+        resumed = False
         while done and done[-1][0] == stage and done[-1][1] >= step:
             done.pop()  # steps the interrupted attempt ran past its last checkpoint
+            resumed = True
         if resumed:
             seconds = done[-1][2] if done else 0.0
         previous = done[-1][1] if done and done[-1][0] == stage else 0

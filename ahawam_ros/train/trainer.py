@@ -266,6 +266,8 @@ class Trainer:
                              state: Optional[Dict[str, Any]] = None) -> Path:
         """Stage 3 (or its rest, from trainer `state`) on the frozen planner; save the policy."""
         cfg = self.config
+        if self.info.world_size > 1:  # e.g. resuming an executor-stage checkpoint
+            raise ValueError('the executor stage runs in one process (not under torchrun)')
         episodes = self.episodes + self.executor_episodes
         task_ids = [self.model_config.task.task_names.index(e.task) for e in episodes]
         extra = self.extra_configs()
