@@ -34,7 +34,7 @@ from ahawam_ros.model.losses import chunk_losses, history_memory, trainable_para
 from ahawam_ros.model.sample_builder import (ACTION_MASK, ACTIONS, CHUNK_PROPRIO,
                                              OBJECT_MASK, OBJECT_POSITION, sample_offset)
 from ahawam_ros.train.optim import build_optimizer, build_scheduler
-from ahawam_ros.train.state import EXECUTOR_STAGE, write_checkpoint
+from ahawam_ros.train.state import checkpoint_dir, EXECUTOR_STAGE, write_checkpoint
 import numpy as np
 import torch
 
@@ -281,7 +281,7 @@ def train_executor(model: AhaWamModel, episodes: Sequence[Episode], task_ids: Se
                         handle.write(json.dumps(row) + '\n')
                 sums, count, tick = {}, 0, now
             if (step + 1) % checkpoint_every == 0 and step + 1 < steps:
-                directory = Path(out) / 'checkpoints' / f'executor_step_{step + 1:07d}'
+                directory = checkpoint_dir(out, EXECUTOR_STAGE, step + 1)
                 draws = {'executor_rng': rng.bit_generator.state,
                          'executor_generator': generator.get_state()}
                 write_checkpoint(out, directory, EXECUTOR_STAGE, step + 1, optimizer, scheduler,

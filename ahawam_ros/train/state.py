@@ -26,7 +26,7 @@ PathLike = Union[str, Path]
 
 def checkpoint_dir(out: PathLike, stage: str, step: int) -> Path:
     """Return the directory of the checkpoint of `stage` after `step` optimiser steps."""
-    prefix = 'ae' if stage == AE_STAGE else 'policy'
+    prefix = {AE_STAGE: 'ae', POLICY_STAGE: 'policy', EXECUTOR_STAGE: 'executor'}[stage]
     return Path(out) / CHECKPOINT_DIR / f'{prefix}_step_{step:07d}'
 
 
