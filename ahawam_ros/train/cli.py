@@ -73,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     add('--executor-early-steps', 'stage 3: where the approach ends (control steps)', type=int)
     add('--executor-data', "stage 3: more demonstration bags, trained on beside --data's",
         metavar='DIR')
+    add('--object-loss-weight', "weight of the object-position target (a simulator's "
+        "privileged state; 0 trains on what a robot records; default: the preset's)",
+        type=float)
     add('--resume', 'checkpoint or output directory to continue from', metavar='DIR')
     return parser
 

@@ -79,6 +79,9 @@ class TrainConfig:
         More demonstration bags for stage 3 only, decoded as `data` is (its own cache). Stage
         3 costs little per demonstration (the planner runs once over each), so it can see more
         of them than the joint stage; the model keeps the joint stage's normalisation.
+    object_loss_weight : float, optional
+        Overrides the preset's `objective.object_loss_weight` (None: the preset's). 0 trains
+        on nothing but what a robot records (no object-position target).
 
     """
 
@@ -109,6 +112,7 @@ class TrainConfig:
     executor_early_fraction: float = 0.0
     executor_early_steps: int = 64
     executor_data: Optional[str] = None
+    object_loss_weight: Optional[float] = None
 
     def __post_init__(self) -> None:
         if isinstance(self.data, dict):
@@ -136,6 +140,9 @@ class TrainConfig:
         if self.executor_data is not None and (not isinstance(self.executor_data, str)
                                                or not self.executor_data):
             _fail('executor_data', self.executor_data, 'must name a directory or be None')
+        if self.object_loss_weight is not None and (
+                not _is_number(self.object_loss_weight) or self.object_loss_weight < 0):
+            _fail('object_loss_weight', self.object_loss_weight, 'must be a number >= 0 or None')
         if self.device not in DEVICES:
             _fail('device', self.device, f'must be one of {DEVICES}')
         if self.precision not in PRECISIONS:

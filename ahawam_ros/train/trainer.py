@@ -160,6 +160,8 @@ class Trainer:
                              'torchrun and --executor-steps 0, then resume without torchrun '
                              'and with --executor-steps N')
         self.model_config = get_preset(config.preset)
+        if config.object_loss_weight is not None:
+            self.model_config.objective.object_loss_weight = config.object_loss_weight
         self.out = Path(config.out)
         self.episodes, self.norm_stats = self._load_data(episodes)
         self.executor_episodes = self._executor_episodes()  # bad bags fail before training

@@ -189,3 +189,16 @@ def test_an_interrupted_executor_stage_resumes_from_its_checkpoint(bags, tmp_pat
     rows = [json.loads(line) for line in (out / 'train_log.jsonl').read_text().splitlines()]
     assert [row['step'] for row in rows if row['stage'] == 'policy'] == [2]
     assert [row['step'] for row in rows if row['stage'] == 'executor'] == [6, 6]
+
+
+def test_object_loss_weight_overrides_the_presets_and_is_saved(tmp_path):
+    config = cli.build_config({'data': 'unused', 'preset': 'tiny', 'object_loss_weight': 0.5,
+                               'out': str(tmp_path), 'steps': 1, 'ae_steps': 1,
+                               'device': 'cpu', 'batch_size': 2})
+    assert config.object_loss_weight == 0.5
+    trainer = Trainer(config, [_episode(30, seed) for seed in (5, 6)])
+    assert trainer.model_config.objective.object_loss_weight == 0.5
+    model, _ = load_checkpoint(trainer.run())
+    assert model.config.objective.object_loss_weight == 0.5
+    with pytest.raises(ValueError, match=r'TrainConfig.object_loss_weight'):
+        TrainConfig(object_loss_weight=-1)
