@@ -9,6 +9,7 @@ ARMS: Tuple[str, ...] = ('left', 'right')
 JOINT_NAMES: Tuple[str, ...] = tuple(f'{arm}_{joint}' for arm in ARMS for joint in ARM_JOINTS)
 ACTION_DIM = len(JOINT_NAMES)  # A = 14
 CONTROL_RATE_HZ = 50.0  # gym-aloha steps its physics at 50 Hz control
+CAMERA_EVERY = 2  # the cameras run at 25 Hz: a frame every 2nd control step
 
 # Position limits of one ViperX 300s arm in ARM_JOINTS order: radians for the six arm joints
 # (the joint ranges of gym-aloha's MJCF, vx300s_left.xml), the gripper normalised 0 (closed)

@@ -85,14 +85,13 @@ def evaluate_bag(path: Path, policy: ChunkPolicy, config: BagEvalConfig,
         The policy and the bag do not fit (joints, image size, task) or the policy fails.
 
     """
-    timing = config.timing(policy)
     image_size = getattr(policy, 'image_size', None)
     with open_source(Path(path), policy, config, features) as source:
         _set_task(policy, source.task)
-        replay = BagReplay(policy, config.executor_config(source.mapping.joint_names), timing,
+        replay = BagReplay(policy, config.settings, config.timing(),
                            None if image_size is None else tuple(image_size),
-                           config.resize_images, config.max_image_age)
-        ticks = int(source.duration_ns * 1e-9 / timing.control_period) + 1
+                           config.resize_images)
+        ticks = int(source.duration_ns * 1e-9 * config.settings.executor.control_rate_hz) + 1
         with tqdm(total=ticks, desc=Path(path).name, unit='tick', leave=False,
                   disable=not config.progress) as bar:
             return replay.run(source, on_tick=bar.update)
@@ -226,8 +225,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         config = config_from_args(args)
         bags = find_bags(args.bags)
         policy = load_policy(args.checkpoint, args.device)
-        if args.num_inference_steps and hasattr(policy, 'num_steps'):
-            policy.num_steps = args.num_inference_steps
         settings = {'bags': str(args.bags), 'checkpoint': args.checkpoint, 'device': args.device,
                     **asdict(config)}
         results = run_eval(bags, policy, config, out, args.bags, args.force, settings)

@@ -1,12 +1,14 @@
 """
 Replay a bag through the asynchronous runtime on the bag's clock: what would have been sent.
 
-The same `PlannerCore` and `ExecutorCore` as the nodes run here as a discrete-event
-simulation in one thread, on `ManualClock`s that read the bag's log time (seconds from its
-first message). Events at one time run in this order: bag messages (frames, joint states,
-recorded commands), context deliveries, the planner timer, the chunk timer, the command timer.
-The timers tick on a grid from 0 and, like ROS timers, skip the periods they missed while
-their callback was busy.
+The runtime the nodes run (built by the same assembly, `runtime.assembly`, from the same
+`RuntimeSettings`) runs here as a discrete-event simulation in one thread, on `ManualClock`s
+that read the bag's log time (seconds from its first message). Events at one time run in this
+order: bag messages (frames, joint states, recorded commands), context deliveries, the planner
+timer, the executor's chunk worker, the command timer. The timers tick on a grid from 0 and,
+like ROS timers, skip the periods they missed while their callback was busy. The chunk worker
+runs as the node's: woken by a new joint state, frame or context (or after `worker_poll`
+without one), one chunk at a time, each call deciding by the executor's own schedule.
 
 Latency is spent in simulated time. A planner refresh started at t from frames stamped s
 publishes its context at t + latency (the planner's own clock moves on inside `plan`), and
@@ -28,12 +30,13 @@ from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Tuple
 
 from ahawam_ros.eval.bag_metrics import ReplayTrace
 from ahawam_ros.eval.bag_stream import BagMessage, BagSource, COMMAND, IMAGE, JOINTS
+from ahawam_ros.runtime.assembly import build_executor, build_planner, HostRules
 from ahawam_ros.runtime.chunk_scheduler import ACCEPTED
 from ahawam_ros.runtime.clock import ManualClock
-from ahawam_ros.runtime.context_slot import ContextRegistry, ContextSlot, ContextSnapshot
-from ahawam_ros.runtime.executor_core import Command, ExecutorConfig, ExecutorCore
-from ahawam_ros.runtime.planner_core import PlannerConfig, PlannerCore
+from ahawam_ros.runtime.context_slot import ContextSnapshot
+from ahawam_ros.runtime.executor_core import Command
 from ahawam_ros.runtime.policy_api import ChunkPolicy
+from ahawam_ros.runtime.settings import RuntimeSettings
 import cv2
 import numpy as np
 
@@ -57,28 +60,19 @@ def to_seconds(ns: int) -> float:
 @dataclass(frozen=True)
 class ReplayTiming:
     """
-    Timer periods and latencies of the simulated nodes; validated on construction.
+    Latencies of the simulated nodes; validated on construction.
 
     Attributes
     ----------
-    control_period, chunk_period, planner_period : float
-        Seconds between command ticks, chunk timer calls and planner timer calls.
     planner_latency, executor_latency : float or None
         Fixed seconds per `plan` / `predict_chunk` call; None spends the measured duration.
 
     """
 
-    control_period: float
-    chunk_period: float
-    planner_period: float
     planner_latency: Optional[float] = None
     executor_latency: Optional[float] = None
 
     def __post_init__(self):
-        for name in ('control_period', 'chunk_period', 'planner_period'):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 1e-6):
-                raise ValueError(f'{name} must be a finite number >= 1e-6 s, got {value}')
         for name in ('planner_latency', 'executor_latency'):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value >= 0.0):
@@ -188,38 +182,39 @@ class BagReplay:
     ----------
     policy : ChunkPolicy
         The policy evaluated; reset before the replay.
-    executor_config : ExecutorConfig
-        Safety, seam blending and chunk cadence, as the executor node's.
+    settings : RuntimeSettings
+        The runtime's settings, as the nodes'.
     timing : ReplayTiming
-        Timer periods and latencies.
+        Latencies.
     image_hw : (int, int), optional
         The (H, W) the policy takes; frames of another size fail unless `resize`.
     resize : bool
         Resize frames to `image_hw` (cv2 INTER_AREA) instead of failing.
-    max_image_age : float
-        The planner's `PlannerConfig.max_image_age` (s).
 
     """
 
-    def __init__(self, policy: ChunkPolicy, executor_config: ExecutorConfig,
-                 timing: ReplayTiming, image_hw: Optional[Tuple[int, int]] = None,
-                 resize: bool = False, max_image_age: float = 0.5):
+    def __init__(self, policy: ChunkPolicy, settings: RuntimeSettings, timing: ReplayTiming,
+                 image_hw: Optional[Tuple[int, int]] = None, resize: bool = False):
         self.timed = TimedPolicy(policy, timing.planner_latency, timing.executor_latency)
         self.timed.spend_plan = self._spend_planner_latency
         self.timed.spend_chunk = self._spend_executor_latency
         self._image_hw, self._resize = image_hw, resize
         self._plan_clock, self._exec_clock = ManualClock(), ManualClock()
-        # each core has its own registry: a replay never touches the process-wide one
-        self.planner = PlannerCore(self.timed, ContextSlot(ContextRegistry()),
-                                   PlannerConfig(max_image_age=max_image_age),
-                                   clock=self._plan_clock, episode_start=0.0,
-                                   wall_clock=self._plan_clock)
-        self.executor = ExecutorCore(self.timed, ContextSlot(ContextRegistry()),
-                                     executor_config, clock=self._exec_clock,
-                                     episode_start=0.0, wall_clock=self._exec_clock)
-        self._timers = {_PLAN: _Timer(to_ns(timing.planner_period)),
-                        _CHUNK: _Timer(to_ns(timing.chunk_period)),
-                        _TICK: _Timer(to_ns(timing.control_period))}
+        # each core has its own registry: a replay never touches the process-wide one; the
+        # planner is paced by its timer, as in the node
+        self.planner = build_planner(
+            self.timed, settings.planner,
+            HostRules(self._plan_clock, self._plan_clock, private_registry=True), paced=False,
+            episode_start=0.0)
+        self.executor = build_executor(
+            self.timed, settings.executor,
+            HostRules(self._exec_clock, self._exec_clock, private_registry=True),
+            episode_start=0.0)
+        self._poll_ns = to_ns(self.executor.config.worker_poll)
+        self._world_error: Optional[Exception] = None  # raised by the bag during an update
+        self._wake_ns: Optional[int] = 0  # when the chunk worker is woken next
+        self._timers = {_PLAN: _Timer(to_ns(1.0 / settings.planner.refresh_rate_hz)),
+                        _TICK: _Timer(to_ns(1.0 / settings.executor.control_rate_hz))}
         self._handlers = {_MESSAGE: self._on_message, _DELIVERY: self._on_delivery,
                           _PLAN: self._on_plan, _CHUNK: self._on_chunk, _TICK: self._on_tick}
         self._deliveries: Deque[Tuple[int, ContextSnapshot]] = deque()
@@ -265,8 +260,8 @@ class BagReplay:
             events.append((self._pending.stamp_ns, _MESSAGE))
         if self._deliveries:
             events.append((self._deliveries[0][0], _DELIVERY))
-        if self._inference_start is None:  # one chunk at a time, as the node's chunk timer
-            events.append((max(self._timers[_CHUNK].due, self._free[_CHUNK]), _CHUNK))
+        if self._inference_start is None and self._wake_ns is not None:  # one at a time
+            events.append((max(self._wake_ns, self._free[_CHUNK]), _CHUNK))
         return min(events)
 
     def _run(self, until_ns: int, inclusive: bool) -> None:
@@ -281,16 +276,23 @@ class BagReplay:
         message, self._pending = self._pending, next(self._messages, None)
         if message.kind == IMAGE:
             self._frames.update(message.camera, message.value, to_seconds(when))
+            self._wake(when)
             return
         self._inputs[message.kind].append((to_seconds(when), message.value))
         if message.kind == JOINTS:
             # the stamp is checked against the executor's clock: it arrives now, not later
             self._exec_clock.set_time(max(self._exec_clock(), to_seconds(when)))
             self.executor.update_joints(message.value, to_seconds(when))
+            self._wake(when)
+
+    def _wake(self, when: int) -> None:
+        """Wake the chunk worker at `when` (a new input; it also polls after `worker_poll`)."""
+        self._wake_ns = when if self._wake_ns is None else min(self._wake_ns, when)
 
     def _on_delivery(self, when: int) -> None:
         _, snapshot = self._deliveries.popleft()
-        self.executor.slot.offer(snapshot)  # what accept_context does with a resolved handle
+        if self.executor.slot.offer(snapshot):  # what accept_context does with a handle
+            self._wake(when)
 
     def _on_plan(self, when: int) -> None:
         self._timers[_PLAN].fired(when)
@@ -310,7 +312,7 @@ class BagReplay:
         self._plan_clock.set_time(to_seconds(self._free[_PLAN]))
 
     def _on_chunk(self, when: int) -> None:
-        self._timers[_CHUNK].fired(when)
+        self._wake_ns = None
         self._exec_clock.set_time(to_seconds(when))
         latest = self._frames.latest()
         if latest is not None:
@@ -320,13 +322,20 @@ class BagReplay:
             outcome = self.executor.compute_chunk()
         finally:
             self._inference_start = None
+        if self._world_error is not None:
+            raise self._world_error
         if outcome.status == ACCEPTED:
             self._chunk_id += 1
+        self._wake(max(when, self._free[_CHUNK]) + self._poll_ns)  # the worker's poll
 
     def _spend_executor_latency(self, seconds: float) -> None:
         done = self._inference_start + to_ns(seconds)
         self._free[_CHUNK] = done
-        self._run(done, inclusive=False)  # the world goes on while the chunk is computed
+        try:
+            self._run(done, inclusive=False)  # the world goes on while the chunk is computed
+        except Exception as error:  # a bad bag, not a failing policy: raised past the core
+            self._world_error = error
+            raise
         self._exec_clock.set_time(to_seconds(done))
 
     def _on_tick(self, when: int) -> None:

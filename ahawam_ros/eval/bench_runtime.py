@@ -20,9 +20,10 @@ from ahawam_ros.model.losses import trainable_parameters, training_step
 from ahawam_ros.model.policy import AhaWamPolicy
 from ahawam_ros.model.presets import get_preset
 from ahawam_ros.model.testing import synthetic_batch, synthetic_training_episode
+from ahawam_ros.runtime.assembly import build_planner, HostRules
 from ahawam_ros.runtime.clock import ManualClock
-from ahawam_ros.runtime.context_slot import ContextSlot
-from ahawam_ros.runtime.planner_core import PlannerConfig, PlannerCore, PUBLISHED
+from ahawam_ros.runtime.planner_core import PUBLISHED
+from ahawam_ros.runtime.settings import PlannerSettings
 from ahawam_ros.train.executor_stage import build_bank, executor_parameters, executor_step
 import numpy as np
 import torch
@@ -102,14 +103,14 @@ def _backend_rates(policy: AhaWamPolicy, repeats: int) -> Dict[str, float]:
             'paper_ratio': PAPER_SPEEDUP.get(policy.num_steps, math.nan)}
 
 
-def planner_run(policy: AhaWamPolicy, refreshes: int = 300, rate_hz: float = 3.0,
+def planner_run(policy: AhaWamPolicy, settings: PlannerSettings, refreshes: int = 300,
                 samples: int = 30) -> Dict[str, Any]:
     """
     Refresh the planner `refreshes` times in one episode; follow latency and resident memory.
 
-    The `PlannerCore` runs on a simulated clock at `rate_hz` with distinct frames, so the
-    rolling memory fills and then rolls, and the context registry keeps evicting, as over a
-    long episode. Memory should stay flat once the memory is full.
+    The `PlannerCore` runs on a simulated clock at `settings.refresh_rate_hz` with distinct
+    frames, so the rolling memory fills and then rolls, and the context registry keeps
+    evicting, as over a long episode. Memory should stay flat once the memory is full.
 
     Returns
     -------
@@ -123,13 +124,13 @@ def planner_run(policy: AhaWamPolicy, refreshes: int = 300, rate_hz: float = 3.0
     frames = np.random.default_rng(0).integers(0, 256, (8, views, height, width, 3),
                                                dtype=np.uint8)  # (8, V, H, W, 3)
     clock = ManualClock()
-    core = PlannerCore(policy, ContextSlot(), PlannerConfig(), clock, episode_start=0.0)
+    core = build_planner(policy, settings, HostRules(clock), paced=False, episode_start=0.0)
     core.reset(episode_start=0.0)
     latencies: List[float] = []
     memory: List[List[float]] = []
     every = max(1, refreshes // samples)
     for index in range(refreshes):
-        clock.set_time(index / rate_hz)
+        clock.set_time(index / settings.refresh_rate_hz)
         core.update_images(frames[index % len(frames)], clock())
         outcome = core.refresh()
         if outcome.status != PUBLISHED:

@@ -33,6 +33,7 @@ from ahawam_ros.eval.sim_metrics import write_json
 from ahawam_ros.eval.sim_policy import load_eval_policy, policy_views, RANDOM_PREFIX
 from ahawam_ros.model.aha_wam import AhaWamModel, parameter_counts
 from ahawam_ros.model.presets import get_preset, PRESETS
+from ahawam_ros.runtime.settings_flags import add_settings_flags, settings_from_args
 import torch
 
 REPORT_FILE = 'bench.json'
@@ -74,10 +75,8 @@ def ros_rows(policy, args: argparse.Namespace) -> Dict[str, Any]:
     except ImportError as error:
         return {'skipped': f'ROS 2 is not available here ({error})'}
     shape = (policy_views(policy), *policy.image_size)
-    # The schedule config/bimanual.yaml deploys: a chunk from every joint state.
-    system = bench_ros.measure_system(policy, shape, seconds=args.ros_seconds,
-                                      planner_rate_hz=args.planner_rate, execute_steps=1,
-                                      schedule='spacing')
+    system = bench_ros.measure_system(policy, shape, settings_from_args(args),
+                                      seconds=args.ros_seconds)
     contexts = bench_handoff.handoff_contexts(policy, shape, args.handoff_mib)
     return {'system': system, 'handoff': bench_handoff.measure_handoff(contexts, args.handoffs)}
 
@@ -99,7 +98,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     print('ROS graph and handoff ...', flush=True)
     report['ros'] = ros_rows(main, args)
     print(f'planner: {args.refreshes} refreshes ...', flush=True)
-    report['planner_run'] = planner_run(main, args.refreshes, args.planner_rate)
+    report['planner_run'] = planner_run(main, settings_from_args(args).planner, args.refreshes)
     print('training throughput ...', flush=True)
     report['training'] = {name: training_throughput(name, args.train_batch, args.train_repeats,
                                                     args.train_threads)
@@ -197,7 +196,6 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument('--repeats', type=int, default=30, help='timed updates per kind')
     parser.add_argument('--threads', type=int, default=1, help='torch threads for inference')
     parser.add_argument('--ros-seconds', type=float, default=10.0, help='ROS graph window')
-    parser.add_argument('--planner-rate', type=float, default=3.0, help='planner timer (Hz)')
     parser.add_argument('--handoffs', type=int, default=50, help='handoffs per kind and '
                         'context size (serialized: ~512 MiB per size at most)')
     parser.add_argument('--handoff-mib', type=float, nargs='*', default=[1.0, 16.0, 64.0],
@@ -210,6 +208,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                         'cores stall at every OpenMP barrier)')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--out', default='outputs/bench', help='where bench.json goes')
+    add_settings_flags(parser)
     return parser.parse_args(argv)
 
 

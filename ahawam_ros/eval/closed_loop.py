@@ -36,11 +36,12 @@ from ahawam_ros.eval.episode import (apply_command, CameraFrames, ClosedLoopConf
                                      EpisodeResult, settle_count)
 from ahawam_ros.eval.sim_modes import (ASYNC, blank_context, PLANNER_OFF, SYNC, SYNC_CONTEXT,
                                        SyncPolicy)
-from ahawam_ros.runtime.chunk_scheduler import ACCEPTED, ActionChunk, ChunkScheduler
+from ahawam_ros.runtime.assembly import build_runtime, HostRules
+from ahawam_ros.runtime.chunk_scheduler import ActionChunk
 from ahawam_ros.runtime.clock import ManualClock
-from ahawam_ros.runtime.context_slot import ContextSlot, ContextSnapshot
-from ahawam_ros.runtime.executor_core import ExecutorCore
-from ahawam_ros.runtime.planner_core import PlannerConfig, PlannerCore, PUBLISHED
+from ahawam_ros.runtime.context_slot import ContextSnapshot
+from ahawam_ros.runtime.executor_core import READY
+from ahawam_ros.runtime.planner_core import PUBLISHED
 from ahawam_ros.runtime.policy_api import ChunkPolicy
 import numpy as np
 
@@ -52,51 +53,12 @@ def delay_steps(latency: float, period: float) -> int:
     return max(0, math.ceil(latency / period - _STEP_TOLERANCE))
 
 
-class DelayedChunks:
-    """
-    Stands in for an executor's `ChunkScheduler`: offered chunks wait until `release`.
-
-    `ExecutorCore.compute_chunk` hands its chunk to `offer` as soon as the policy returns; in
-    simulated time the chunk exists only `latency` later. The offer is held (and reported
-    accepted); `release(now)` offers it to the real scheduler at its arrival time, which
-    aligns it (drops the actions already in the past) and returns the final status.
-    """
-
-    def __init__(self, scheduler: ChunkScheduler):
-        self.scheduler = scheduler
-        self.held: Optional[ActionChunk] = None
-
-    def offer(self, chunk: ActionChunk, now: float) -> str:
-        self.held = chunk
-        return ACCEPTED
-
-    def release(self, now: float) -> str:
-        """Offer the held chunk to the scheduler at `now`; return its status."""
-        chunk, self.held = self.held, None
-        if chunk is None:
-            raise RuntimeError('no chunk is held')
-        return self.scheduler.offer(chunk, now)
-
-    def next_action(self, now: float):
-        return self.scheduler.next_action(now)
-
-    def remaining(self, now: float) -> int:
-        return self.scheduler.remaining(now)
-
-    def steps_since_chunk(self, now: float) -> Optional[int]:
-        return self.scheduler.steps_since_chunk(now)
-
-    def stale_actions(self) -> Tuple[int, int]:
-        return self.scheduler.stale_actions()
-
-    def reset(self) -> None:
-        self.held = None
-        self.scheduler.reset()
-
-
 class LockstepRuntime:
     """
-    Planner and executor cores of one episode on the simulated clock, with delayed results.
+    The runtime of one episode on the simulated clock, with results delivered late.
+
+    Built by the one assembly (`runtime.assembly`) with a slot per core: the planner's
+    contexts and the executor's chunks are handed over d steps after their observation.
 
     Parameters
     ----------
@@ -114,22 +76,21 @@ class LockstepRuntime:
         self.config = config
         self.period = policy.control_period
         self.clock = ManualClock()
-        self.slot = ContextSlot()  # the executor's: contexts arrive here when ready
-        interval = 1.0 / config.refresh_rate_hz
-        self.planner = PlannerCore(policy, ContextSlot(), PlannerConfig(
-            max_image_age=config.max_image_age, min_interval=interval), self.clock, 0.0,
-            wall_clock)
-        executor_policy = SyncPolicy(policy) if config.mode == SYNC else policy
-        self.executor = ExecutorCore(executor_policy, self.slot,
-                                     config.executor_config(policy.action_dim), self.clock,
-                                     0.0, wall_clock)
-        self.chunks = DelayedChunks(self.executor.scheduler)
-        self.executor.scheduler = self.chunks  # hold each chunk for its latency
+        runtime = build_runtime(
+            policy, config.settings, HostRules(self.clock, wall_clock), shared_slot=False,
+            with_planner=config.mode == ASYNC,
+            executor_policy=SyncPolicy(policy) if config.mode == SYNC else None,
+            episode_start=0.0)
+        self.planner, self.executor = runtime.planner, runtime.executor
+        self.slot = self.executor.slot  # contexts arrive here when ready
         self._context: Optional[Tuple[int, ContextSnapshot]] = None  # (ready step, snapshot)
-        self._chunk_ready: Optional[int] = None
+        self._chunk: Optional[Tuple[int, ActionChunk]] = None  # (ready step, chunk)
         self._blank: Any = None  # planner-off: made from the first frame's shape
         self.policy = policy
-        self.planner.reset(episode_start=0.0)  # resets the policy's memory
+        if self.planner is not None:
+            self.planner.reset(episode_start=0.0)  # resets the policy's memory
+        else:
+            policy.reset()
 
     def _blank_context(self, images: np.ndarray) -> Any:
         blank = blank_context(self.policy.plan(np.zeros_like(images), 0))  # a black frame
@@ -177,10 +138,10 @@ class LockstepRuntime:
         if self._context is not None and self._context[0] <= index:
             self.slot.offer(self._context[1])
             self._context = None
-        if self._chunk_ready is not None and self._chunk_ready <= index:
-            status = self.chunks.release(now)
+        if self._chunk is not None and self._chunk[0] <= index:
+            status = self.executor.hand_over(self._chunk[1], now)
             result.chunk_status[status] = result.chunk_status.get(status, 0) + 1
-            self._chunk_ready = None
+            self._chunk = None
 
     def _start_refresh(self, index: int, stamp: float, images: np.ndarray,
                        result: EpisodeResult) -> None:
@@ -196,15 +157,16 @@ class LockstepRuntime:
         result.plan_latencies.append(outcome.latency)
 
     def _start_update(self, index: int, result: EpisodeResult) -> None:
-        if self._chunk_ready is not None:
+        if self._chunk is not None:
             return  # the executor worker is busy
-        outcome = self.executor.compute_chunk()
+        outcome = self.executor.compute_chunk(hand_over=False)
         if math.isfinite(outcome.latency):
             result.update_latencies.append(outcome.latency)
-        if outcome.status != ACCEPTED:
+        if outcome.status != READY:
             return
-        self._chunk_ready = index + delay_steps(outcome.latency, self.period)
-        result.chunk_events.append((index, self._chunk_ready))
+        ready = index + delay_steps(outcome.latency, self.period)
+        self._chunk = (ready, outcome.chunk)
+        result.chunk_events.append((index, ready))
 
 
 def run_episode(policy: ChunkPolicy, env: Any, config: ClosedLoopConfig, seed: int,
@@ -250,5 +212,5 @@ def run_episode(policy: ChunkPolicy, env: Any, config: ClosedLoopConfig, seed: i
         settle = settle_count(result, observation, settle)
         if settle is not None and 0 <= config.settle_steps <= settle:
             break
-    result.stale_actions, result.stale_chunks = runtime.chunks.stale_actions()
+    result.stale_actions, result.stale_chunks = runtime.executor.scheduler.stale_actions()
     return result

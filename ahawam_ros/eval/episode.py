@@ -13,11 +13,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ahawam_ros.eval.grasp import FirstGrasp
 from ahawam_ros.eval.sim_modes import ASYNC, MODES
-from ahawam_ros.robot import ACTION_DIM
-from ahawam_ros.runtime.chunk_scheduler import ACCEPTED, SchedulerConfig
-from ahawam_ros.runtime.executor_core import ExecutorConfig
-from ahawam_ros.runtime.safety import SafetyConfig
-from ahawam_ros.runtime.update_timing import LATENCY, SCHEDULES
+from ahawam_ros.robot import CAMERA_EVERY
+from ahawam_ros.runtime.chunk_scheduler import ACCEPTED
+from ahawam_ros.runtime.settings import RuntimeSettings
 import numpy as np
 
 REPLAYED, REALTIME = 'replayed', 'realtime'
@@ -27,26 +25,15 @@ TIMINGS = (REALTIME, REPLAYED)
 @dataclass(frozen=True)
 class ClosedLoopConfig:
     """
-    Runtime settings of a closed-loop evaluation; validated on construction.
-
-    `ahawam eval-sim` reads them from the system's parameter file (config/bimanual.yaml), so
-    the evaluation runs the runtime as the deployed nodes do; the defaults are its values.
+    A closed-loop evaluation's settings; validated on construction.
 
     Attributes
     ----------
     mode : str
         One of MODES.
-    refresh_rate_hz : float
-        Planner refresh rate (async).
-    schedule, execute_steps, lead_percentile, lead_margin_steps :
-        When the next update starts (see `ExecutorConfig`): 'latency' or 'spacing', the
-        minimum spacing in control steps, the latency percentile and the margin in steps.
-    blend, blend_steps, ensemble_decay : str, int, float
-        Seam blending of the chunk scheduler (`SchedulerConfig`).
-    max_step : float
-        Largest change of a joint command per step (rad, or normalised gripper units).
-    max_context_age, max_observation_age, max_image_age : float
-        Seconds after which a context / joint state / frame is stale.
+    settings : RuntimeSettings
+        The runtime's knobs (`ahawam eval-sim` reads them from the system's parameter file,
+        as the nodes do).
     max_steps : int
         Control steps of an episode at most.
     settle_steps : int
@@ -54,64 +41,25 @@ class ClosedLoopConfig:
         negative: never end early.
     camera_every : int
         The cameras are rendered every n-th control step (the simulator node's
-        `camera_every`: 2, 25 Hz); the policy sees the newest frame with its own stamp.
+        `camera_every`); the policy sees the newest frame with its own stamp.
 
     """
 
     mode: str = ASYNC
-    refresh_rate_hz: float = 3.0
-    schedule: str = LATENCY
-    execute_steps: int = 4
-    lead_percentile: float = 90.0
-    lead_margin_steps: int = 2
-    blend: str = 'linear'
-    blend_steps: int = 4
-    ensemble_decay: float = 0.01
-    max_step: float = 0.05
-    max_context_age: float = 1.5
-    max_observation_age: float = 0.2
-    max_image_age: float = 0.5
+    settings: RuntimeSettings = field(default_factory=RuntimeSettings)
     max_steps: int = 400
     settle_steps: int = 25
-    camera_every: int = 1
+    camera_every: int = CAMERA_EVERY
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f'mode must be one of {list(MODES)}, got {self.mode!r}')
-        for name in ('refresh_rate_hz', 'max_step', 'max_context_age', 'max_observation_age',
-                     'max_image_age'):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0.0):
-                raise ValueError(f'{name} must be a finite number > 0, got {value}')
+        if not isinstance(self.settings, RuntimeSettings):
+            raise ValueError(f'settings must be RuntimeSettings, got {self.settings!r}')
         if not isinstance(self.camera_every, int) or self.camera_every < 1:
             raise ValueError(f'camera_every must be an int >= 1, got {self.camera_every!r}')
-        for name in ('execute_steps', 'blend_steps', 'lead_margin_steps'):
-            if getattr(self, name) < 0:
-                raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}')
         if self.max_steps < 1:
             raise ValueError(f'max_steps must be >= 1, got {self.max_steps}')
-        SchedulerConfig(self.blend, self.blend_steps, self.ensemble_decay)  # validates
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f'schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}')
-        if not 0.0 < self.lead_percentile <= 100.0:
-            raise ValueError(f'lead_percentile must be in (0, 100], got {self.lead_percentile}')
-
-    def executor_config(self, action_dim: int) -> ExecutorConfig:
-        """Return the runtime executor settings (the robot's joint limits when A = 14)."""
-        if action_dim == ACTION_DIM:
-            safety = SafetyConfig.for_robot(self.max_step, max_context_age=self.max_context_age,
-                                            max_observation_age=self.max_observation_age)
-        else:
-            safety = SafetyConfig.uniform(action_dim, -math.pi, math.pi, self.max_step,
-                                          max_context_age=self.max_context_age,
-                                          max_observation_age=self.max_observation_age)
-        return ExecutorConfig(safety=safety,
-                              scheduler=SchedulerConfig(self.blend, self.blend_steps,
-                                                        self.ensemble_decay),
-                              max_image_age=self.max_image_age, schedule=self.schedule,
-                              execute_steps=self.execute_steps,
-                              lead_percentile=self.lead_percentile,
-                              lead_margin_steps=self.lead_margin_steps)
 
 
 @dataclass

@@ -34,11 +34,10 @@ from ahawam_ros.eval.episode import (apply_command, CameraFrames, ClosedLoopConf
                                      EpisodeResult, REALTIME, settle_count)
 from ahawam_ros.eval.sim_modes import (ASYNC, blank_context, PLANNER_OFF, SYNC, SYNC_CONTEXT,
                                        SyncPolicy)
+from ahawam_ros.runtime.assembly import build_runtime, HostRules
 from ahawam_ros.runtime.clock import ManualClock
-from ahawam_ros.runtime.context_slot import ContextSlot
-from ahawam_ros.runtime.executor_core import ExecutorCore
-from ahawam_ros.runtime.orchestrator import OrchestratorConfig, RuntimeOrchestrator
-from ahawam_ros.runtime.planner_core import PlannerConfig, PlannerCore, PUBLISHED
+from ahawam_ros.runtime.orchestrator import OrchestratorConfig
+from ahawam_ros.runtime.planner_core import PUBLISHED
 from ahawam_ros.runtime.policy_api import ChunkPolicy
 from ahawam_ros.sim.pacing import Pacer
 import numpy as np
@@ -69,16 +68,13 @@ class RealtimeRuntime:
         self.config = config
         self.policy = policy
         self.clock = clock
-        self.slot = ContextSlot()
-        self.planner: Optional[PlannerCore] = None
-        if config.mode == ASYNC:
-            self.planner = PlannerCore(policy, self.slot, PlannerConfig(
-                max_image_age=config.max_image_age, min_interval=1.0 / config.refresh_rate_hz),
-                clock)
-        executor_policy = SyncPolicy(policy) if config.mode == SYNC else policy
-        self.executor = ExecutorCore(executor_policy, self.slot,
-                                     config.executor_config(policy.action_dim), clock)
-        self.orchestrator = RuntimeOrchestrator(orchestration, self.planner, self.executor)
+        runtime = build_runtime(
+            policy, config.settings, HostRules(clock), with_planner=config.mode == ASYNC,
+            executor_policy=SyncPolicy(policy) if config.mode == SYNC else None,
+            orchestration=orchestration)
+        self.planner, self.executor = runtime.planner, runtime.executor
+        self.orchestrator = runtime.orchestrator
+        self.slot = self.executor.slot
         self.plan_latencies: List[float] = []  # appended by the planner worker only
         self.update_latencies: List[float] = []  # appended by the executor worker only
         self._blank: Any = None

@@ -24,11 +24,12 @@ command and chunk rates per simulated second, latency percentiles) and writes it
 """
 
 import argparse
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 import json
 import math
 import os
 from pathlib import Path
+import subprocess
 import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -41,24 +42,23 @@ from ahawam_ros.eval.sim_modes import ASYNC, MODES
 from ahawam_ros.eval.sim_policy import (DEMO_HW, load_eval_policy, PolicyViews,
                                         sim_config_for)
 from ahawam_ros.eval.sim_record import EpisodeRecorder, write_bag, write_video
-from ahawam_ros.robot import CONTROL_RATE_HZ, FIRST_HELD_OUT_SEED
+from ahawam_ros.robot import CAMERA_EVERY, CONTROL_RATE_HZ, FIRST_HELD_OUT_SEED
 from ahawam_ros.runtime.loading import (CHECKPOINT_POLICY, EXPERT_POLICY, POLICY_KINDS,
                                         select_policy)
 from ahawam_ros.runtime.orchestrator import warm_up
+from ahawam_ros.runtime.params_file import node_parameters, SIM_NODE, write_params_file
 from ahawam_ros.runtime.policy_api import ChunkPolicy
+from ahawam_ros.runtime.settings import RuntimeSettings
+from ahawam_ros.runtime.settings_flags import (add_settings_flags, params_file_of,
+                                               settings_from_args)
 from ahawam_ros.sim.aloha_env import AlohaSim
 from ahawam_ros.sim.expert_policy import expert_for, PrivilegedSim
 from ahawam_ros.sim.tasks import TASKS
 import torch
-import yaml
 
 ALL = 'all'
 THROUGH = ('runtime', 'ros')
 REPORT_FILE = 'eval_sim.json'
-PARAMS_FILE = 'bimanual.yaml'
-EXECUTOR_PARAMS = ('schedule', 'execute_steps', 'lead_percentile', 'lead_margin_steps', 'blend',
-                   'blend_steps', 'ensemble_decay', 'max_step', 'max_context_age',
-                   'max_observation_age', 'max_image_age')
 
 
 @dataclass(frozen=True)
@@ -78,9 +78,11 @@ class EvalOptions:
     render_hw: Optional[Tuple[int, int]] = DEMO_HW
     threads: int = 1
     device: str = 'cpu'
-    params_file: str = ''
     timing: str = REALTIME
     policy: str = CHECKPOINT_POLICY
+    settings: RuntimeSettings = field(default_factory=RuntimeSettings)
+    camera_every: int = CAMERA_EVERY
+    params_file: str = ''  # where the settings were read from (the report says)
 
     def __post_init__(self):
         if self.policy not in POLICY_KINDS:
@@ -143,15 +145,19 @@ def parse_options(argv: Optional[Sequence[str]]) -> EvalOptions:
                         'at the input size (default: 120x160, as the demonstrations)')
     parser.add_argument('--threads', type=int, default=1, help='torch threads (1, as a node)')
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--params-file', default='', help='runtime settings from this ROS '
-                        'parameter file (default: config/bimanual.yaml, the system one)')
+    add_settings_flags(parser)
     args = parser.parse_args(argv)
     if args.policy == CHECKPOINT_POLICY and not args.checkpoint:
         parser.error('--checkpoint is required (or pass --policy expert)')
+    params = params_file_of(args)
+    camera_every = CAMERA_EVERY
+    if params is not None:
+        camera_every = int(node_parameters(params, SIM_NODE).get('camera_every', camera_every))
     return EvalOptions(args.checkpoint, args.episodes, args.mode, args.through, args.video,
                        args.bags, args.out, args.seed, args.task, args.steps,
-                       _size(args.render_size), args.threads, args.device, args.params_file,
-                       args.timing, args.policy)
+                       _size(args.render_size), args.threads, args.device, args.timing,
+                       args.policy, settings_from_args(args), camera_every,
+                       str(params) if params is not None else '')
 
 
 def load_options_policy(options: EvalOptions) -> ChunkPolicy:
@@ -159,40 +165,6 @@ def load_options_policy(options: EvalOptions) -> ChunkPolicy:
     if options.policy == CHECKPOINT_POLICY:
         return load_eval_policy(options.checkpoint, options.device)
     return select_policy(options.policy, expert=lambda: expert_for(options.task))
-
-
-def default_params_file() -> Optional[Path]:
-    """Return the system's parameter file (source tree, or a pip install's share), if any."""
-    for root in (Path(__file__).resolve().parents[2], Path(sys.prefix) / 'share' / 'ahawam_ros'):
-        path = root / 'config' / PARAMS_FILE
-        if path.is_file():
-            return path
-    return None
-
-
-def config_from_params(path: Path) -> ClosedLoopConfig:
-    """
-    Read the runtime settings from a ROS parameter file (the nodes' own keys).
-
-    `refresh_rate_hz` comes from the world_planner section, `camera_every` from the
-    bimanual_sim section, the others from the action_executor section (its `max_image_age`
-    serves both); missing keys keep the defaults.
-    """
-    document = yaml.safe_load(Path(path).read_text()) or {}
-
-    def section(node: str) -> Dict[str, Any]:
-        values: Dict[str, Any] = {}
-        for key in ('/**', f'/**/{node}', f'/{node}', node):  # as rcl matches a root node
-            values.update((document.get(key) or {}).get('ros__parameters', {}))
-        return values
-
-    planner, executor = section('world_planner'), section('action_executor')
-    values = {key: executor[key] for key in EXECUTOR_PARAMS if key in executor}
-    if 'refresh_rate_hz' in planner:
-        values['refresh_rate_hz'] = float(planner['refresh_rate_hz'])
-    if 'camera_every' in section('bimanual_sim'):
-        values['camera_every'] = int(section('bimanual_sim')['camera_every'])
-    return ClosedLoopConfig(**values)
 
 
 def run_mode(policy, sim, views: PolicyViews, config: ClosedLoopConfig,
@@ -240,8 +212,7 @@ def _save(episode, out: Path, index: int, options: EvalOptions, mode: str) -> Di
 
 def evaluate_runtime(options: EvalOptions, policy=None) -> Dict[str, Any]:
     """Evaluate every requested mode through the lock-step runtime; return the report."""
-    params = Path(options.params_file) if options.params_file else default_params_file()
-    config = config_from_params(params) if params is not None else ClosedLoopConfig()
+    config = ClosedLoopConfig(settings=options.settings, camera_every=options.camera_every)
     torch.set_num_threads(options.threads)
     policy = policy or load_options_policy(options)
     if hasattr(policy, 'set_task'):
@@ -257,9 +228,10 @@ def evaluate_runtime(options: EvalOptions, policy=None) -> Dict[str, Any]:
         for mode in options.modes:
             modes[mode] = run_mode(policy, env, views, replace(config, mode=mode,
                                                                max_steps=options.steps), options)
-    settings = {k: v for k, v in asdict(config).items() if k not in ('mode', 'max_steps')}
-    settings['params_file'] = str(params) if params is not None else 'built-in defaults'
-    settings.update(timing=options.timing, warm_up_s=warm_up_s)
+    settings = {**config.settings.as_dict(), 'settle_steps': config.settle_steps,
+                'camera_every': config.camera_every,
+                'params_file': options.params_file or 'built-in defaults',
+                'timing': options.timing, 'warm_up_s': warm_up_s}
     return {'through': 'runtime', 'settings': settings, 'sim': asdict(sim_config),
             'modes': modes}
 
@@ -270,16 +242,21 @@ def _mean(values) -> float:
 
 
 def evaluate_ros(options: EvalOptions) -> Dict[str, Any]:
-    """Run the episodes through the ROS nodes (`ahawam demo` machinery); return the report."""
-    from ahawam_ros.ros import demo  # lazily: the evaluation core stays free of rclpy
+    """Run the episodes through the ROS nodes (`ahawam demo`, its own process); the report."""
     out = Path(options.out) / 'ros'
+    out.mkdir(parents=True, exist_ok=True)
+    params = write_params_file(options.settings, options.params_file or None,
+                               out / 'params.yaml')  # the same settings, for the nodes
     argv = ['--episodes', str(options.episodes), '--seed', str(options.seed),
             '--checkpoint', options.checkpoint, '--out', str(out), '--policy', options.policy,
-            '--episode-seconds', str(options.steps / CONTROL_RATE_HZ)]
-    if demo.main(argv + ([] if options.video else ['--no-video'])) != 0:
+            '--episode-seconds', str(options.steps / CONTROL_RATE_HZ),
+            '--params-file', str(params)]
+    command = [sys.executable, '-m', 'ahawam_ros.ros.demo'] + argv
+    if subprocess.call(command + ([] if options.video else ['--no-video'])) != 0:
         raise RuntimeError('the ROS system did not run every episode')
     summary = json.loads((out / 'summary.json').read_text())
-    return {'through': 'ros', 'settings': {'params_file': 'config/bimanual.yaml'},
+    return {'through': 'ros', 'settings': {**options.settings.as_dict(),
+                                           'params_file': str(params)},
             'modes': {ASYNC: ros_figures(summary)}}
 
 

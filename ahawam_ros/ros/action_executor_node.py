@@ -29,15 +29,15 @@ from ahawam_ros.ros.node_configs import ActionExecutorConfig
 from ahawam_ros.ros.params import changes, declare_config, LiveConfig
 from ahawam_ros.ros.qos import COMMAND_QOS, CONTEXT_QOS
 from ahawam_ros.ros.spin import run_nodes
-from ahawam_ros.runtime.chunk_scheduler import ACCEPTED, SchedulerConfig
-from ahawam_ros.runtime.context_slot import ContextSlot, ContextUnavailableError
-from ahawam_ros.runtime.executor_core import Command, ExecutorConfig, ExecutorCore
+from ahawam_ros.runtime.assembly import build_executor, HostRules
+from ahawam_ros.runtime.chunk_scheduler import ACCEPTED
+from ahawam_ros.runtime.context_slot import ContextUnavailableError
+from ahawam_ros.runtime.executor_core import Command, ExecutorCoreConfig
 from ahawam_ros.runtime.intra_process import intra_process_topics
 from ahawam_ros.runtime.loading import load_policy, policy_image_hw
 from ahawam_ros.runtime.orchestrator import RuntimeOrchestrator
 from ahawam_ros.runtime.policy_api import ChunkPolicy
-from ahawam_ros.runtime.safety import SafetyConfig
-from ahawam_ros.runtime.stamps import StampConfig
+from ahawam_ros.runtime.settings import executor_core_config
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.duration import Duration
@@ -50,21 +50,9 @@ from visualization_msgs.msg import MarkerArray
 FINAL_HOLD_ACK_S = 1.0  # longest wait for reliable subscribers to acknowledge the final hold
 
 
-def executor_config(config: ActionExecutorConfig) -> ExecutorConfig:
-    """Map the node's parameters onto the ROS-free runtime's config."""
-    dims = len(config.joint_names)
-    safety = SafetyConfig(lower=config.lower_limits, upper=config.upper_limits,
-                          max_step=(config.max_step,) * dims,
-                          max_context_age=config.max_context_age,
-                          max_observation_age=config.max_observation_age)
-    scheduler = SchedulerConfig(config.blend, config.blend_steps, config.ensemble_decay)
-    return ExecutorConfig(safety=safety, scheduler=scheduler,
-                          max_image_age=config.max_image_age, schedule=config.schedule,
-                          execute_steps=config.execute_steps,
-                          lead_percentile=config.lead_percentile,
-                          lead_margin_steps=config.lead_margin_steps,
-                          stamps=StampConfig(max_future=config.max_future_stamp,
-                                             zero_is_unset=True))
+def core_config(config: ActionExecutorConfig) -> ExecutorCoreConfig:
+    """Return the runtime's config of the node's parameters (ROS stamps: 0 is unset)."""
+    return executor_core_config(config, config.limits(), zero_stamp_is_unset=True)
 
 
 class ActionExecutorNode(Node):
@@ -80,10 +68,8 @@ class ActionExecutorNode(Node):
         super().__init__('action_executor', **node_kwargs)
         self.config = config = declare_config(self, ActionExecutorConfig)
         self.policy = policy or load_policy(config.checkpoint, config.device)
-        if config.num_inference_steps and hasattr(self.policy, 'num_steps'):
-            self.policy.num_steps = config.num_inference_steps
-        self.core = ExecutorCore(self.policy, ContextSlot(), executor_config(config),
-                                 clock=self.now)
+        host = HostRules(self.now, zero_stamp_is_unset=True)
+        self.core = build_executor(self.policy, config, host, limits=config.limits())
         self.period = 1.0 / config.control_rate_hz
         inputs = MutuallyExclusiveCallbackGroup()
         image_hw = policy_image_hw(self.policy, config.image_height, config.image_width)
@@ -106,7 +92,7 @@ class ActionExecutorNode(Node):
         self._diagnostics_timer = self.create_timer(
             config.diagnostics_period, self._on_diagnostics,
             callback_group=MutuallyExclusiveCallbackGroup())
-        self.live = LiveConfig(self, config, self._apply_parameters, check=executor_config)
+        self.live = LiveConfig(self, config, self._apply_parameters, check=core_config)
         self.last_command: Optional[Command] = None
         self.monitor = HoldMonitor(config.transition_log_period)
         self._last_tick: Optional[Command] = None
@@ -137,7 +123,7 @@ class ActionExecutorNode(Node):
     def _apply_parameters(self, old: ActionExecutorConfig, new: ActionExecutorConfig) -> None:
         """Apply a validated live change: runtime settings, then the timers' periods."""
         self.config = new
-        self.core.reconfigure(executor_config(new))  # from the next tick and chunk on
+        self.core.reconfigure(core_config(new))  # from the next tick and chunk on
         if new.control_rate_hz != old.control_rate_hz:
             self.period = 1.0 / new.control_rate_hz
             self._command_timer.timer_period_ns = round(1e9 * self.period)

@@ -12,6 +12,7 @@ Each call runs in a fresh rclpy Context on a namespace of its own and returns pl
 (milliseconds, hertz, counts).
 """
 
+from dataclasses import asdict
 import os
 import threading
 import time
@@ -29,6 +30,7 @@ from ahawam_ros.ros.qos import CAMERA_QOS, COMMAND_QOS  # noqa: E402
 from ahawam_ros.ros.spin import make_executor, responsive_gil, SpinThread  # noqa: E402
 from ahawam_ros.ros.world_planner_node import WorldPlannerNode  # noqa: E402
 from ahawam_ros.runtime.policy_api import ChunkPolicy  # noqa: E402
+from ahawam_ros.runtime.settings import RuntimeSettings  # noqa: E402
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup  # noqa: E402
@@ -152,8 +154,8 @@ class BenchGraph:
 
 
 def measure_system(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
-                   seconds: float = 10.0, warmup: float = 3.0, planner_rate_hz: float = 3.0,
-                   execute_steps: int = 0, schedule: str = 'latency') -> Dict[str, Any]:
+                   settings: RuntimeSettings, seconds: float = 10.0,
+                   warmup: float = 3.0) -> Dict[str, Any]:
     """
     Run planner, executor and the sensor stand-in; measure commands and chunks.
 
@@ -163,16 +165,11 @@ def measure_system(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
         Shared by both nodes (one set of weights, as in bringup).
     image_shape : (int, int, int)
         (V, H, W) of the policy's views; the stand-in publishes frames of this size.
+    settings : RuntimeSettings
+        The nodes' runtime settings (the deployed ones: a chunk from every joint state, the
+        worst case for the command timer, and the achievable chunk rate).
     seconds, warmup : float
         Measured window, after `warmup` seconds of start-up.
-    planner_rate_hz : float
-        Planner refresh timer rate.
-    execute_steps : int
-        The executor's minimum spacing (0: none).
-    schedule : str
-        The executor's schedule: 'latency' (a chunk when the plan is about to run out) or
-        'spacing' (with execute_steps 0 or 1, a chunk whenever it can, as config/bimanual.yaml
-        deploys it: the worst case for the command timer, and the achievable chunk rate).
 
     Returns
     -------
@@ -192,10 +189,9 @@ def measure_system(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
         sensors = SensorStandIn(image_shape, **graph.node_kwargs('bench_sensors'))
         cameras = sensors.camera_topics
         planner = WorldPlannerNode(policy, **graph.node_kwargs(
-            'world_planner', camera_topics=cameras, refresh_rate_hz=float(planner_rate_hz)))
+            'world_planner', camera_topics=cameras, **asdict(settings.planner)))
         executor = ActionExecutorNode(policy, **graph.node_kwargs(
-            'action_executor', camera_topics=cameras, execute_steps=int(execute_steps),
-            schedule=schedule))
+            'action_executor', camera_topics=cameras, **asdict(settings.executor)))
         graph.spin(sensors, planner, executor)
         time.sleep(warmup)
         before = planner.core.stats()['published'], executor.core.stats()
@@ -222,8 +218,9 @@ def measure_system(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
             'stale_actions_per_chunk': chunk['stale_actions_per_chunk'],
             'executor_nice': chunk.get('worker_nice', float('nan')),
             'planner_nice': plan.get('worker_nice', float('nan')),
-            'execute_steps': int(execute_steps), 'schedule': schedule,
-            'planner_rate_hz': float(planner_rate_hz),
+            'execute_steps': settings.executor.execute_steps,
+            'schedule': settings.executor.schedule,
+            'planner_rate_hz': settings.planner.refresh_rate_hz,
             'ros_executor': type(graph.executor).__name__}
 
 

@@ -20,18 +20,16 @@ from typing import List, Optional
 # core's worth of work, and the command timer never waits for a core (set before torch loads).
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 
-from ahawam_ros.ros.paths import share_file  # noqa: E402
+from ahawam_ros.paths import system_params_file  # noqa: E402
 from ahawam_ros.ros.spin import run_nodes  # noqa: E402
 from rclpy.utilities import remove_ros_args  # noqa: E402
-
-DEFAULT_PARAMS = ('config', 'bimanual.yaml')
 
 
 def with_default_params(args: List[str]) -> List[str]:
     """Append `--ros-args --params-file config/bimanual.yaml` unless a params file is given."""
     if '--params-file' in args:
         return args
-    return args + ['--ros-args', '--params-file', str(share_file(*DEFAULT_PARAMS))]
+    return args + ['--ros-args', '--params-file', str(system_params_file())]
 
 
 def make_nodes(with_sim: bool):

@@ -27,17 +27,17 @@ from typing import List, Optional
 
 os.environ.setdefault('OMP_NUM_THREADS', '1')  # before torch: one core per worker thread
 
+from ahawam_ros.paths import system_params_file  # noqa: E402
 from ahawam_ros.robot import FIRST_HELD_OUT_SEED  # noqa: E402
 from ahawam_ros.ros.demo_supervisor import (DemoSupervisor, EpisodeResult,  # noqa: E402
                                             REAL_TIME_OK)
 from ahawam_ros.ros.log_bridge import bridge_core_logging  # noqa: E402
 from ahawam_ros.ros.node_configs import BimanualSimConfig  # noqa: E402
-from ahawam_ros.ros.params import config_from_params_file  # noqa: E402
-from ahawam_ros.ros.paths import share_file  # noqa: E402
 from ahawam_ros.ros.spin import exit_now, make_executor, responsive_gil  # noqa: E402
 from ahawam_ros.ros.spin import ShutdownSignals, SpinThread  # noqa: E402
 from ahawam_ros.runtime.loading import (CHECKPOINT_POLICY, load_policy,  # noqa: E402
                                         POLICY_KINDS)
+from ahawam_ros.runtime.params_file import config_from_params_file  # noqa: E402
 import rclpy  # noqa: E402
 from rclpy.executors import ExternalShutdownException  # noqa: E402
 from rclpy.signals import SignalHandlerOptions  # noqa: E402
@@ -55,6 +55,7 @@ class DemoOptions:
     video: bool = True
     policy: str = CHECKPOINT_POLICY
     sim_time: bool = False
+    params_file: str = ''
 
     def __post_init__(self):
         if self.policy not in POLICY_KINDS:
@@ -80,12 +81,15 @@ def parse_options(argv: Optional[List[str]]) -> DemoOptions:
     parser.add_argument('--no-video', action='store_true', help='do not write mp4 videos')
     parser.add_argument('--policy', default=CHECKPOINT_POLICY, choices=POLICY_KINDS,
                         help='checkpoint (default), or expert: the privileged scripted expert')
+    parser.add_argument('--params-file', default='', help='ROS parameter file of the nodes '
+                        "(default: the system's config/bimanual.yaml)")
     parser.add_argument('--sim-time', action='store_true',
                         help='the simulator publishes /clock and the nodes use sim time (for '
                         'machines too slow to simulate in real time)')
     args = parser.parse_args(argv)
     return DemoOptions(args.episodes, args.seed, args.checkpoint, args.out,
-                       args.episode_seconds, not args.no_video, args.policy, args.sim_time)
+                       args.episode_seconds, not args.no_video, args.policy, args.sim_time,
+                       args.params_file)
 
 
 def _ros_args(options: DemoOptions, params_file: str) -> List[str]:
@@ -186,7 +190,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     options = parse_options(argv)
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
-    params_file = str(share_file('config', 'bimanual.yaml'))
+    params_file = options.params_file or str(system_params_file())
     sim_config = config_from_params_file(params_file, 'bimanual_sim', BimanualSimConfig)
     if options.checkpoint and options.policy == CHECKPOINT_POLICY:
         # A bad checkpoint fails here, before anything starts (cached).

@@ -1,6 +1,9 @@
 """
 Typed configs of the nodes; field names are the ROS parameter names (config/*.yaml).
 
+The runtime knobs are inherited from `runtime/settings.py` (their one home); what is added
+here belongs to the ROS shell: the policy source, topics, the robot's joints, diagnostics.
+
 `params.declare_config(node, Config)` declares every field as a parameter and builds the
 config from the values given (parameter file, launch, command line); `__post_init__` checks
 them (ranges included) and names a bad field with its value. The fields a config lists in
@@ -12,7 +15,8 @@ import math
 from typing import ClassVar, Tuple
 
 from ahawam_ros import robot
-from ahawam_ros.ros.params import check_ranges, field
+from ahawam_ros.runtime.settings import check_ranges, ExecutorSettings, JointLimits
+from ahawam_ros.runtime.settings import PlannerSettings, setting as field
 
 DEFAULT_CAMERAS = ('cameras/top/image_raw',)
 COMMAND_INTERFACES = ('trajectory', 'position')
@@ -58,20 +62,15 @@ class CameraInputs(PolicySource):
     image_width: int = field(0, 'expected camera image width; 0 = the policy input size',
                              (0, 4096))
     resize_images: bool = field(False, 'resize frames of another size instead of rejecting')
-    max_future_stamp: float = field(0.2, "input stamps further ahead of this node's clock (s) "
-                                    'are refused (unsynchronised clocks)', (0.0, 10.0))
 
 
 @dataclass(frozen=True)
-class WorldPlannerConfig(CameraInputs):
-    """Parameters of the world_planner node."""
+class WorldPlannerConfig(CameraInputs, PlannerSettings):
+    """Parameters of the world_planner node: its runtime settings, topics and diagnostics."""
 
-    LIVE: ClassVar[Tuple[str, ...]] = ('refresh_rate_hz', 'max_image_age',
-                                       'diagnostics_period', 'error_after')
+    LIVE: ClassVar[Tuple[str, ...]] = PlannerSettings.LIVE + ('diagnostics_period',
+                                                              'error_after')
 
-    refresh_rate_hz: float = field(4.0, 'planner refresh timer rate', (0.05, 100.0))
-    max_image_age: float = field(0.5, 'frames older than this (s) are not planned from',
-                                 (0.001, 60.0))
     context_topic: str = field('world_context', 'WorldContext descriptor topic')
     composite_topic: str = field('~/composite_image', 'tiled planner input image topic (rviz)')
     episode_topic: str = field('episode_start', 'std_msgs/Header: a new episode starts at '
@@ -82,26 +81,21 @@ class WorldPlannerConfig(CameraInputs):
                                'seconds without a published context', (0.1, 3600.0))
 
     def __post_init__(self):
-        _check_positive(self, 'refresh_rate_hz', 'max_image_age')
+        super().__post_init__()  # PlannerSettings: the runtime knobs
         check_ranges(self)
         _check_cameras(self)
 
 
 @dataclass(frozen=True)
-class ActionExecutorConfig(CameraInputs):
-    """Parameters of the action_executor node."""
+class ActionExecutorConfig(CameraInputs, ExecutorSettings):
+    """Parameters of the action_executor node: its runtime settings, robot, topics."""
 
-    LIVE: ClassVar[Tuple[str, ...]] = (
-        'max_step', 'control_rate_hz', 'execute_steps', 'blend', 'blend_steps', 'ensemble_decay',
-        'max_context_age', 'max_observation_age', 'max_image_age', 'diagnostics_period',
-        'hold_error_after', 'transition_log_period')
+    LIVE: ClassVar[Tuple[str, ...]] = ExecutorSettings.LIVE + (
+        'diagnostics_period', 'hold_error_after', 'transition_log_period')
 
     joint_names: Tuple[str, ...] = field(robot.JOINT_NAMES, 'commanded joints, policy order')
     lower_limits: Tuple[float, ...] = field(robot.JOINT_LOWER, 'joint position lower limits')
     upper_limits: Tuple[float, ...] = field(robot.JOINT_UPPER, 'joint position upper limits')
-    max_step: float = field(0.05, 'largest change of a joint command per tick (rad, or '
-                                  'normalised gripper units)', (1e-4, 0.5))
-    control_rate_hz: float = field(robot.CONTROL_RATE_HZ, 'command timer rate', (1.0, 1000.0))
     command_interfaces: Tuple[str, ...] = field(
         COMMAND_INTERFACES, 'which command messages to publish: trajectory '
         '(trajectory_msgs/JointTrajectory) and/or position (std_msgs/Float64MultiArray)')
@@ -118,25 +112,6 @@ class ActionExecutorConfig(CameraInputs):
                                           'URDF links whose paths the chunk markers draw')
     marker_frame: str = field('world', 'frame of the chunk markers (the URDF root)')
     episode_topic: str = field('episode_start', 'std_msgs/Header: a new episode starts')
-    num_inference_steps: int = field(0, "Euler steps per chunk; 0 = the checkpoint's", (0, 100))
-    schedule: str = field('latency', 'when the next chunk is computed: latency (when the '
-                          'actions left fall to the predicted update latency + margin) or '
-                          'spacing (as soon as execute_steps allows)')
-    execute_steps: int = field(4, 'minimum spacing: no new chunk before this many actions of '
-                               'the newest one are due (0: none)', (0, 1000))
-    lead_percentile: float = field(90.0, 'percentile of recent update latencies that '
-                                   'predicts the next one (latency schedule)', (1.0, 100.0))
-    lead_margin_steps: int = field(2, 'control steps added to the predicted update latency',
-                                   (0, 1000))
-    blend: str = field('linear', 'seam blending between chunks: none, linear or weighted')
-    blend_steps: int = field(4, 'crossfade length (control steps) of the linear blend', (0, 100))
-    ensemble_decay: float = field(0.01, 'weighted blend: the i-th oldest prediction of a step '
-                                  'is weighted exp(-m i) (ACT: 0.01)', (-10.0, 10.0))
-    max_context_age: float = field(1.5, 'hold when the planner context is older (s)',
-                                   (0.001, 60.0))
-    max_observation_age: float = field(0.2, 'hold when the joint state is older (s)',
-                                       (0.001, 60.0))
-    max_image_age: float = field(0.5, 'frames older than this (s) are not used', (0.001, 60.0))
     diagnostics_period: float = field(1.0, 'seconds between diagnostics messages', (0.05, 60.0))
     hold_error_after: float = field(5.0, 'diagnostics turn from WARN to ERROR after holding '
                                          'for missing or stale inputs this long (s)',
@@ -146,8 +121,7 @@ class ActionExecutorConfig(CameraInputs):
                                          (0.0, 3600.0))
 
     def __post_init__(self):
-        _check_positive(self, 'control_rate_hz', 'max_step', 'max_context_age',
-                        'max_observation_age', 'max_image_age', 'diagnostics_period')
+        super().__post_init__()  # ExecutorSettings: the runtime knobs
         check_ranges(self)
         _check_cameras(self)
         dims = {len(self.joint_names), len(self.lower_limits), len(self.upper_limits)}
@@ -159,6 +133,10 @@ class ActionExecutorConfig(CameraInputs):
         if unknown or not self.command_interfaces:
             raise ValueError(f'command_interfaces must be a non-empty subset of '
                              f'{list(COMMAND_INTERFACES)}, got {list(self.command_interfaces)}')
+
+    def limits(self) -> JointLimits:
+        """Return the commanded joints' position limits."""
+        return JointLimits(self.lower_limits, self.upper_limits)
 
 
 @dataclass(frozen=True)
@@ -173,7 +151,8 @@ class BimanualSimConfig:
     control_rate_hz: float = field(robot.CONTROL_RATE_HZ, 'physics steps per second of '
                                    'simulated time', (1.0, 1000.0))
     real_time_factor: float = field(1.0, 'simulated seconds per wall second', (0.01, 100.0))
-    camera_every: int = field(2, 'render and publish the cameras every n-th step', (1, 100))
+    camera_every: int = field(robot.CAMERA_EVERY, 'render and publish the cameras every n-th '
+                              'step', (1, 100))
     camera_topic_pattern: str = field('cameras/{name}/image_raw', 'camera topic per {name}')
     joint_state_topic: str = field('joint_states', 'published joint states')
     command_interface: str = field('trajectory', 'accepted commands: trajectory '

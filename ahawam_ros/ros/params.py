@@ -24,27 +24,8 @@ from rclpy.parameter import Parameter
 ConfigT = TypeVar('ConfigT')
 
 
-def field(default: Any, help: str, range: tuple = None):  # noqa: A002 - reads as a spec
-    """Declare a config field with its parameter description and optional (lo, hi) range."""
-    metadata = {'help': help}
-    if range is not None:
-        metadata['range'] = range
-    if isinstance(default, (list, tuple)):
-        return dataclasses.field(default_factory=lambda: tuple(default), metadata=metadata)
-    return dataclasses.field(default=default, metadata=metadata)
-
-
 LIVE = 'live: a valid set takes effect at once'
 READ_ONLY = 'read-only: fixed when the node starts (restart the node to change it)'
-
-
-def check_ranges(config) -> None:
-    """Raise ValueError naming the first field outside its `metadata['range']` (lo, hi)."""
-    for spec in dataclasses.fields(config):
-        lo_hi = spec.metadata.get('range')
-        value = getattr(config, spec.name)
-        if lo_hi is not None and not lo_hi[0] <= value <= lo_hi[1]:
-            raise ValueError(f'{spec.name} must be in [{lo_hi[0]}, {lo_hi[1]}], got {value}')
 
 
 def _descriptor(spec: dataclasses.Field, default: Any, live: bool) -> ParameterDescriptor:
@@ -160,22 +141,3 @@ def changes(old, new) -> str:
     return ', '.join(f'{spec.name} {getattr(old, spec.name)} -> {getattr(new, spec.name)}'
                      for spec in dataclasses.fields(old)
                      if getattr(old, spec.name) != getattr(new, spec.name))
-
-
-def config_from_params_file(path: str, node_name: str, config_cls: Type[ConfigT]) -> ConfigT:
-    """
-    Build `config_cls` from a node's section of a ROS parameter file, without a node.
-
-    For a process that starts another node (the demo starts the simulator) and must agree
-    with it on topics. Sections match as rcl does for a root-namespace node: `node_name`,
-    `/node_name` or the `/**` wildcard forms.
-    """
-    import yaml
-    with open(path) as stream:
-        document = yaml.safe_load(stream) or {}
-    values = {}
-    for key in ('/**', f'/**/{node_name}', f'/{node_name}', node_name):
-        values.update((document.get(key) or {}).get('ros__parameters', {}))
-    names = {spec.name for spec in dataclasses.fields(config_cls)}
-    known = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in names}
-    return config_cls(**known)

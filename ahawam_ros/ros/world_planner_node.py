@@ -10,7 +10,6 @@ The layerwise context (per-layer K/V tensors) stays in this process: the node pu
 action_executor node hosted in the same process (see bringup.py).
 """
 
-import dataclasses
 import sys
 from typing import Optional
 
@@ -24,14 +23,14 @@ from ahawam_ros.ros.node_configs import WorldPlannerConfig
 from ahawam_ros.ros.params import changes, declare_config, LiveConfig
 from ahawam_ros.ros.qos import CONTEXT_QOS
 from ahawam_ros.ros.spin import run_nodes
-from ahawam_ros.runtime.context_slot import ContextSlot
+from ahawam_ros.runtime.assembly import build_planner, HostRules
 from ahawam_ros.runtime.intra_process import intra_process_topics
 from ahawam_ros.runtime.loading import load_policy, policy_image_hw
 from ahawam_ros.runtime.orchestrator import RuntimeOrchestrator
-from ahawam_ros.runtime.planner_core import PlannerConfig, PlannerCore, PUBLISHED
+from ahawam_ros.runtime.planner_core import PUBLISHED
 from ahawam_ros.runtime.planner_health import PlannerHealth
 from ahawam_ros.runtime.policy_api import ChunkPolicy
-from ahawam_ros.runtime.stamps import StampConfig
+from ahawam_ros.runtime.settings import planner_core_config
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
@@ -53,10 +52,9 @@ class WorldPlannerNode(Node):
         self.config = config = declare_config(self, WorldPlannerConfig)
         self.policy = policy or load_policy(config.checkpoint, config.device)
         image_hw = policy_image_hw(self.policy, config.image_height, config.image_width)
-        stamps = StampConfig(max_future=config.max_future_stamp, zero_is_unset=True)
-        self.core = PlannerCore(self.policy, ContextSlot(),
-                                PlannerConfig(max_image_age=config.max_image_age, stamps=stamps),
-                                clock=self.now)
+        # the refresh timer paces the refreshes (live refresh_rate_hz), not the core
+        self.core = build_planner(self.policy, config,
+                                  HostRules(self.now, zero_stamp_is_unset=True), paced=False)
         self.cameras = CameraSet(self, config.camera_topics, image_hw, config.resize_images,
                                  MutuallyExclusiveCallbackGroup(), self.core.check_camera_stamp)
         self._context_pub = self.create_publisher(WorldContext, config.context_topic,
@@ -89,10 +87,7 @@ class WorldPlannerNode(Node):
             self._refresh_timer.timer_period_ns = round(1e9 / new.refresh_rate_hz)
         if new.diagnostics_period != old.diagnostics_period:
             self._diagnostics_timer.timer_period_ns = round(1e9 * new.diagnostics_period)
-        if new.max_image_age != old.max_image_age:
-            # One reference swap: a refresh reads either the old or the new frozen config.
-            self.core.config = dataclasses.replace(self.core.config,
-                                                   max_image_age=new.max_image_age)
+        self.core.reconfigure(planner_core_config(new, zero_stamp_is_unset=True, paced=False))
         self.get_logger().info(f'parameters changed: {changes(old, new)}')
 
     def now(self) -> float:

@@ -46,12 +46,12 @@ class BlendMode(str, enum.Enum):
 @dataclass(frozen=True)
 class SchedulerConfig:
     """
-    Chunk scheduler settings.
+    Chunk scheduler settings (built from `ExecutorSettings`, which holds the defaults).
 
     Attributes
     ----------
     blend : str
-        A `BlendMode` value: 'none', 'linear' (default) or 'weighted'.
+        A `BlendMode` value: 'none', 'linear' or 'weighted'.
     blend_steps : int
         B, crossfade length in control steps for 'linear' (0 is a hard switch).
     ensemble_decay : float
@@ -59,9 +59,9 @@ class SchedulerConfig:
 
     """
 
-    blend: str = BlendMode.LINEAR.value
-    blend_steps: int = 4
-    ensemble_decay: float = 0.01
+    blend: str
+    blend_steps: int
+    ensemble_decay: float
 
     def __post_init__(self):
         valid = [mode.value for mode in BlendMode]
@@ -150,7 +150,7 @@ class ChunkScheduler:
 
     """
 
-    def __init__(self, config: SchedulerConfig = SchedulerConfig()):
+    def __init__(self, config: SchedulerConfig):
         self.config = config
         self._mode = BlendMode(config.blend)
         self._plan: Optional[_Plan] = None

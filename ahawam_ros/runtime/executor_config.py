@@ -1,24 +1,28 @@
 """
-The executor's settings and results: `ExecutorConfig`, the `Command` of each tick, `ChunkOutcome`.
+The executor core's config and results.
+
+`ExecutorCoreConfig`, each tick's `Command`, and each update's `ChunkOutcome`.
 
 Split from `executor_core.py` (which re-exports them) so that the core reads as its behaviour.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import math
 from typing import NamedTuple, Optional
 
 from ahawam_ros.runtime.chunk_scheduler import ActionChunk, SchedulerConfig
 from ahawam_ros.runtime.safety import SafetyConfig
 from ahawam_ros.runtime.stamps import StampConfig
-from ahawam_ros.runtime.update_timing import LATENCY, SCHEDULES
+from ahawam_ros.runtime.update_timing import SCHEDULES
 import numpy as np
 
 
 @dataclass(frozen=True)
-class ExecutorConfig:
+class ExecutorCoreConfig:
     """
-    Executor settings; validated on construction.
+    The executor core's config; validated on construction.
+
+    Built from `ExecutorSettings` by `settings.executor_core_config`, which holds the defaults.
 
     Attributes
     ----------
@@ -29,7 +33,7 @@ class ExecutorConfig:
     max_image_age : float
         Frames older than this (s) are not used to compute a chunk.
     schedule : str
-        When the next update starts (`update_timing`): 'latency' (default) when the actions
+        When the next update starts (`update_timing`): 'latency' when the actions
         left in the plan fall to the predicted update latency plus `lead_margin_steps`;
         'spacing' as soon as `execute_steps` allows.
     execute_steps : int
@@ -51,15 +55,15 @@ class ExecutorConfig:
     """
 
     safety: SafetyConfig
-    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
-    max_image_age: float = 0.5
-    schedule: str = LATENCY
-    execute_steps: int = 0
-    lead_percentile: float = 90.0
-    lead_margin_steps: int = 2
+    scheduler: SchedulerConfig
+    max_image_age: float
+    schedule: str
+    execute_steps: int
+    lead_percentile: float
+    lead_margin_steps: int
+    stamps: StampConfig
     worker_poll: float = 0.02
     stats_window: int = 200
-    stamps: StampConfig = field(default_factory=StampConfig)
 
     def __post_init__(self):
         for name in ('max_image_age', 'worker_poll'):

@@ -19,7 +19,7 @@ from typing import Callable, Dict, NamedTuple, Optional, Tuple
 from ahawam_ros.runtime.chunk_scheduler import ACCEPTED, ActionChunk, ChunkScheduler
 from ahawam_ros.runtime.context_slot import ContextSlot, resolve
 from ahawam_ros.runtime.executor_config import ChunkOutcome, Command  # noqa: F401
-from ahawam_ros.runtime.executor_config import ExecutorConfig  # re-exported: the core's API
+from ahawam_ros.runtime.executor_config import ExecutorCoreConfig  # re-exported: the core's API
 from ahawam_ros.runtime.policy_api import ChunkPolicy, step_at
 from ahawam_ros.runtime.safety import HoldReason, SafetyFilter
 from ahawam_ros.runtime.stamps import stamp_age, StampGuard
@@ -29,11 +29,18 @@ from ahawam_ros.runtime.worker import WakeableWorker
 import numpy as np
 
 _LOG = logging.getLogger(__name__)
+READY = 'ready'  # computed, waiting for the host's `hand_over` (compute_chunk(hand_over=False))
 Clock = Callable[[], float]
 JOINT_SOURCE, IMAGE_SOURCE, CONTEXT_SOURCE = 'joint_states', 'images', 'world_context'
 # holds that a silent camera explains: no new context or chunk is computed without frames
 _CAMERA_CAUSED = {HoldReason.NO_CONTEXT.value, HoldReason.STALE_CONTEXT.value,
                   HoldReason.NO_CHUNK.value}
+
+
+def _timing_rules(config: ExecutorCoreConfig) -> Tuple[str, int, float, int]:
+    """Return the `UpdateTiming` rules: schedule, execute_steps, percentile, margin."""
+    return (config.schedule, config.execute_steps, config.lead_percentile,
+            config.lead_margin_steps)
 
 
 class _Observation(NamedTuple):
@@ -52,7 +59,7 @@ class ExecutorCore:
     slot : ContextSlot
         Where the newest planner context is read (shared with a `PlannerCore` in-process, or
         fed through `accept_context(handle)`).
-    config : ExecutorConfig
+    config : ExecutorCoreConfig
         Settings; `config.safety` must have `policy.action_dim` joints.
     clock : Callable[[], float]
         Seconds; `time.monotonic` by default, ROS node time (sim time) in the node, a fake
@@ -64,7 +71,7 @@ class ExecutorCore:
 
     """
 
-    def __init__(self, policy: ChunkPolicy, slot: ContextSlot, config: ExecutorConfig,
+    def __init__(self, policy: ChunkPolicy, slot: ContextSlot, config: ExecutorCoreConfig,
                  clock: Clock = time.monotonic, episode_start: Optional[float] = None,
                  wall_clock: Clock = time.perf_counter):
         if config.safety.action_dim != policy.action_dim:
@@ -89,8 +96,7 @@ class ExecutorCore:
         self._worker = WakeableWorker(self.compute_chunk, 'ahawam-chunk-worker',
                                       config.worker_poll)
         self.chunk_latency = RollingStats(config.stats_window)
-        self.timing = UpdateTiming(config.schedule, config.execute_steps, config.lead_percentile,
-                                   config.lead_margin_steps, self.chunk_latency,
+        self.timing = UpdateTiming(*_timing_rules(config), self.chunk_latency,
                                    policy.control_period)
         self.context_age = RollingStats(config.stats_window)  # s, of each executed command
         self.holds = ReasonCounter()
@@ -166,13 +172,15 @@ class ExecutorCore:
 
     # ---- chunk computation (worker thread or the caller's callback group) ----------------
 
-    def compute_chunk(self) -> ChunkOutcome:
+    def compute_chunk(self, hand_over: bool = True) -> ChunkOutcome:
         """
         Compute one chunk from the newest context and observation and hand it to the scheduler.
 
         Skips (without calling the policy) when an input is missing or stale, nothing changed
         since the last chunk, or the executing chunk is not yet due for replacement. Policy
-        exceptions are caught, logged and counted ('policy_error').
+        exceptions are caught, logged and counted ('policy_error'). With `hand_over` False a
+        good chunk is returned with status 'ready' and not scheduled: the host hands it over
+        (`hand_over`) when its simulated latency has passed (lock-step evaluation).
         """
         snapshot = self.slot.latest()
         with self._lock:
@@ -205,9 +213,18 @@ class ExecutorCore:
                 chunk = ActionChunk(actions, t0=joints.stamp, period=self.policy.control_period,
                                     context_seq=snapshot.seq,
                                     context_stamp=snapshot.obs_stamp)
+                if not hand_over:
+                    return ChunkOutcome(READY, latency, snapshot.seq, chunk)
                 status = self.scheduler.offer(chunk, self.clock())
         return self._outcome(status, latency, snapshot.seq,
                              chunk if status == ACCEPTED else None)
+
+    def hand_over(self, chunk: ActionChunk, now: Optional[float] = None) -> str:
+        """Offer a 'ready' chunk to the scheduler at `now` (default: the clock); its status."""
+        with self._lock:
+            status = self.scheduler.offer(chunk, self.clock() if now is None else now)
+        self.chunk_results.add(status)
+        return status
 
     def _report(self, error: Exception) -> None:
         message = f'{type(error).__name__}: {error}'
@@ -337,9 +354,9 @@ class ExecutorCore:
         self.holds.add(HoldReason.STOPPED.value)
         return Command(positions, True, HoldReason.STOPPED.value, -1, math.nan, now)
 
-    def reconfigure(self, config: ExecutorConfig) -> None:
+    def reconfigure(self, config: ExecutorCoreConfig) -> None:
         """
-        Use new settings (limits, ages, blend, execute_steps) from the next tick and chunk on.
+        Use new settings (limits, ages, blend, cadence) from the next tick and chunk on.
 
         The plan and the last command are kept: nothing jumps. `worker_poll` and
         `stats_window` keep the values they had at construction.
@@ -350,6 +367,7 @@ class ExecutorCore:
         with self._lock:
             self.config = config
             self.scheduler.reconfigure(config.scheduler)
+            self.timing.reconfigure(*_timing_rules(config))
         with self._tick_lock:
             self._safety.reconfigure(config.safety)
 

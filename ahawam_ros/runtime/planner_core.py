@@ -8,7 +8,7 @@ group (`refresh`). Thread-safe; the same object serves the ROS planner node, the
 and tests. Every frame stamp is checked against the clock on arrival (`runtime/stamps.py`).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import logging
 import math
 import threading
@@ -28,9 +28,11 @@ IMAGE_SOURCE = 'images'
 
 
 @dataclass(frozen=True)
-class PlannerConfig:
+class PlannerCoreConfig:
     """
-    Planner settings; validated on construction.
+    The planner core's config; validated on construction.
+
+    Built from `PlannerSettings` by `settings.planner_core_config`, which holds the defaults.
 
     Attributes
     ----------
@@ -48,11 +50,11 @@ class PlannerConfig:
 
     """
 
-    max_image_age: float = 0.5
-    min_interval: float = 0.0
+    max_image_age: float
+    min_interval: float
+    stamps: StampConfig
     worker_poll: float = 0.02
     stats_window: int = 100
-    stamps: StampConfig = field(default_factory=StampConfig)
 
     def __post_init__(self):
         for name in ('max_image_age', 'worker_poll'):
@@ -84,7 +86,7 @@ class PlannerCore:
         Provides `plan`, `reset` and `control_period`.
     slot : ContextSlot
         Where each new context is published (and registered for handles).
-    config : PlannerConfig
+    config : PlannerCoreConfig
         Settings.
     clock : Callable[[], float]
         Seconds; the same clock as the frame stamps (ROS node time in the node).
@@ -96,7 +98,7 @@ class PlannerCore:
     """
 
     def __init__(self, policy: ChunkPolicy, slot: ContextSlot,
-                 config: PlannerConfig = PlannerConfig(),
+                 config: PlannerCoreConfig,
                  clock: Callable[[], float] = time.monotonic,
                  episode_start: Optional[float] = None,
                  wall_clock: Callable[[], float] = time.perf_counter):
@@ -121,6 +123,10 @@ class PlannerCore:
         self.last_error = ''
         self.last_status = 'no_images'  # the newest refresh's outcome (diagnostics)
         self.last_published = -math.inf  # clock time of the newest published context
+
+    def reconfigure(self, config: PlannerCoreConfig) -> None:
+        """Use new settings (frame age, pacing) from the next refresh on: one reference swap."""
+        self.config = config
 
     def update_images(self, images: np.ndarray, stamp: float, source: str = IMAGE_SOURCE) -> bool:
         """

@@ -69,8 +69,8 @@ class SafetyConfig:
     lower: Tuple[float, ...]
     upper: Tuple[float, ...]
     max_step: Tuple[float, ...]
-    max_context_age: float = 1.0
-    max_observation_age: float = 0.1
+    max_context_age: float
+    max_observation_age: float
 
     def __post_init__(self):
         for name in ('lower', 'upper', 'max_step'):
@@ -100,7 +100,7 @@ class SafetyConfig:
         return cls(lower=expand(lower), upper=expand(upper), max_step=expand(max_step), **ages)
 
     @classmethod
-    def for_robot(cls, max_step: float = 0.05, **ages: float) -> 'SafetyConfig':
+    def for_robot(cls, max_step: float, **ages: float) -> 'SafetyConfig':
         """
         Build a config with the bimanual arms' joint limits (`ahawam_ros.robot`).
 

@@ -63,7 +63,7 @@ class StampConfig:
 
     """
 
-    max_future: float = 0.2
+    max_future: float
     max_offset: float = 0.5
     zero_is_unset: bool = False
 
@@ -111,7 +111,7 @@ class StampGuard:
 
     """
 
-    def __init__(self, config: StampConfig = StampConfig(),
+    def __init__(self, config: StampConfig,
                  logger: logging.Logger = _LOG):
         self.config = config
         self._log = logger

@@ -59,14 +59,19 @@ class UpdateTiming:
 
     def __init__(self, schedule: str, execute_steps: int, percentile: float, margin: int,
                  latencies: RollingStats, period: float):
+        self.period = period
+        self._latencies = latencies
+        self.reconfigure(schedule, execute_steps, percentile, margin)
+
+    def reconfigure(self, schedule: str, execute_steps: int, percentile: float,
+                    margin: int) -> None:
+        """Use new rules from the next decision on (arguments as the constructor's)."""
         if schedule not in SCHEDULES:
             raise ValueError(f'schedule must be one of {list(SCHEDULES)}, got {schedule!r}')
         self.schedule = schedule
         self.execute_steps = execute_steps
         self.percentile = percentile
         self.margin = margin
-        self.period = period
-        self._latencies = latencies
         self._cached = (-1, None)  # (samples seen, lead): a percentile only per new sample
 
     def lead(self) -> Optional[int]:

@@ -11,6 +11,7 @@ from ahawam_ros.eval.bag_stream import BagSource
 from ahawam_ros.eval.bag_testing import compress_cameras, gradient_frame, lockstep_messages
 from ahawam_ros.eval.bag_testing import write_bag
 from ahawam_ros.eval.report import headline
+from ahawam_ros.runtime.settings import RuntimeSettings
 import numpy as np
 import pytest
 from rosbags.rosbag2 import StoragePlugin
@@ -67,9 +68,24 @@ def make_bag(tmp_path, commands: np.ndarray, storage=StoragePlugin.MCAP, traject
                      storage)
 
 
+# The runtime these replays test against: the spacing schedule every 8 steps and a linear
+# seam unless a test says otherwise (their expected commands are worked out for them).
+TEST_KNOBS = {'schedule': 'spacing', 'execute_steps': 8, 'blend': 'linear',
+              'refresh_rate_hz': 4.0}
+_CONFIG_FIELDS = {'planner_latency', 'executor_latency', 'resize_images', 'mapping', 'cameras',
+                  'joint_state_topics', 'command_topics', 'max_skew'}
+
+
+def bag_config(**values) -> BagEvalConfig:
+    """Return a BagEvalConfig of test values: its own fields, and runtime knobs by name."""
+    knobs = {**TEST_KNOBS, **{k: v for k, v in values.items() if k not in _CONFIG_FIELDS}}
+    settings = RuntimeSettings().replace(**knobs)
+    return BagEvalConfig(settings=settings, progress=False,
+                         **{k: v for k, v in values.items() if k in _CONFIG_FIELDS})
+
+
 def replay(bag, policy, **settings):
-    config = BagEvalConfig(progress=False, **settings)
-    return evaluate_bag(bag, policy, config)
+    return evaluate_bag(bag, policy, bag_config(**settings))
 
 
 def test_ramp_policy_follows_recorded_timing(tmp_path):
@@ -77,16 +93,17 @@ def test_ramp_policy_follows_recorded_timing(tmp_path):
     Recording what the runtime sends gives zero error.
 
     With planner latency 0.05 s and executor latency 0.025 s the runtime holds ramp(0) until
-    step 5, then sends ramp(n): context at 0.05, first chunk from the step-3 observation at
-    0.06, available at 0.085 and executed from the 0.10 tick (step 5).
+    step 4, then sends ramp(n): context at 0.05 wakes the chunk worker (as in the node), first
+    chunk from the step-2 observation at 0.05, available at 0.075 and executed from the 0.08
+    tick (step 4).
     """
-    steps, first = 40, 5
+    steps, first = 40, 4
     expected = ramp(np.arange(steps))
     expected[:first] = ramp([0])
-    trace = replay(make_bag(tmp_path, expected), RampPolicy(), planner_rate_hz=10.0,
+    trace = replay(make_bag(tmp_path, expected), RampPolicy(), refresh_rate_hz=10.0,
                    planner_latency=0.05, executor_latency=0.025, execute_steps=4)
     np.testing.assert_allclose(trace.command, expected, atol=1e-12)
-    assert trace.holds == {'startup': 1, 'no_context': 2, 'no_chunk': 2}
+    assert trace.holds == {'startup': 1, 'no_context': 2, 'no_chunk': 1}
     values = figures([trace])
     assert values['compared_ticks'] == values['executing_ticks'] == steps - first
     assert values['executed_share'] == pytest.approx((steps - first) / steps)
@@ -99,12 +116,12 @@ def test_ramp_policy_follows_recorded_timing(tmp_path):
 def test_offset_recording_gives_the_offset_as_error(tmp_path, storage, trajectory):
     offset = 0.01 * np.arange(1, 15)  # a different constant per joint
     expected = ramp(np.arange(30))
-    expected[:5] = ramp([0])
+    expected[:4] = ramp([0])
     trace = replay(make_bag(tmp_path, expected - offset, storage, trajectory), RampPolicy(),
-                   planner_rate_hz=10.0, planner_latency=0.05, executor_latency=0.025,
+                   refresh_rate_hz=10.0, planner_latency=0.05, executor_latency=0.025,
                    execute_steps=4)
     values = figures([trace])
-    assert values['compared_ticks'] == 25  # the 5 holds are not counted
+    assert values['compared_ticks'] == 26  # the 4 holds are not counted
     np.testing.assert_allclose(list(values['mae'].values()), offset, atol=1e-9)
     np.testing.assert_allclose(list(values['rmse'].values()), offset, atol=1e-9)
     assert values['mae_mean'] == pytest.approx(offset.mean())
@@ -121,7 +138,7 @@ def test_context_age_is_planner_latency_plus_the_executor_tick(tmp_path, planner
     when the planner was busy then) before t.
     """
     trace = replay(make_bag(tmp_path, ramp(np.arange(40))), RampPolicy(),
-                   planner_rate_hz=50.0, planner_latency=planner_latency,
+                   refresh_rate_hz=50.0, planner_latency=planner_latency,
                    executor_latency=0.005, execute_steps=0)
     executing = ~trace.is_hold
     assert executing.sum() > 30
@@ -140,7 +157,7 @@ def test_seam_jumps_of_piecewise_constant_chunks(tmp_path, blend, seam, within):
     (its first executed action has weight 2/5), 0.2 per tick after.
     """
     trace = replay(make_bag(tmp_path, ramp(np.arange(40))), RampPolicy(piecewise=True),
-                   planner_rate_hz=50.0, planner_latency=0.005, executor_latency=0.005,
+                   refresh_rate_hz=50.0, planner_latency=0.005, executor_latency=0.005,
                    execute_steps=4, blend=blend, blend_steps=4)
     values = figures([trace])
     assert values['seam_jump']['count'] >= 8
@@ -154,7 +171,7 @@ def test_seam_jumps_of_piecewise_constant_chunks(tmp_path, blend, seam, within):
 def test_rate_limited_seams_jump_max_step(tmp_path):
     """A seam of 4 * SLOPE = 0.012 under max_step 0.005 takes 3 ticks, 2 of them clamped."""
     trace = replay(make_bag(tmp_path, ramp(np.arange(40))), RampPolicy(piecewise=True),
-                   planner_rate_hz=50.0, planner_latency=0.005, executor_latency=0.005,
+                   refresh_rate_hz=50.0, planner_latency=0.005, executor_latency=0.005,
                    execute_steps=4, blend='none', max_step=0.005)
     values = figures([trace])
     assert values['seam_jump']['max'] == pytest.approx(0.005, abs=1e-12)
@@ -164,7 +181,7 @@ def test_rate_limited_seams_jump_max_step(tmp_path):
 def test_error_grows_with_the_index_in_the_chunk(tmp_path):
     """A drift of 0.005 per action: ticks executing action k of a chunk err by 0.005 k."""
     trace = replay(make_bag(tmp_path, ramp(np.arange(40))), RampPolicy(drift=0.005),
-                   planner_rate_hz=50.0, planner_latency=0.005, executor_latency=0.005,
+                   refresh_rate_hz=50.0, planner_latency=0.005, executor_latency=0.005,
                    execute_steps=4, blend='none')
     values = figures([trace])
     counts = values['chunk_step_count']
@@ -177,7 +194,7 @@ def test_measured_latencies_are_spent_in_bag_time(tmp_path):
     """With no fixed latency, a chunk is executed only from the first tick after it is ready."""
     # 4 s of bag: room for a first chunk however long the real calls take on a loaded machine
     trace = replay(make_bag(tmp_path, ramp(np.arange(200))),
-                   RampPolicy(plan_sleep=0.011, chunk_sleep=0.031), planner_rate_hz=4.0,
+                   RampPolicy(plan_sleep=0.011, chunk_sleep=0.031), refresh_rate_hz=4.0,
                    execute_steps=4, max_context_age=4.0)
     for role, floor in (('planner', 0.011), ('executor', 0.031)):
         np.testing.assert_array_equal(trace.simulated[role], trace.measured[role])
@@ -199,12 +216,12 @@ def test_frames_of_another_size_fail_unless_resized(tmp_path):
 
 
 def test_config_names_the_bad_field():
-    with pytest.raises(ValueError, match='planner_rate_hz'):
-        BagEvalConfig(planner_rate_hz=0.0)
+    with pytest.raises(ValueError, match='refresh_rate_hz'):
+        bag_config(refresh_rate_hz=0.0)
     with pytest.raises(ValueError, match='executor_latency'):
         BagEvalConfig(executor_latency=-0.1)
-    with pytest.raises(ValueError, match="blend: 'cubic'"):
-        BagEvalConfig(blend='cubic')
+    with pytest.raises(ValueError, match="blend must be one of .*'cubic'"):
+        bag_config(blend='cubic')
 
 
 def test_ticks_without_a_recorded_command_are_not_compared(tmp_path):
@@ -231,7 +248,7 @@ def test_nothing_is_planned_before_every_camera_has_spoken(tmp_path):
                 if m[0] != '/cameras/left_wrist/image_raw' or m[2] >= 5 * 20_000_000]
     policy = RampPolicy()
     trace = replay(write_bag(tmp_path / 'bag', messages, FEATURES), policy,
-                   planner_rate_hz=50.0, planner_latency=0.0, executor_latency=0.0)
+                   refresh_rate_hz=50.0, planner_latency=0.0, executor_latency=0.0)
     assert policy.shapes and trace.tick_time[~trace.is_hold][0] == pytest.approx(5 * PERIOD)
     assert trace.holds == {'startup': 1, 'no_context': 4}
 
@@ -258,7 +275,7 @@ def test_png_cameras_replay_like_raw_ones(tmp_path):
     for name, recorded in (('raw', bag_messages), ('png', compress_cameras(bag_messages))):
         policy = ImagePolicy()
         trace = replay(write_bag(tmp_path / name, recorded, FEATURES), policy,
-                       planner_rate_hz=50.0, planner_latency=0.02, executor_latency=0.01,
+                       refresh_rate_hz=50.0, planner_latency=0.02, executor_latency=0.01,
                        execute_steps=2)
         values = figures([trace])
         del values['bags'], values['latency']  # the bag's name and measured wall time differ
@@ -280,11 +297,10 @@ def test_the_replay_hands_over_joint_states_at_their_own_stamps(tmp_path):
     be kept as the clock's time (stamps ahead are kept as now), one period early.
     """
     bag, policy = make_bag(tmp_path, ramp(np.arange(60))), RampPolicy()
-    config = BagEvalConfig(progress=False, planner_rate_hz=10.0, planner_latency=0.05,
-                           executor_latency=0.25, execute_steps=4)
+    config = bag_config(refresh_rate_hz=10.0, planner_latency=0.05, executor_latency=0.25,
+                        execute_steps=4)
     with BagSource(bag, config.layout(FEATURES), config.overrides()) as source:
-        replay = BagReplay(policy, config.executor_config(FEATURES.joint_names),
-                           config.timing(policy))
+        replay = BagReplay(policy, config.settings, config.timing())
         trace = replay.run(source)
     assert replay.executor.stamps.newest('joint_states') == trace.joint_time[-1]
     assert replay.executor.stamps.offsets()['joint_states'] == 0.0
@@ -297,7 +313,7 @@ def test_the_headline_mae_counts_executed_ticks_only(tmp_path):
     steps = 40
     recorded = ramp(np.arange(steps)) + 0.02 * np.sin(np.arange(steps))[:, None]
     recorded[:3] += 0.1  # the first ticks hold (no chunk yet): their error stands out
-    trace = replay(make_bag(tmp_path, recorded), RampPolicy(drift=0.004), planner_rate_hz=10.0,
+    trace = replay(make_bag(tmp_path, recorded), RampPolicy(drift=0.004), refresh_rate_hz=10.0,
                    planner_latency=0.05, executor_latency=0.025, execute_steps=4)
     executed = ~trace.is_hold
     assert 0 < executed.sum() < steps  # both kinds of tick, or the test proves nothing
@@ -329,9 +345,12 @@ def test_a_replay_where_nothing_executes_is_a_problem_not_a_figure(tmp_path):
 
 def test_non_finite_chunks_are_counted_and_a_problem(tmp_path):
     class NaNPolicy(RampPolicy):
+        calls = 0
+
         def predict_chunk(self, images, proprio, context, step) -> np.ndarray:
             actions = super().predict_chunk(images, proprio, context, step)
-            return actions * np.nan if step % 2 else actions  # every other chunk is NaN
+            self.calls += 1
+            return actions * np.nan if self.calls % 2 else actions  # every other chunk is NaN
 
     trace = replay(make_bag(tmp_path, ramp(np.arange(40))), NaNPolicy(), planner_latency=0.05,
                    executor_latency=0.025, execute_steps=4)

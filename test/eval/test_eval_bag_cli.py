@@ -150,8 +150,8 @@ def test_no_bags_existing_output_and_bad_settings(tmp_path, capsys):
     assert eval_bag(tmp_path, '--out', out) == 2
     assert 'no rosbag2 bags' in capsys.readouterr().err
     bag = write_bag(tmp_path / 'bag', messages(), FEATURES)
-    assert eval_bag(bag, '--out', out, '--planner-rate', '0') == 2
-    assert 'planner_rate_hz' in capsys.readouterr().err
+    assert eval_bag(bag, '--out', out, '--refresh-rate-hz', '0') == 2
+    assert 'refresh_rate_hz' in capsys.readouterr().err
     out.mkdir()
     assert eval_bag(bag, '--out', out) == 2
     assert 'pass --force' in capsys.readouterr().err

@@ -6,6 +6,7 @@ from ahawam_ros.eval import bench_suite
 from ahawam_ros.eval.bench_runtime import (planner_run, resident_mb, training_throughput,
                                            update_rates)
 from ahawam_ros.eval.sim_policy import load_eval_policy
+from ahawam_ros.runtime.settings import PlannerSettings
 import pytest
 
 
@@ -25,7 +26,7 @@ def test_update_rates_compare_async_and_sync_on_the_same_weights(tiny_policy):
 
 
 def test_planner_run_keeps_the_memory_bounded(tiny_policy):
-    run = planner_run(tiny_policy, refreshes=40, samples=10)
+    run = planner_run(tiny_policy, PlannerSettings(), refreshes=40, samples=10)
     assert run['memory_fill'] == tiny_policy.model.config.planner.memory_size == 2
     assert run['first_ms']['count'] == run['last_ms']['count'] == 4
     assert math.isfinite(run['last_ms']['p50']) and run['last_ms']['p50'] > 0.0

@@ -6,12 +6,14 @@ from types import SimpleNamespace
 
 from ahawam_ros.eval.closed_loop import ClosedLoopConfig, delay_steps, EpisodeResult
 from ahawam_ros.eval.closed_loop import LockstepRuntime, run_episode
-from ahawam_ros.eval.sim_eval import config_from_params, default_params_file, ros_figures
+from ahawam_ros.eval.sim_eval import parse_options, ros_figures
 from ahawam_ros.eval.sim_metrics import format_table, summarize_mode, wilson_interval
 from ahawam_ros.eval.sim_modes import blank_context, PLANNER_OFF, SYNC
 from ahawam_ros.model.kv_memory import PlannerContext
 from ahawam_ros.runtime.clock import ManualClock
+from ahawam_ros.runtime.params_file import settings_from_params_file
 from ahawam_ros.runtime.policy_api import FakeContext, FakePolicy
+from ahawam_ros.runtime.settings import RuntimeSettings
 from fake_env import FakeEnv, views
 import pytest
 import torch
@@ -19,6 +21,10 @@ import yaml
 
 PERIOD = 0.02
 PARAMS = Path(__file__).resolve().parents[2] / 'config' / 'bimanual.yaml'
+
+
+def knobs(**changes) -> RuntimeSettings:
+    return RuntimeSettings().replace(**changes)
 
 
 def fake_policy(wall, plan_latency, chunk_latency):
@@ -70,7 +76,7 @@ def test_results_are_used_exactly_when_their_latency_has_passed(plan_latency, ch
                                                                 plan_delay, chunk_delay):
     wall = ManualClock()
     policy = fake_policy(wall, plan_latency, chunk_latency)
-    result, commands = _drive(policy, ClosedLoopConfig(execute_steps=4), wall, 60)
+    result, commands = _drive(policy, ClosedLoopConfig(settings=knobs(execute_steps=4)), wall, 60)
     assert result.plan_events and result.chunk_events
     assert all(ready - start == plan_delay for start, ready in result.plan_events)
     assert all(ready - start == chunk_delay for start, ready in result.chunk_events)
@@ -139,17 +145,18 @@ def test_episode_ends_after_settling_on_success():
     assert result.success and result.max_reward == 4.0 and result.steps == 10 + 5
 
 
-def test_runtime_settings_come_from_the_system_parameter_file():
-    assert default_params_file() == PARAMS
+def test_eval_sim_runs_the_settings_of_the_system_parameter_file(tmp_path):
+    options = parse_options(['--checkpoint', 'fake'])
+    assert Path(options.params_file).resolve() == PARAMS
+    assert options.settings == settings_from_params_file(PARAMS)
     document = yaml.safe_load(PARAMS.read_text())
-    planner = document['/**/world_planner']['ros__parameters']
-    executor = document['/**/action_executor']['ros__parameters']
-    config = config_from_params(PARAMS)
-    assert config.refresh_rate_hz == planner['refresh_rate_hz']
-    for name in ('schedule', 'execute_steps', 'blend', 'blend_steps', 'ensemble_decay',
-                 'max_step', 'max_context_age', 'max_observation_age', 'max_image_age'):
-        assert getattr(config, name) == executor[name], name
-    assert config.camera_every == document['/**/bimanual_sim']['ros__parameters']['camera_every']
+    sim = document['/**/bimanual_sim']['ros__parameters']
+    assert options.camera_every == sim.get('camera_every', ClosedLoopConfig().camera_every)
+    flagged = parse_options(['--checkpoint', 'fake', '--execute-steps', '3',
+                             '--max-image-age', '0.25'])
+    assert flagged.settings.executor.execute_steps == 3
+    settings = flagged.settings
+    assert settings.planner.max_image_age == 0.25 == settings.executor.max_image_age
 
 
 def test_a_slower_camera_is_rendered_every_nth_step_and_keeps_its_stamp():
@@ -175,18 +182,24 @@ def test_parameter_file_keys_override_the_defaults(tmp_path):
     path.write_text('world_planner:\n  ros__parameters:\n    refresh_rate_hz: 7.5\n'
                     '/**/action_executor:\n  ros__parameters:\n    execute_steps: 11\n'
                     '    camera_topics: [a, b]\n')
-    config = config_from_params(path)
-    assert (config.refresh_rate_hz, config.execute_steps) == (7.5, 11)
-    assert config.max_step == ClosedLoopConfig().max_step  # absent: the default
+    settings = settings_from_params_file(path)
+    assert (settings.planner.refresh_rate_hz, settings.executor.execute_steps) == (7.5, 11)
+    assert settings.executor.max_step == RuntimeSettings().executor.max_step  # the default
 
 
-@pytest.mark.parametrize('field,value', [('mode', 'fast'), ('refresh_rate_hz', 0.0),
-                                         ('execute_steps', -1), ('blend', 'cubic'),
-                                         ('max_steps', 0), ('camera_every', 0),
-                                         ('ensemble_decay', math.inf)])
+@pytest.mark.parametrize('field,value', [('mode', 'fast'), ('max_steps', 0),
+                                         ('camera_every', 0)])
 def test_config_names_the_bad_field(field, value):
     with pytest.raises(ValueError, match=field):
         ClosedLoopConfig(**{field: value})
+
+
+@pytest.mark.parametrize('field,value', [('refresh_rate_hz', 0.0), ('execute_steps', -1),
+                                         ('blend', 'cubic'), ('ensemble_decay', math.inf),
+                                         ('schedule', 'eager'), ('max_step', math.nan)])
+def test_settings_name_the_bad_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        knobs(**{field: value})
 
 
 def test_mode_summary_and_table():

@@ -8,6 +8,7 @@ from ahawam_ros.eval.realtime_loop import run_realtime_episode
 from ahawam_ros.eval.sim_eval import parse_options
 from ahawam_ros.eval.sim_modes import PLANNER_OFF, SYNC
 from ahawam_ros.runtime.policy_api import FakePolicy
+from ahawam_ros.runtime.settings import RuntimeSettings
 from fake_env import FakeEnv, views
 import pytest
 
@@ -36,8 +37,9 @@ class TimedPolicy(FakePolicy):
 
 def test_async_runs_the_executor_while_a_slow_planner_call_is_in_flight():
     policy = TimedPolicy(plan_latency=0.25, chunk_latency=0.005)
-    config = ClosedLoopConfig(refresh_rate_hz=10.0, schedule='spacing', execute_steps=0,
-                              max_steps=STEPS, settle_steps=-1)
+    settings = RuntimeSettings().replace(refresh_rate_hz=10.0, schedule='spacing',
+                                         execute_steps=0)
+    config = ClosedLoopConfig(settings=settings, max_steps=STEPS, settle_steps=-1)
     result = run_realtime_episode(policy, FakeEnv(), config, seed=0, views=views)
     assert result.timing == REALTIME and result.steps == STEPS
     assert len(policy.plans) >= 2 and result.executed > 0

@@ -11,6 +11,7 @@ import math
 from ahawam_ros.model.policy import AhaWamPolicy
 from ahawam_ros.ros import bench_handoff, bench_ros
 from ahawam_ros.runtime.policy_api import FakeContext
+from ahawam_ros.runtime.settings import RuntimeSettings
 import pytest
 import torch
 
@@ -24,8 +25,9 @@ def policy(tiny_checkpoint):
 
 
 def test_system_figures_count_the_commands_chunks_and_refreshes_of_the_window(policy):
-    figures = bench_ros.measure_system(policy, SHAPE, seconds=2.0, warmup=1.5,
-                                       planner_rate_hz=5.0, schedule='spacing')
+    settings = RuntimeSettings().replace(refresh_rate_hz=5.0, schedule='spacing',
+                                         execute_steps=0)
+    figures = bench_ros.measure_system(policy, SHAPE, settings, seconds=2.0, warmup=1.5)
     period, window = figures['command_period_ms'], figures['window_s']
     assert window >= 2.0
     assert period['count'] >= 1  # commands flowed (two arrivals at least) in the window
@@ -35,6 +37,7 @@ def test_system_figures_count_the_commands_chunks_and_refreshes_of_the_window(po
     assert figures['chunk_rate_hz'] > 0.0  # execute_steps=0: a chunk whenever possible
     assert math.isfinite(figures['chunk_latency_ms']['p50'])
     assert figures['holds'] >= 0 and figures['execute_steps'] == 0
+    assert figures['planner_rate_hz'] == 5.0
     assert figures['ticks'] > 0 and 0 <= figures['holds'] <= figures['ticks']
     assert figures['alone_ms']['p50'] > 0.0 and math.isfinite(figures['graph_vs_alone'])
     assert figures['planner_nice'] == 10.0  # niced down: always permitted

@@ -78,7 +78,7 @@ def test_live_parameters_take_effect(ros_context, tiny_checkpoint):
     assert planner._refresh_timer.timer_period_ns == 1_000_000_000
     assert planner.config.refresh_rate_hz == 1.0
     assert planner.get_parameter('refresh_rate_hz').value == 1.0
-    assert executor.core.config.execute_steps == 2
+    assert executor.core.config.execute_steps == executor.core.timing.execute_steps == 2
     assert executor.core.scheduler.config.blend == 'none'
     assert executor.core.scheduler.config.ensemble_decay == 0.5
     commands = stub.received()[0]

@@ -3,9 +3,10 @@
 import math
 
 from ahawam_ros.runtime.chunk_scheduler import ACCEPTED, ActionChunk, ChunkScheduler
-from ahawam_ros.runtime.chunk_scheduler import DROP_OUT_OF_ORDER, DROP_STALE, SchedulerConfig
+from ahawam_ros.runtime.chunk_scheduler import DROP_OUT_OF_ORDER, DROP_STALE
 import numpy as np
 import pytest
+from runtime_configs import scheduler_config
 
 PERIOD = 0.02
 T0 = 10.0
@@ -33,7 +34,7 @@ def served(scheduler, start, ticks):
 @pytest.mark.parametrize('delay_steps, dropped', [(0.0, 0), (0.4, 0), (1.4, 1), (3.2, 3),
                                                   (3.6, 4), (9.4, 9)])
 def test_alignment_drops_exactly_the_actions_inside_the_inference_delay(delay_steps, dropped):
-    scheduler = ChunkScheduler(SchedulerConfig(blend='none'))
+    scheduler = ChunkScheduler(scheduler_config(blend='none'))
     arrival = T0 + delay_steps * PERIOD
     assert scheduler.offer(indexed_chunk(), now=arrival) == ACCEPTED
     # the tick at arrival gets action `dropped`, then one action per tick until exhausted
@@ -45,7 +46,7 @@ def test_alignment_drops_exactly_the_actions_inside_the_inference_delay(delay_st
 
 
 def test_tick_jitter_below_half_a_period_keeps_the_action():
-    scheduler = ChunkScheduler(SchedulerConfig(blend='none'))
+    scheduler = ChunkScheduler(scheduler_config(blend='none'))
     scheduler.offer(indexed_chunk(), now=T0)
     assert scheduler.next_action(T0 + 2 * PERIOD + 0.49 * PERIOD).action[0] == 2.0
     assert scheduler.next_action(T0 + 2 * PERIOD - 0.49 * PERIOD).action[0] == 2.0
@@ -53,14 +54,14 @@ def test_tick_jitter_below_half_a_period_keeps_the_action():
 
 
 def test_a_chunk_entirely_in_the_past_is_dropped():
-    scheduler = ChunkScheduler()
+    scheduler = ChunkScheduler(scheduler_config())
     assert scheduler.offer(indexed_chunk(k=10), now=T0 + 9.6 * PERIOD) == DROP_STALE
     assert scheduler.next_action(T0 + 10 * PERIOD) is None
     assert scheduler.remaining(T0) == 0
 
 
 def test_a_chunk_older_than_the_executing_one_is_dropped():
-    scheduler = ChunkScheduler(SchedulerConfig(blend='none'))
+    scheduler = ChunkScheduler(scheduler_config(blend='none'))
     assert scheduler.offer(indexed_chunk(t0=T0, seq=2), now=T0) == ACCEPTED
     late = indexed_chunk(t0=T0 - PERIOD, offset=100.0, seq=1)
     assert scheduler.offer(late, now=T0 + PERIOD) == DROP_OUT_OF_ORDER
@@ -69,7 +70,7 @@ def test_a_chunk_older_than_the_executing_one_is_dropped():
 
 
 def test_no_plan_and_exhausted_plan_give_no_action():
-    scheduler = ChunkScheduler()
+    scheduler = ChunkScheduler(scheduler_config())
     assert scheduler.next_action(T0) is None
     scheduler.offer(indexed_chunk(k=3), now=T0)
     assert served(scheduler, T0, 4) == [0.0, 1.0, 2.0, None]
@@ -78,7 +79,7 @@ def test_no_plan_and_exhausted_plan_give_no_action():
 
 
 def test_blend_none_switches_hard_at_the_seam():
-    scheduler = ChunkScheduler(SchedulerConfig(blend='none'))
+    scheduler = ChunkScheduler(scheduler_config(blend='none'))
     scheduler.offer(constant_chunk(0.0), now=T0)
     seam = T0 + 5 * PERIOD
     assert served(scheduler, seam, 4) == [0.0] * 4
@@ -92,7 +93,7 @@ def test_blend_linear_crossfades_over_b_steps(steps):
     rng = np.random.default_rng(0)
     old = ActionChunk(rng.normal(size=(20, 3)), t0=T0, period=PERIOD)
     new = ActionChunk(rng.normal(size=(16, 3)), t0=T0 + 3 * PERIOD, period=PERIOD)
-    scheduler = ChunkScheduler(SchedulerConfig(blend='linear', blend_steps=steps))
+    scheduler = ChunkScheduler(scheduler_config(blend='linear', blend_steps=steps))
     scheduler.offer(old, now=T0)
     arrival = T0 + 6 * PERIOD  # new chunk index 3 is due: 3 actions dropped
     scheduler.offer(new, now=arrival)
@@ -104,7 +105,7 @@ def test_blend_linear_crossfades_over_b_steps(steps):
 
 
 def test_blend_linear_uses_the_new_chunk_where_the_old_plan_has_ended():
-    scheduler = ChunkScheduler(SchedulerConfig(blend='linear', blend_steps=4))
+    scheduler = ChunkScheduler(scheduler_config(blend='linear', blend_steps=4))
     scheduler.offer(constant_chunk(0.0, k=6), now=T0)
     arrival = T0 + 4 * PERIOD
     scheduler.offer(constant_chunk(1.0, t0=arrival), now=arrival)
@@ -113,7 +114,7 @@ def test_blend_linear_uses_the_new_chunk_where_the_old_plan_has_ended():
 
 def test_blend_weighted_matches_act_temporal_ensembling():
     m = 0.5
-    scheduler = ChunkScheduler(SchedulerConfig(blend='weighted', ensemble_decay=m))
+    scheduler = ChunkScheduler(scheduler_config(blend='weighted', ensemble_decay=m))
     predictions = [0.0, 1.0, 2.0]  # three chunks, each a constant, arriving 2 steps apart
     for i, value in enumerate(predictions):
         t0 = T0 + 2 * i * PERIOD
@@ -128,7 +129,7 @@ def test_blend_weighted_matches_act_temporal_ensembling():
 
 
 def test_steps_since_chunk_counts_from_the_chunk_start():
-    scheduler = ChunkScheduler()
+    scheduler = ChunkScheduler(scheduler_config())
     assert scheduler.steps_since_chunk(T0) is None
     scheduler.offer(indexed_chunk(), now=T0 + 2 * PERIOD)
     assert scheduler.steps_since_chunk(T0 + 5 * PERIOD) == 5
@@ -139,12 +140,12 @@ def test_steps_since_chunk_counts_from_the_chunk_start():
                                            ({'ensemble_decay': math.nan}, 'ensemble_decay')])
 def test_config_names_the_bad_field(kwargs, field):
     with pytest.raises(ValueError, match=field):
-        SchedulerConfig(**kwargs)
+        scheduler_config(**kwargs)
 
 
 def test_blend_error_lists_the_valid_modes():
     with pytest.raises(ValueError, match="'none', 'linear', 'weighted'"):
-        SchedulerConfig(blend='cubic')
+        scheduler_config(blend='cubic')
 
 
 def test_chunk_rejects_bad_shapes_and_periods():

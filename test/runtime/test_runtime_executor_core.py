@@ -4,16 +4,16 @@ import math
 import threading
 import time
 
-from ahawam_ros.runtime.chunk_scheduler import SchedulerConfig
 from ahawam_ros.runtime.clock import ManualClock
 from ahawam_ros.runtime.context_slot import ContextRegistry, ContextSlot
 from ahawam_ros.runtime.context_slot import ContextUnavailableError
-from ahawam_ros.runtime.executor_core import ExecutorConfig, ExecutorCore
-from ahawam_ros.runtime.planner_core import PlannerConfig, PlannerCore
+from ahawam_ros.runtime.executor_core import ExecutorCore
+from ahawam_ros.runtime.planner_core import PlannerCore
 from ahawam_ros.runtime.policy_api import FakePolicy
 from ahawam_ros.runtime.safety import SafetyConfig
 import numpy as np
 import pytest
+from runtime_configs import executor_config, planner_config, scheduler_config
 
 A, K, PERIOD = 4, 10, 0.02
 START = 50.0
@@ -33,12 +33,12 @@ class Rig:
         self.slot = ContextSlot(ContextRegistry())
         safety = SafetyConfig.uniform(A, -1.0, 1.0, max_step, max_context_age=MAX_CONTEXT_AGE,
                                       max_observation_age=0.1)
-        config = ExecutorConfig(safety=safety, scheduler=SchedulerConfig(blend=blend),
-                                execute_steps=execute_steps, worker_poll=worker_poll,
-                                schedule=schedule)
+        config = executor_config(safety, scheduler=scheduler_config(blend=blend),
+                                 execute_steps=execute_steps, worker_poll=worker_poll,
+                                 schedule=schedule)
         self.executor = ExecutorCore(self.policy, self.slot, config, clock=self.clock,
                                      episode_start=START, wall_clock=self.clock)
-        self.planner = PlannerCore(self.policy, self.slot, PlannerConfig(), clock=self.clock,
+        self.planner = PlannerCore(self.policy, self.slot, planner_config(), clock=self.clock,
                                    episode_start=START)
         self.robot = np.full(A, 0.1)  # the arm follows each command exactly
         self.fed = self.robot  # the joint state the executor holds
@@ -197,7 +197,8 @@ def test_after_a_reset_observations_of_the_old_episode_are_refused():
 def test_contexts_arrive_by_handle_from_the_planner_of_the_same_process():
     rig = Rig()
     planner_slot = ContextSlot()  # the process-wide registry, as in the ROS nodes
-    planner = PlannerCore(rig.policy, planner_slot, clock=rig.clock, episode_start=START)
+    planner = PlannerCore(rig.policy, planner_slot, planner_config(), clock=rig.clock,
+                          episode_start=START)
     planner.update_images(IMAGES, START)
     snapshot = planner.refresh().snapshot
     assert rig.executor.accept_context(snapshot.handle)
@@ -219,7 +220,7 @@ def test_bad_inputs_are_refused():
     with pytest.raises(ValueError, match='joints'):
         ExecutorCore(FakePolicy(action_dim=3), rig.slot, rig.executor.config)
     with pytest.raises(ValueError, match='execute_steps'):
-        ExecutorConfig(safety=rig.executor.config.safety, execute_steps=-1)
+        executor_config(rig.executor.config.safety, execute_steps=-1)
 
 
 def test_worker_threads_keep_the_command_timer_fed_in_real_time():
@@ -228,8 +229,8 @@ def test_worker_threads_keep_the_command_timer_fed_in_real_time():
     slot = ContextSlot(ContextRegistry())
     safety = SafetyConfig.uniform(A, -1.0, 1.0, 0.05, max_context_age=0.3,
                                   max_observation_age=0.2)
-    executor = ExecutorCore(policy, slot, ExecutorConfig(safety=safety))
-    planner = PlannerCore(policy, slot, PlannerConfig(min_interval=0.1))
+    executor = ExecutorCore(policy, slot, executor_config(safety))
+    planner = PlannerCore(policy, slot, planner_config(min_interval=0.1))
     executor.start_worker()
     planner.start_worker()
     robot, commands = np.zeros(A), []

@@ -8,13 +8,14 @@ import threading
 from ahawam_ros.runtime import worker as worker_module
 from ahawam_ros.runtime.clock import ManualClock
 from ahawam_ros.runtime.context_slot import ContextRegistry, ContextSlot
-from ahawam_ros.runtime.executor_core import ExecutorConfig, ExecutorCore
+from ahawam_ros.runtime.executor_core import ExecutorCore
 from ahawam_ros.runtime.orchestrator import OrchestratorConfig, RuntimeOrchestrator, warm_up
 from ahawam_ros.runtime.planner_core import PlannerCore
 from ahawam_ros.runtime.policy_api import FakePolicy
 from ahawam_ros.runtime.safety import SafetyConfig
 from ahawam_ros.runtime.worker import set_thread_nice, WakeableWorker
 import pytest
+from runtime_configs import executor_config, planner_config
 
 A = 4
 
@@ -33,9 +34,9 @@ class WarmPolicy(FakePolicy):
 def _cores(policy):
     clock = ManualClock(0.0)
     slot = ContextSlot(ContextRegistry())
-    safety = SafetyConfig.uniform(A, -1.0, 1.0, 1.0)
-    executor = ExecutorCore(policy, slot, ExecutorConfig(safety=safety), clock=clock)
-    return PlannerCore(policy, slot, clock=clock), executor
+    safety = SafetyConfig.uniform(A, -1.0, 1.0, 1.0, max_context_age=1.0, max_observation_age=0.1)
+    executor = ExecutorCore(policy, slot, executor_config(safety), clock=clock)
+    return PlannerCore(policy, slot, planner_config(), clock=clock), executor
 
 
 def _nice_of(worker):

@@ -6,10 +6,11 @@ import time
 
 from ahawam_ros.runtime.clock import ManualClock
 from ahawam_ros.runtime.context_slot import ContextRegistry, ContextSlot
-from ahawam_ros.runtime.planner_core import PlannerConfig, PlannerCore
+from ahawam_ros.runtime.planner_core import PlannerCore
 from ahawam_ros.runtime.policy_api import FakePolicy
 import numpy as np
 import pytest
+from runtime_configs import planner_config
 
 START = 20.0
 PERIOD = 0.02
@@ -21,7 +22,7 @@ def make(**config):
     policy = FakePolicy(action_dim=3, control_period=PERIOD, plan_latency=0.1,
                         sleep=clock.advance)
     slot = ContextSlot(ContextRegistry())
-    planner = PlannerCore(policy, slot, PlannerConfig(**config), clock=clock,
+    planner = PlannerCore(policy, slot, planner_config(**config), clock=clock,
                           episode_start=START, wall_clock=clock)
     return planner, policy, slot, clock
 
@@ -98,7 +99,7 @@ def test_a_failing_policy_is_counted_and_publishes_nothing():
 def test_worker_publishes_in_the_background():
     policy = FakePolicy(action_dim=3)
     slot = ContextSlot(ContextRegistry())
-    planner = PlannerCore(policy, slot, PlannerConfig(worker_poll=0.005))
+    planner = PlannerCore(policy, slot, planner_config(worker_poll=0.005))
     planner.start_worker()
     try:
         deadline = time.monotonic() + 60.0  # a count, however long a loaded machine takes
@@ -133,4 +134,4 @@ def test_the_worker_wakes_for_new_frames_only_not_for_re_offered_ones():
                                            ({'stats_window': 0}, 'stats_window')])
 def test_config_names_the_bad_field(kwargs, field):
     with pytest.raises(ValueError, match=field):
-        PlannerConfig(**kwargs)
+        planner_config(**kwargs)

@@ -135,16 +135,18 @@ def test_wrong_action_shape_raises():
     ({'max_observation_age': math.inf}, 'max_observation_age'),
 ])
 def test_config_validation_names_the_bad_field(kwargs, message):
-    fields = {'lower': LOWER, 'upper': UPPER, 'max_step': (0.1, 0.1, 0.1)}
+    fields = {'lower': LOWER, 'upper': UPPER, 'max_step': (0.1, 0.1, 0.1), 'max_context_age': 1.0,
+              'max_observation_age': 0.1}
     fields.update(kwargs)
     with pytest.raises(ValueError, match=message):
         SafetyConfig(**fields)
 
 
 def test_config_helpers_broadcast_and_use_the_robot_limits():
-    uniform = SafetyConfig.uniform(4, -2.0, 2.0, 0.1, max_context_age=0.7)
+    uniform = SafetyConfig.uniform(4, -2.0, 2.0, 0.1, max_context_age=0.7,
+                                   max_observation_age=0.1)
     assert uniform.lower == (-2.0,) * 4 and uniform.max_step == (0.1,) * 4
     assert uniform.max_context_age == 0.7 and uniform.action_dim == 4
-    arms = SafetyConfig.for_robot(max_step=0.05)
+    arms = SafetyConfig.for_robot(max_step=0.05, max_context_age=1.0, max_observation_age=0.1)
     assert arms.action_dim == robot.ACTION_DIM
     assert arms.lower == robot.JOINT_LOWER and arms.upper == robot.JOINT_UPPER

@@ -5,13 +5,14 @@ import math
 
 from ahawam_ros.runtime.clock import ManualClock
 from ahawam_ros.runtime.context_slot import ContextRegistry, ContextSlot, ContextSnapshot
-from ahawam_ros.runtime.executor_core import ExecutorConfig, ExecutorCore
-from ahawam_ros.runtime.planner_core import PlannerConfig, PlannerCore
+from ahawam_ros.runtime.executor_core import ExecutorCore
+from ahawam_ros.runtime.planner_core import PlannerCore
 from ahawam_ros.runtime.policy_api import FakePolicy
 from ahawam_ros.runtime.safety import HoldReason, SafetyConfig, SafetyFilter
-from ahawam_ros.runtime.stamps import StampConfig, StampGuard
+from ahawam_ros.runtime.stamps import StampGuard
 import numpy as np
 import pytest
+from runtime_configs import executor_config, planner_config, stamp_config
 
 A, K, PERIOD, START = 4, 10, 0.02, 100.0
 MAX_IMAGE_AGE, MAX_CONTEXT_AGE = 0.3, 0.5
@@ -24,7 +25,7 @@ STAMPS_LOG = 'ahawam_ros.runtime.stamps'
 class Rig:
     """Planner + executor on one manual clock, fed per camera as the nodes' CameraSet does."""
 
-    def __init__(self, stamps=StampConfig()):
+    def __init__(self, stamps=stamp_config()):
         self.clock = ManualClock(START)
         self.policy = FakePolicy(chunk_len=K, action_dim=A, control_period=PERIOD,
                                  chunk_latency=0.005, sleep=self.clock.advance)
@@ -32,10 +33,10 @@ class Rig:
         safety = SafetyConfig.uniform(A, -1.0, 1.0, 10.0, max_context_age=MAX_CONTEXT_AGE,
                                       max_observation_age=0.1)
         # schedule 'spacing': the rig asks for a chunk every 5 ticks, as a chunk timer would
-        self.executor = ExecutorCore(self.policy, slot, ExecutorConfig(
-            safety=safety, max_image_age=MAX_IMAGE_AGE, stamps=stamps, schedule='spacing'),
+        self.executor = ExecutorCore(self.policy, slot, executor_config(
+            safety, max_image_age=MAX_IMAGE_AGE, stamps=stamps, schedule='spacing'),
             clock=self.clock, episode_start=START, wall_clock=self.clock)
-        self.planner = PlannerCore(self.policy, slot, PlannerConfig(
+        self.planner = PlannerCore(self.policy, slot, planner_config(
             max_image_age=MAX_IMAGE_AGE, stamps=stamps), clock=self.clock, episode_start=START)
         self.frames = {self.executor: {}, self.planner: {}}  # core -> topic -> kept stamp
         self.robot = np.full(A, 0.1)
@@ -110,7 +111,7 @@ def test_non_finite_stamps_are_refused_without_raising(bad):
 
 
 def test_an_unset_camera_stamp_is_refused_and_logged_once_naming_the_topic(caplog):
-    rig = Rig(StampConfig(zero_is_unset=True))
+    rig = Rig(stamp_config(zero_is_unset=True))
     with caplog.at_level(logging.INFO, logger='ahawam_ros'):
         for _ in range(3):
             assert rig.planner.check_camera_stamp(CAMERAS[1], 0.0) is None
@@ -125,14 +126,14 @@ def test_an_unset_camera_stamp_is_refused_and_logged_once_naming_the_topic(caplo
 
 
 def test_negative_stamps_are_refused():
-    guard = StampGuard()
+    guard = StampGuard(stamp_config())
     assert guard.check('joints', -1.0, 5.0).cause == 'negative'
     assert guard.check('joints', 0.0, 5.0).accepted  # 0 is a time on a clock that starts there
     assert guard.check('joints', 0.0, 0.0).accepted
 
 
 def test_a_clock_that_reads_zero_has_not_started_under_ros_semantics():
-    guard = StampGuard(StampConfig(zero_is_unset=True))
+    guard = StampGuard(stamp_config(zero_is_unset=True))
     assert guard.check('joints', 12.0, 0.0).cause == 'no_clock'
     assert guard.check('joints', 12.0, 12.01).accepted
 
@@ -173,7 +174,8 @@ def test_cameras_that_die_make_the_executor_hold_naming_the_camera():
 def test_a_context_from_another_clock_is_refused():
     rig = Rig()
     far = ManualClock(START + 100.0)  # a planner on another clock
-    planner = PlannerCore(rig.policy, ContextSlot(), clock=far, episode_start=START)
+    planner = PlannerCore(rig.policy, ContextSlot(), planner_config(), clock=far,
+                          episode_start=START)
     planner.update_images(IMAGES, far())
     handle = planner.refresh().snapshot.handle
     assert not rig.executor.accept_context(handle, '/robot/world_context')
@@ -195,7 +197,7 @@ def test_negative_ages_never_count_as_fresh():
 
 
 def test_accepted_stamps_ahead_of_the_clock_are_kept_as_now():
-    guard = StampGuard(StampConfig(max_future=0.2))
+    guard = StampGuard(stamp_config(max_future=0.2))
     verdict = guard.check('joints', 10.15, 10.0)
     assert verdict.accepted and verdict.stamp == 10.0
     assert guard.check('joints', 10.15, 10.05).stamp == 10.0  # the same message again
@@ -204,7 +206,7 @@ def test_accepted_stamps_ahead_of_the_clock_are_kept_as_now():
 
 
 def test_a_consistent_offset_is_reported_by_topic_and_a_single_outlier_is_not(caplog):
-    guard = StampGuard(StampConfig(max_offset=0.5))
+    guard = StampGuard(stamp_config(max_offset=0.5))
     with caplog.at_level(logging.INFO, logger='ahawam_ros'):
         for i in range(20):
             now = 100.0 + 0.1 * i
@@ -229,4 +231,4 @@ def test_a_consistent_offset_is_reported_by_topic_and_a_single_outlier_is_not(ca
                                           ({'max_offset': 0.0}, 'max_offset')])
 def test_stamp_config_names_the_bad_field(kwargs, name):
     with pytest.raises(ValueError, match=name):
-        StampConfig(**kwargs)
+        stamp_config(**kwargs)

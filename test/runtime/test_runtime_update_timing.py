@@ -1,5 +1,6 @@
 """Latency-aware chunk scheduling: when the next update starts, stale actions, no holds."""
 
+import dataclasses
 import math
 import threading
 
@@ -7,12 +8,13 @@ from ahawam_ros.runtime.chunk_scheduler import ACCEPTED, ActionChunk, ChunkSched
 from ahawam_ros.runtime.chunk_scheduler import DROP_STALE
 from ahawam_ros.runtime.clock import ManualClock
 from ahawam_ros.runtime.context_slot import ContextRegistry, ContextSlot
-from ahawam_ros.runtime.executor_core import ExecutorConfig, ExecutorCore
+from ahawam_ros.runtime.executor_core import ExecutorCore
 from ahawam_ros.runtime.policy_api import FakePolicy
 from ahawam_ros.runtime.safety import SafetyConfig
 from ahawam_ros.runtime.update_timing import lead_steps
 import numpy as np
 import pytest
+from runtime_configs import executor_config, scheduler_config
 
 A, K, PERIOD = 4, 16, 0.02
 IMAGES = np.zeros((1, 8, 8, 3), np.uint8)
@@ -38,8 +40,8 @@ class SteppedWorld:
         slot = ContextSlot(ContextRegistry())
         safety = SafetyConfig.uniform(A, -1.0, 1.0, 10.0, max_context_age=100.0,
                                       max_observation_age=0.1)
-        config = ExecutorConfig(safety=safety, schedule=schedule, execute_steps=execute_steps,
-                                lead_margin_steps=margin)
+        config = executor_config(safety, schedule=schedule, execute_steps=execute_steps,
+                                 lead_margin_steps=margin)
         self.core = ExecutorCore(self.policy, slot, config, clock=self.clock, episode_start=0.0,
                                  wall_clock=self.clock)
         slot.publish(self.policy.plan(IMAGES, 0), obs_stamp=0.0, publish_time=0.0)
@@ -59,8 +61,8 @@ class SteppedWorld:
             self.clock.set_time(t)
             self._time.notify_all()
 
-    def run(self, ticks):
-        for i in range(ticks):
+    def run(self, ticks, first=0):
+        for i in range(first, first + ticks):
             t = i * PERIOD
             self._set_time(t)
             if self._thread is not None and not self._parked_for_later(t):
@@ -148,7 +150,7 @@ def test_execute_steps_is_a_minimum_spacing_in_the_latency_schedule(execute_step
 
 
 def test_stale_actions_are_counted_when_a_chunk_arrives_late():
-    scheduler = ChunkScheduler()
+    scheduler = ChunkScheduler(scheduler_config())
     chunk = ActionChunk(np.zeros((K, A)), t0=1.0, period=PERIOD)
     assert scheduler.stale_actions() == (0, 0)
     assert scheduler.offer(chunk, now=1.0 + 3 * PERIOD) == ACCEPTED
@@ -179,6 +181,18 @@ def test_lead_is_the_latency_rounded_up_to_steps_plus_the_margin(latency, steps)
                                          ('lead_percentile', math.nan),
                                          ('lead_margin_steps', -1)])
 def test_config_names_the_bad_scheduling_field(field, value):
-    safety = SafetyConfig.uniform(A, -1.0, 1.0, 1.0)
+    safety = SafetyConfig.uniform(A, -1.0, 1.0, 1.0, max_context_age=1.0, max_observation_age=0.1)
     with pytest.raises(ValueError, match=field):
-        ExecutorConfig(safety=safety, **{field: value})
+        executor_config(safety, **{field: value})
+
+
+def test_a_reconfigured_execute_steps_changes_the_cadence():
+    """A live execute_steps (ros2 param set) is the spacing the next updates keep."""
+    world = SteppedWorld(0, schedule='spacing', execute_steps=1)
+    world.run(40)
+    before = world.core.stats()['chunks_accepted']
+    world.core.reconfigure(dataclasses.replace(world.core.config, execute_steps=5))
+    world.run(40, first=40)
+    after = world.core.stats()['chunks_accepted'] - before
+    assert before >= 35  # a chunk from every joint state
+    assert 6 <= after <= 10, after  # one every 5 steps

@@ -1,9 +1,11 @@
 """Where the package's files are (config, urdf, rviz): installed, or in the source tree."""
 
 from pathlib import Path
+import sys
 
 PACKAGE = 'ahawam_ros'
-SOURCE_ROOT = Path(__file__).resolve().parents[2]
+SOURCE_ROOT = Path(__file__).resolve().parents[1]
+SYSTEM_PARAMS = ('config', 'bimanual.yaml')
 
 
 def share_dir() -> Path:
@@ -17,8 +19,13 @@ def share_dir() -> Path:
 
 def share_file(*parts: str) -> Path:
     """Return an installed package file, falling back to the source tree; raise if missing."""
-    for root in (share_dir(), SOURCE_ROOT):
+    for root in (share_dir(), SOURCE_ROOT, Path(sys.prefix) / 'share' / PACKAGE):
         path = root.joinpath(*parts)
         if path.exists():
             return path
     raise FileNotFoundError(f'{"/".join(parts)} not found in {share_dir()} or {SOURCE_ROOT}')
+
+
+def system_params_file() -> Path:
+    """Return the system's ROS parameter file, config/bimanual.yaml (raise if missing)."""
+    return share_file(*SYSTEM_PARAMS)
