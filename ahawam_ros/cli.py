@@ -14,19 +14,21 @@ SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
     'info': ('ahawam_ros.info', 'print versions and what this install can do'),
     'train': ('ahawam_ros.train.cli', 'train AHA-WAM on a directory of demonstration bags'),
     'export': ('ahawam_ros.train.export', 'package a trained checkpoint (fp16 weights)'),
+    'distill': ('ahawam_ros.train.distill', 'AHA-WAM-Flash: distil a 1/2/4-step executor '
+                'from a trained checkpoint'),
     'record-demos': ('ahawam_ros.sim.record_demos', 'record scripted-expert demonstrations '
                      'in the simulator as rosbag2 (mcap)'),
     'demo': ('ahawam_ros.ros.demo', 'run the system on the embedded default (ROS 2 nodes, '
              'simulator, packaged checkpoint)'),
-    'eval-sim': ('ahawam_ros.eval.sim_eval', 'closed-loop episodes in the simulator: async vs '
-                 'sync vs planner-off'),
-    'eval-grounding': ('ahawam_ros.eval.grounding', 'does the chunk see the cube? held-out '
+    'eval-sim': ('ahawam_ros.eval.closed_loop.cli', 'closed-loop episodes in the simulator: '
+                 'async vs sync vs planner-off'),
+    'eval-grounding': ('ahawam_ros.eval.grounding.cli', 'does the chunk see the cube? held-out '
                        'R^2 of its position from the chunk, input-swap sensitivity'),
-    'eval-curve': ('ahawam_ros.eval.training_curve', 'success and grounding of a training '
+    'eval-curve': ('ahawam_ros.eval.grounding.curve', 'success and grounding of a training '
                    "run's checkpoints against training time"),
-    'eval-bag': ('ahawam_ros.eval.bag_eval', 'replay recorded bags through the async runtime '
+    'eval-bag': ('ahawam_ros.eval.bag.cli', 'replay recorded bags through the async runtime '
                  'and compare with the commands sent'),
-    'bench': ('ahawam_ros.eval.bench_suite', 'model, runtime and ROS benchmarks side by side '
+    'bench': ('ahawam_ros.bench.cli', 'model, runtime and ROS benchmarks side by side '
               '(JSON and a table)'),
 }
 

@@ -49,7 +49,7 @@ def small() -> ModelConfig:
     """
     Return a model that trains in about an hour and runs in real time on 2 CPU cores.
 
-    Sized by what 2 cores can train, not only by what they can run (issue 10): the planner
+    Sized by what 2 cores can train, not only by what they can run: the planner
     is the training step's cost, so it sees 60 tokens a frame (3 views of 128 x 160, 8x
     compression, 4 x 4 patches) through a 256-wide, 3-layer DiT with a 2-frame memory (about
     14x the training throughput of a 640-wide planner over 240 tokens a frame, which saw half

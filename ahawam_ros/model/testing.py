@@ -4,9 +4,8 @@ Helpers for tests and benchmarks of the model: synthetic episodes and de-zeroed 
 Shapes: T steps, V views, H x W pixels, A action dim.
 """
 
-from typing import Dict, Optional
+from typing import Dict
 
-from ahawam_ros.data.episode import Episode
 from ahawam_ros.model.aha_wam import AhaWamModel
 from ahawam_ros.model.config import ModelConfig
 from ahawam_ros.model.sample_builder import build_sample, collate_samples
@@ -32,19 +31,6 @@ def synthetic_episode(config: ModelConfig, length: int, seed: int = 0) -> Dict[s
     walk = np.cumsum(rng.normal(scale=0.05, size=(length, action_dim)), axis=0)  # (T, A)
     return {'frames': frames, 'joint_positions': walk.astype(np.float32),
             'actions': np.roll(walk, -1, axis=0).astype(np.float32)}
-
-
-def synthetic_training_episode(config: ModelConfig, length: int, seed: int = 0,
-                               object_position: Optional[np.ndarray] = None) -> Episode:
-    """Return `synthetic_episode` as an `Episode` (generic camera and joint names, task 0)."""
-    data = synthetic_episode(config, length, seed)
-    return Episode(images=data['frames'], joint_positions=data['joint_positions'].astype(float),
-                   actions=data['actions'].astype(float),
-                   timestamps=np.arange(length, dtype=np.int64) * 20_000_000,
-                   task=config.task.task_names[0],
-                   cameras=tuple(f'view{i}' for i in range(config.autoencoder.num_views)),
-                   joint_names=tuple(f'joint{i}' for i in range(config.executor.action_dim)),
-                   object_position=object_position)
 
 
 def synthetic_batch(config: ModelConfig, batch_size: int, seed: int = 0,

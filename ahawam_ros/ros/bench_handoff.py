@@ -9,7 +9,7 @@ subscriber in the same process, side by side in one graph:
 - serialized: the K/V floats in a `std_msgs/Float32MultiArray` through a real topic (built,
   CDR-serialized, delivered, deserialized), rebuilt as tensors by the subscriber.
 Latency runs from the context being ready to it being usable as tensors by the subscriber.
-`ahawam bench` runs it among its ROS rows; `python -m ahawam_ros.ros.bench_handoff` alone.
+`ahawam bench` runs it among its ROS rows; `python -m ahawam_ros.bench.handoff` alone.
 """
 
 import array
@@ -35,7 +35,7 @@ import torch  # noqa: E402
 
 HANDOFF_MIB = (1.0, 16.0, 64.0)  # synthetic context sizes beside the policy's own
 SERIALIZED_BYTES = 1 << 29  # per size: the serialized handoffs move at most ~512 MiB in all
-# issue 9's targets: by reference <= 1 ms p50, and >= 100x the serialized topic at >= 64 MiB
+# the targets: by reference <= 1 ms p50, and >= 100x the serialized topic at >= 64 MiB
 HANDOFF_TARGET_MS, HANDOFF_TARGET_RATIO, HANDOFF_TARGET_BYTES = 1.0, 100.0, 64 << 20
 
 
@@ -310,24 +310,6 @@ def _wait_matched(publishers, timeout: float) -> None:
         time.sleep(0.01)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Print the context handoff bench alone: the policy's context and synthetic sizes."""
-    import argparse
-    from ahawam_ros.eval.sim_policy import load_eval_policy, policy_views
-    parser = argparse.ArgumentParser(prog='python -m ahawam_ros.ros.bench_handoff',
-                                     description=main.__doc__)
-    parser.add_argument('--checkpoint', default='', help='policy whose context is measured '
-                        '(default: the packaged one)')
-    parser.add_argument('--sizes-mib', type=float, nargs='*', default=list(HANDOFF_MIB))
-    parser.add_argument('--handoffs', type=int, default=50)
-    args = parser.parse_args(argv)
-    policy = load_eval_policy(args.checkpoint)
-    contexts = handoff_contexts(policy, (policy_views(policy), *policy.image_size),
-                                args.sizes_mib)
-    print('\n'.join(handoff_lines(measure_handoff(contexts, args.handoffs))))
-    return 0
-
-
 def handoff_contexts(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
                      sizes_mib: Sequence[float] = HANDOFF_MIB) -> Dict[str, Any]:
     """Return label -> context: the policy's own (from a black frame), then synthetic sizes."""
@@ -337,7 +319,3 @@ def handoff_contexts(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
     contexts = {'policy context': context}
     contexts.update({f'synthetic {mib:g} MiB': synthetic_context(mib) for mib in sizes_mib})
     return contexts
-
-
-if __name__ == '__main__':
-    raise SystemExit(main())

@@ -2,9 +2,10 @@
 The bringup executable: world planner and action executor in ONE process.
 
 Hosting both nodes in one process is what lets the world context travel by reference (the
-WorldContext topic carries only a descriptor and a handle). They spin on a
-MultiThreadedExecutor with separate callback groups; refreshes and chunk inference run in the
-runtime's worker threads, so the 50 Hz command timer keeps its rate on 2 cores. `--with-sim`
+WorldContext topic carries only a descriptor and a handle). They spin on rclpy's
+EventsExecutor (`spin.make_executor`; `AHAWAM_EXECUTOR=multi` picks the MultiThreadedExecutor)
+with separate callback groups; refreshes and chunk inference run in the runtime's worker
+threads, so the 50 Hz command timer keeps its rate on 2 cores. `--with-sim`
 also hosts the simulator node. Parameters come from config/bimanual.yaml unless a
 --params-file is given.
 

@@ -135,12 +135,6 @@ def action_chunk_msg(actions: np.ndarray, joint_names: Sequence[str], t0: float,
     return msg
 
 
-def chunk_actions(msg: ActionChunk) -> np.ndarray:
-    """Read the (K, A) actions of an ActionChunk message."""
-    values = np.asarray(msg.positions, np.float64)
-    return values.reshape(msg.chunk_len, len(msg.joint_names))  # (K, A)
-
-
 def world_context_msg(seq: int, obs_stamp: float, episode_step: int, shape: Mapping[str, int],
                       memory_fill: int, memory_capacity: int, latency: float, handle: str,
                       frame_id: str) -> WorldContext:

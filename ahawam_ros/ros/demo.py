@@ -1,5 +1,8 @@
 """
-`ahawam demo`: the whole system on the embedded default, as ROS 2 nodes in one process.
+`ahawam demo`: the whole system on the embedded default, as ROS 2 nodes.
+
+The simulator runs in its own process, as a robot would; the planner and executor nodes (and
+the supervisor) share this one, so the world context travels by reference.
 
 The simulator, the world planner and the action executor (with the packaged checkpoint)
 run a few TransferCube episodes in real time; a supervisor node resets each episode with a

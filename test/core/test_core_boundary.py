@@ -9,8 +9,9 @@ import textwrap
 SCRIPT = textwrap.dedent("""
     import importlib, pkgutil, sys
 
+    # the ROS shell, and the one bench entry point that runs a ROS graph on its own
     BLOCKED = ('rclpy', 'rosidl', 'rpyutils', 'cv_bridge', 'launch', 'ament_index_python',
-               'ahawam_ros.msg', 'ahawam_ros.srv', 'ahawam_ros.ros')
+               'ahawam_ros.msg', 'ahawam_ros.srv', 'ahawam_ros.ros', 'ahawam_ros.bench.handoff')
 
     class BlockRos:
         def find_spec(self, name, path=None, target=None):

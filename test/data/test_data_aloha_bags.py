@@ -8,12 +8,12 @@ from ahawam_ros.data.bag_files import find_bags
 from ahawam_ros.data.bag_reader import BagError, read_episode
 from ahawam_ros.data.dataset import DataConfig, load_episodes
 from ahawam_ros.data.mapping_yaml import load_mapping
-from ahawam_ros.eval.bag_testing import PERIOD_NS, write_bag
-from ahawam_ros.eval.bag_testing_aloha import aloha_messages, episode_values, twin_features
-from ahawam_ros.eval.bag_testing_aloha import twin_messages
 from ahawam_ros.model.presets import tiny
 from ahawam_ros.robot import JOINT_NAMES
 from ahawam_ros.train import cli
+from bag_fixtures import PERIOD_NS, write_bag
+from bag_fixtures_aloha import aloha_messages, episode_values, twin_features
+from bag_fixtures_aloha import twin_messages
 import numpy as np
 import pytest
 

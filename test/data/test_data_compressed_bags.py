@@ -3,8 +3,8 @@
 from ahawam_ros.data.bag_reader import BagError, read_episode
 from ahawam_ros.data.camera_images import decode_compressed
 from ahawam_ros.data.features import FeatureConfig
-from ahawam_ros.eval.bag_testing import compress_cameras, compressed_msg, gradient_frame
-from ahawam_ros.eval.bag_testing import lockstep_messages, STORE, write_bag
+from bag_fixtures import compress_cameras, compressed_msg, gradient_frame
+from bag_fixtures import lockstep_messages, STORE, write_bag
 import numpy as np
 import pytest
 
@@ -117,7 +117,7 @@ def _transport_topics(bag_messages):
 
 def test_a_robot_bag_of_image_transport_compressed_topics_reads_like_the_raw_one(tmp_path):
     """Only `<configured topic>/compressed` was recorded: it stands in for the camera."""
-    from ahawam_ros.eval.bag_stream import BagSource
+    from ahawam_ros.eval.bag.stream import BagSource
     raw = read(tmp_path, 'raw', messages())
     path = write_bag(tmp_path / 'robot', _transport_topics(compress_cameras(messages())),
                      FEATURES)

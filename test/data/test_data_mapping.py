@@ -7,8 +7,8 @@ from ahawam_ros.data.joint_merge import JointDecoder, JointMerger
 from ahawam_ros.data.mapping import from_features, JointMap, JointTopic, MappingOverrides
 from ahawam_ros.data.mapping import TopicMapping
 from ahawam_ros.data.mapping_yaml import load_mapping, shipped_mappings
-from ahawam_ros.eval.bag_testing import command_msg, joint_msg, trajectory_msg
 from ahawam_ros.robot import JOINT_NAMES
+from bag_fixtures import command_msg, joint_msg, trajectory_msg
 import numpy as np
 import pytest
 

@@ -4,14 +4,13 @@ import time
 from typing import List, Optional, Tuple
 
 from ahawam_ros.data.features import FeatureConfig
-from ahawam_ros.eval.bag_eval import BagEvalConfig, evaluate_bag
-from ahawam_ros.eval.bag_metrics import figures, problems
-from ahawam_ros.eval.bag_replay import BagReplay, EvalError
-from ahawam_ros.eval.bag_stream import BagSource
-from ahawam_ros.eval.bag_testing import compress_cameras, gradient_frame, lockstep_messages
-from ahawam_ros.eval.bag_testing import write_bag
-from ahawam_ros.eval.report import headline
+from ahawam_ros.eval.bag.cli import BagEvalConfig, evaluate_bag
+from ahawam_ros.eval.bag.metrics import figures, problems
+from ahawam_ros.eval.bag.replay import BagReplay, EvalError
+from ahawam_ros.eval.bag.report import headline
+from ahawam_ros.eval.bag.stream import BagSource
 from ahawam_ros.runtime.settings import RuntimeSettings
+from bag_fixtures import compress_cameras, gradient_frame, lockstep_messages, write_bag
 import numpy as np
 import pytest
 from rosbags.rosbag2 import StoragePlugin

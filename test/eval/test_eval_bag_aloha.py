@@ -6,12 +6,11 @@ import shutil
 import struct
 
 from ahawam_ros import cli
-from ahawam_ros.eval.bag_eval import BagEvalConfig, evaluate_bag
-from ahawam_ros.eval.bag_testing import PERIOD_NS, write_bag
-from ahawam_ros.eval.bag_testing_aloha import aloha_messages, episode_values, twin_features
-from ahawam_ros.eval.bag_testing_aloha import twin_messages
+from ahawam_ros.eval.bag.cli import BagEvalConfig, evaluate_bag
 from ahawam_ros.runtime.loading import load_policy
 from ahawam_ros.runtime.policy_api import FakePolicy
+from bag_fixtures import PERIOD_NS, write_bag
+from bag_fixtures_aloha import aloha_messages, episode_values, twin_features, twin_messages
 import numpy as np
 import pytest
 

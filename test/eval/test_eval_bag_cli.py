@@ -6,9 +6,9 @@ import re
 
 from ahawam_ros import cli
 from ahawam_ros.data.features import FeatureConfig
-from ahawam_ros.eval import bag_eval
-from ahawam_ros.eval.bag_metrics import figures, problems
-from ahawam_ros.eval.bag_testing import compress_cameras, lockstep_messages, STORE, write_bag
+from ahawam_ros.eval.bag import cli as bag_eval
+from ahawam_ros.eval.bag.metrics import figures, problems
+from bag_fixtures import compress_cameras, lockstep_messages, STORE, write_bag
 import numpy as np
 import pytest
 from rosbags.rosbag2 import StoragePlugin

@@ -2,8 +2,8 @@
 
 import math
 
-from ahawam_ros.eval.grasp import FirstGrasp
-from ahawam_ros.eval.sim_metrics import format_table, summarize_mode
+from ahawam_ros.eval.closed_loop.grasp import FirstGrasp
+from ahawam_ros.eval.closed_loop.metrics import format_table, summarize_mode
 import numpy as np
 import pytest
 

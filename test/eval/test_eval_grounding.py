@@ -10,10 +10,10 @@ import pytest
 pytest.importorskip('gym_aloha', reason='the simulator (requirements/sim.txt) is not installed')
 
 from ahawam_ros import cli  # noqa: E402, I100
-from ahawam_ros.eval.grounding import (ExpertObserver, format_table, GroundingOptions,  # noqa
-                                       grounding_metrics, refresh_steps)
-from ahawam_ros.eval.probe import ridge_cv_r2  # noqa: E402
-from ahawam_ros.eval.sim_policy import PolicyViews  # noqa: E402
+from ahawam_ros.eval.closed_loop.policy import PolicyViews  # noqa: E402
+from ahawam_ros.eval.grounding.cli import (ExpertObserver, format_table,  # noqa: E402
+                                           grounding_metrics, GroundingOptions, refresh_steps)
+from ahawam_ros.eval.grounding.probe import ridge_cv_r2  # noqa: E402
 from ahawam_ros.sim.aloha_env import SimConfig  # noqa: E402
 
 pytestmark = pytest.mark.sim
@@ -74,8 +74,8 @@ def test_metrics_recompute_from_the_arrays(grounding):
 
 
 def test_same_noise_gives_the_same_chunk(varied_tiny_checkpoint):
-    from ahawam_ros.eval.grounding import chunk
-    from ahawam_ros.eval.sim_policy import load_eval_policy
+    from ahawam_ros.eval.grounding.cli import chunk
+    from ahawam_ros.eval.closed_loop.policy import load_eval_policy
     policy = load_eval_policy(varied_tiny_checkpoint)
     images = np.full((2, 16, 16, 3), 90, np.uint8)
     proprio = np.zeros(14, np.float32)

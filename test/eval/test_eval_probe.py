@@ -1,6 +1,6 @@
 """The held-out ridge R^2 probe on synthetic data (numpy only)."""
 
-from ahawam_ros.eval.probe import ridge_cv_r2
+from ahawam_ros.eval.grounding.probe import ridge_cv_r2
 import numpy as np
 import pytest
 

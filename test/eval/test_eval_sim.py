@@ -11,7 +11,7 @@ pytest.importorskip('gym_aloha', reason='the simulator (requirements/sim.txt) is
 
 from ahawam_ros import cli  # noqa: E402, I100
 from ahawam_ros.data.demo_bags import read_bag_metadata  # noqa: E402
-from ahawam_ros.eval.sim_modes import MODES  # noqa: E402
+from ahawam_ros.eval.closed_loop.modes import MODES  # noqa: E402
 
 pytestmark = pytest.mark.sim
 EPISODES, STEPS = 2, 30

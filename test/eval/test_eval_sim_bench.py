@@ -2,10 +2,9 @@
 
 import math
 
-from ahawam_ros.eval import bench_suite
-from ahawam_ros.eval.bench_runtime import (planner_run, resident_mb, training_throughput,
-                                           update_rates)
-from ahawam_ros.eval.sim_policy import load_eval_policy
+from ahawam_ros.bench import cli as bench_suite
+from ahawam_ros.bench.runtime import planner_run, resident_mb, training_throughput, update_rates
+from ahawam_ros.eval.closed_loop.policy import load_eval_policy
 from ahawam_ros.runtime.settings import PlannerSettings
 import pytest
 

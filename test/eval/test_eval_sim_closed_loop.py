@@ -4,11 +4,11 @@ import math
 from pathlib import Path
 from types import SimpleNamespace
 
-from ahawam_ros.eval.closed_loop import ClosedLoopConfig, delay_steps, EpisodeResult
-from ahawam_ros.eval.closed_loop import LockstepRuntime, run_episode
-from ahawam_ros.eval.sim_eval import parse_options, ros_figures
-from ahawam_ros.eval.sim_metrics import format_table, summarize_mode, wilson_interval
-from ahawam_ros.eval.sim_modes import blank_context, PLANNER_OFF, SYNC
+from ahawam_ros.eval.closed_loop.cli import parse_options, ros_figures
+from ahawam_ros.eval.closed_loop.lockstep import (ClosedLoopConfig, delay_steps, EpisodeResult,
+                                                  LockstepRuntime, run_episode)
+from ahawam_ros.eval.closed_loop.metrics import format_table, summarize_mode, wilson_interval
+from ahawam_ros.eval.closed_loop.modes import blank_context, PLANNER_OFF, SYNC
 from ahawam_ros.model.kv_memory import PlannerContext
 from ahawam_ros.runtime.clock import ManualClock
 from ahawam_ros.runtime.params_file import settings_from_params_file

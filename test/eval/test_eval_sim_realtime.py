@@ -3,10 +3,10 @@
 import threading
 import time
 
-from ahawam_ros.eval.episode import ClosedLoopConfig, REALTIME
-from ahawam_ros.eval.realtime_loop import run_realtime_episode
-from ahawam_ros.eval.sim_eval import parse_options
-from ahawam_ros.eval.sim_modes import PLANNER_OFF, SYNC
+from ahawam_ros.eval.closed_loop.cli import parse_options
+from ahawam_ros.eval.closed_loop.episode import ClosedLoopConfig, REALTIME
+from ahawam_ros.eval.closed_loop.modes import PLANNER_OFF, SYNC
+from ahawam_ros.eval.closed_loop.realtime import run_realtime_episode
 from ahawam_ros.runtime.policy_api import FakePolicy
 from ahawam_ros.runtime.settings import RuntimeSettings
 from fake_env import FakeEnv, views

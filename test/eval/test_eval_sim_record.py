@@ -2,7 +2,7 @@
 
 from types import SimpleNamespace
 
-from ahawam_ros.eval.sim_record import EpisodeRecorder, write_video
+from ahawam_ros.eval.closed_loop.record import EpisodeRecorder, write_video
 from ahawam_ros.robot import ACTION_DIM
 from ahawam_ros.sim.episode import SimEpisode
 import numpy as np

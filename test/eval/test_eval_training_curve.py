@@ -2,8 +2,8 @@
 
 import math
 
-from ahawam_ros.eval.training_curve import (CurveOptions, format_markdown, main,
-                                            policy_checkpoints, training_minutes)
+from ahawam_ros.eval.grounding.curve import (CurveOptions, format_markdown, main,
+                                             policy_checkpoints, training_minutes)
 import pytest
 
 

@@ -3,7 +3,7 @@ The ROS benchmark's measuring functions on a tiny checkpoint: short runs, consis
 
 Nothing here asserts a rate or a latency (a loaded 2-core machine misses any such figure):
 the tests check what the benches count and how their figures relate; `ahawam bench` and
-`python -m ahawam_ros.ros.bench_handoff` print the figures.
+`python -m ahawam_ros.bench.handoff` print the figures.
 """
 
 import math

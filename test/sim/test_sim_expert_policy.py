@@ -7,8 +7,8 @@ import pytest
 
 pytest.importorskip('gym_aloha', reason='the simulator (requirements/sim.txt) is not installed')
 
-from ahawam_ros.eval import sim_eval  # noqa: E402, I100
-from ahawam_ros.eval.closed_loop import ClosedLoopConfig, run_episode  # noqa: E402
+from ahawam_ros.eval.closed_loop import cli as sim_eval  # noqa: E402, I100
+from ahawam_ros.eval.closed_loop.lockstep import ClosedLoopConfig, run_episode  # noqa: E402
 from ahawam_ros.robot import FIRST_HELD_OUT_SEED  # noqa: E402
 from ahawam_ros.runtime.loading import (CHECKPOINT_POLICY, EXPERT_POLICY,  # noqa: E402
                                         select_policy)

@@ -2,13 +2,13 @@
 
 import dataclasses
 
+from ahawam_ros.data.synthetic import synthetic_training_episode
 from ahawam_ros.model.aha_wam import AhaWamModel
 from ahawam_ros.model.checkpoint import load_checkpoint
 from ahawam_ros.model.losses import history_memory, planner_forward
 from ahawam_ros.model.presets import get_preset
-from ahawam_ros.model.testing import perturb_zero_inits, synthetic_training_episode
-from ahawam_ros.train.executor_stage import (build_bank, EarlyDraws, sample_batch,
-                                             train_executor)
+from ahawam_ros.model.testing import perturb_zero_inits
+from ahawam_ros.train.executor_stage import build_bank, EarlyDraws, sample_batch, train_executor
 from ahawam_ros.train.state import load_trainer_state, resolve_resume
 import numpy as np
 import pytest

@@ -202,3 +202,23 @@ def test_object_loss_weight_overrides_the_presets_and_is_saved(tmp_path):
     assert model.config.objective.object_loss_weight == 0.5
     with pytest.raises(ValueError, match=r'TrainConfig.object_loss_weight'):
         TrainConfig(object_loss_weight=-1)
+
+
+def test_distill_saves_a_flash_student_that_loads_as_a_policy(uninterrupted, bags, tmp_path):
+    from ahawam_ros.model.policy import AhaWamPolicy
+    from ahawam_ros.train import distill
+    out = tmp_path / 'student'
+    assert distill.main(['--checkpoint', str(uninterrupted.final), '--data', str(bags),
+                         '--student-steps', '1', '--steps', '3', '--batch-size', '2',
+                         '--out', str(out)]) == 0
+    teacher, teacher_info = load_checkpoint(uninterrupted.final)
+    student, info = load_checkpoint(out)
+    assert student.config.flow.num_inference_steps == 1
+    assert info.configs['distill']['student_steps'] == 1 and info.step == teacher_info.step + 3
+    assert info.norm_stats == teacher_info.norm_stats
+    changed = [name for name, p in student.state_dict().items()
+               if not torch.equal(p, teacher.state_dict()[name])]
+    assert changed and all(name.startswith('executor.') for name in changed)
+    assert AhaWamPolicy.from_checkpoint(str(out)).num_steps == 1
+    assert distill.main(['--checkpoint', str(tmp_path / 'missing'), '--data', str(bags),
+                         '--out', str(tmp_path / 'x')]) == 2

@@ -41,9 +41,9 @@ import time
 from types import SimpleNamespace
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ahawam_ros.eval.probe import ridge_cv_r2
-from ahawam_ros.eval.sim_metrics import write_json
-from ahawam_ros.eval.sim_policy import load_eval_policy, PolicyViews, sim_config_for
+from ahawam_ros.eval.closed_loop.metrics import write_json
+from ahawam_ros.eval.closed_loop.policy import load_eval_policy, PolicyViews, sim_config_for
+from ahawam_ros.eval.grounding.probe import ridge_cv_r2
 from ahawam_ros.robot import ACTION_DIM, CONTROL_RATE_HZ, FIRST_HELD_OUT_SEED, JOINT_NAMES
 from ahawam_ros.sim.aloha_env import AlohaSim
 from ahawam_ros.sim.renderer import TiledRenderer

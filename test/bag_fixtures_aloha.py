@@ -21,9 +21,9 @@ from typing import List, Optional, Tuple
 
 from ahawam_ros.data.features import COMMAND_MSG, FeatureConfig, IMAGE_MSG, JOINT_STATE_MSG
 from ahawam_ros.data.features import TRAJECTORY_MSG
-from ahawam_ros.eval.bag_testing import command_msg, gradient_frame, image_msg, joint_msg
-from ahawam_ros.eval.bag_testing import Message, PERIOD_NS, trajectory_msg
 from ahawam_ros.robot import ARMS
+from bag_fixtures import command_msg, gradient_frame, image_msg, joint_msg
+from bag_fixtures import Message, PERIOD_NS, trajectory_msg
 import numpy as np
 
 MS = 1_000_000

@@ -11,15 +11,16 @@ import math
 import os
 from typing import Any, Dict, List
 
-from ahawam_ros.eval.bench_model import (ideal_ratio, PAPER_SPEEDUP, PlannerBeside,
-                                         stage_macs, Stages, time_round_robin)
-from ahawam_ros.eval.sim_metrics import latency_summary
-from ahawam_ros.eval.sim_policy import policy_views
+from ahawam_ros.bench.model import (ideal_ratio, PAPER_SPEEDUP, PlannerBeside, stage_macs, Stages,
+                                    time_round_robin)
+from ahawam_ros.data.synthetic import synthetic_training_episode
+from ahawam_ros.eval.closed_loop.metrics import latency_summary
+from ahawam_ros.eval.closed_loop.policy import policy_views
 from ahawam_ros.model.aha_wam import AhaWamModel
 from ahawam_ros.model.losses import trainable_parameters, training_step
 from ahawam_ros.model.policy import AhaWamPolicy
 from ahawam_ros.model.presets import get_preset
-from ahawam_ros.model.testing import synthetic_batch, synthetic_training_episode
+from ahawam_ros.model.testing import synthetic_batch
 from ahawam_ros.runtime.assembly import build_planner, HostRules
 from ahawam_ros.runtime.clock import ManualClock
 from ahawam_ros.runtime.planner_core import PUBLISHED

@@ -1,7 +1,7 @@
 """
 Latency benchmark of the AHA-WAM model: asynchronous vs synchronous updates, eager vs compiled.
 
-    python -m ahawam_ros.eval.bench_model [--presets small tiny] [--repeats R] [--threads T]
+    python -m ahawam_ros.bench.model [--presets small tiny] [--repeats R] [--threads T]
 
 For each preset: frame encode, planner refresh (full memory), OVCR, one action step (eager
 stages), then one executor update (encode + OVCR + N Euler steps) and one synchronous baseline

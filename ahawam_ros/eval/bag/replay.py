@@ -28,8 +28,8 @@ import math
 import time
 from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Tuple
 
-from ahawam_ros.eval.bag_metrics import ReplayTrace
-from ahawam_ros.eval.bag_stream import BagMessage, BagSource, COMMAND, IMAGE, JOINTS
+from ahawam_ros.eval.bag.metrics import ReplayTrace
+from ahawam_ros.eval.bag.stream import BagMessage, BagSource, COMMAND, IMAGE, JOINTS
 from ahawam_ros.runtime.assembly import build_executor, build_planner, HostRules
 from ahawam_ros.runtime.chunk_scheduler import ACCEPTED
 from ahawam_ros.runtime.clock import ManualClock

@@ -14,7 +14,7 @@ import html
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ahawam_ros.eval.bag_metrics import compare, Comparison, ReplayTrace, ROLES, SEAM
+from ahawam_ros.eval.bag.metrics import compare, Comparison, ReplayTrace, ROLES, SEAM
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 import numpy as np

@@ -16,7 +16,7 @@ from ahawam_ros.data.bag_layout import Layout
 from ahawam_ros.data.features import FeatureConfig
 from ahawam_ros.data.mapping import MappingOverrides
 from ahawam_ros.data.mapping_yaml import load_mapping
-from ahawam_ros.eval.bag_replay import ReplayTiming
+from ahawam_ros.eval.bag.replay import ReplayTiming
 from ahawam_ros.runtime.settings import RuntimeSettings
 from ahawam_ros.runtime.settings_flags import add_settings_flags, settings_from_args
 

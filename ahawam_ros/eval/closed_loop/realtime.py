@@ -22,7 +22,7 @@ counted (`late_steps`), the pacing restarts from it (no burst of catch-up steps)
 time the episode ran.
 
 Modes: async runs both workers (the planner refreshes at most at `refresh_rate_hz`); sync and
-planner-off run the executor worker alone against the context of `sim_modes` (the whole
+planner-off run the executor worker alone against the context of `modes` (the whole
 synchronous update, or a blank context), published with each observation.
 """
 
@@ -30,10 +30,10 @@ import math
 import time
 from typing import Any, Callable, List, Optional
 
-from ahawam_ros.eval.episode import (apply_command, CameraFrames, ClosedLoopConfig,
-                                     EpisodeResult, REALTIME, settle_count)
-from ahawam_ros.eval.sim_modes import (ASYNC, blank_context, PLANNER_OFF, SYNC, SYNC_CONTEXT,
-                                       SyncPolicy)
+from ahawam_ros.eval.closed_loop.episode import (apply_command, CameraFrames, ClosedLoopConfig,
+                                                 EpisodeResult, REALTIME, settle_count)
+from ahawam_ros.eval.closed_loop.modes import (ASYNC, blank_context, PLANNER_OFF, SYNC,
+                                               SYNC_CONTEXT, SyncPolicy)
 from ahawam_ros.runtime.assembly import build_runtime, HostRules
 from ahawam_ros.runtime.clock import ManualClock
 from ahawam_ros.runtime.orchestrator import OrchestratorConfig

@@ -4,7 +4,7 @@ The evaluation modes: what the executor runs against in async, sync and planner-
 - async: AHA-WAM, the executor reads the newest planner context (nothing to adapt).
 - sync: the Fast-WAM baseline; `SyncPolicy` makes each executor update a whole
   `sync_update` (planner refresh, then the executor, on the same frame).
-- planner-off: the executor against `blank_context` (see `ahawam_ros.eval.closed_loop`).
+- planner-off: the executor against `blank_context` (see `ahawam_ros.eval.closed_loop.lockstep`).
 """
 
 from dataclasses import fields, is_dataclass, replace

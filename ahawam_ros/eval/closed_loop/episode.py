@@ -3,16 +3,16 @@ What both timings of closed-loop evaluation share: settings, episode result, ste
 
 Shapes: A action dim.
 
-`closed_loop` replays the runtime in lock-step on a simulated clock (`--timing replayed`);
-`realtime_loop` runs its worker threads in real time (`--timing realtime`, the default).
+`lockstep` replays the runtime in lock-step on a simulated clock (`--timing replayed`);
+`realtime` runs its worker threads in real time (`--timing realtime`, the default).
 """
 
 from dataclasses import dataclass, field
 import math
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ahawam_ros.eval.grasp import FirstGrasp
-from ahawam_ros.eval.sim_modes import ASYNC, MODES
+from ahawam_ros.eval.closed_loop.grasp import FirstGrasp
+from ahawam_ros.eval.closed_loop.modes import ASYNC, MODES
 from ahawam_ros.robot import CAMERA_EVERY
 from ahawam_ros.runtime.chunk_scheduler import ACCEPTED
 from ahawam_ros.runtime.settings import RuntimeSettings

@@ -11,12 +11,12 @@ the same runtime instead of a checkpoint: it is told each episode's seed, so its
 holds are the runtime's own (the ceiling of any policy).
 
 `--through runtime` (default) runs the ROS-free runtime. With `--timing realtime` (default) it
-runs as the nodes do (`realtime_loop`): the planner and executor workers compute concurrently
+runs as the nodes do (`realtime`): the planner and executor workers compute concurrently
 in their own threads (same orchestration, priorities and warm-up), and the simulator advances
 paced to real time (the cores on its clock; the real-time factor is reported), so their
 contention shows in the latencies and the holds.
 `--timing replayed` steps the simulator in lock-step with the runtime on a simulated clock and
-hands every result over after its latency measured one call after the other (`closed_loop`):
+hands every result over after its latency measured one call after the other (`lockstep`):
 deterministic, for machines too slow for real time. `--through ros` runs the deployed system,
 the ROS nodes in real time (`ahawam_ros.ros.demo`), async only. Every mode runs the same seeds.
 Prints one table (success with its 68 % Wilson interval, mean max staged reward, executed
@@ -34,14 +34,14 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ahawam_ros.eval.closed_loop import run_episode
-from ahawam_ros.eval.episode import ClosedLoopConfig, REALTIME, TIMINGS
-from ahawam_ros.eval.realtime_loop import run_realtime_episode
-from ahawam_ros.eval.sim_metrics import format_table, summarize_mode, write_json
-from ahawam_ros.eval.sim_modes import ASYNC, MODES
-from ahawam_ros.eval.sim_policy import (DEMO_HW, load_eval_policy, PolicyViews,
-                                        sim_config_for)
-from ahawam_ros.eval.sim_record import EpisodeRecorder, write_bag, write_video
+from ahawam_ros.eval.closed_loop.episode import ClosedLoopConfig, REALTIME, TIMINGS
+from ahawam_ros.eval.closed_loop.lockstep import run_episode
+from ahawam_ros.eval.closed_loop.metrics import format_table, summarize_mode, write_json
+from ahawam_ros.eval.closed_loop.modes import ASYNC, MODES
+from ahawam_ros.eval.closed_loop.policy import (DEMO_HW, load_eval_policy, PolicyViews,
+                                                sim_config_for)
+from ahawam_ros.eval.closed_loop.realtime import run_realtime_episode
+from ahawam_ros.eval.closed_loop.record import EpisodeRecorder, write_bag, write_video
 from ahawam_ros.robot import CAMERA_EVERY, CONTROL_RATE_HZ, FIRST_HELD_OUT_SEED
 from ahawam_ros.runtime.loading import (CHECKPOINT_POLICY, EXPERT_POLICY, POLICY_KINDS,
                                         select_policy)

@@ -23,9 +23,9 @@ import re
 import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ahawam_ros.eval.grounding import evaluate as evaluate_grounding, GroundingOptions
-from ahawam_ros.eval.sim_eval import EvalOptions, evaluate_runtime
-from ahawam_ros.eval.sim_metrics import write_json
+from ahawam_ros.eval.closed_loop.cli import EvalOptions, evaluate_runtime
+from ahawam_ros.eval.closed_loop.metrics import write_json
+from ahawam_ros.eval.grounding.cli import evaluate as evaluate_grounding, GroundingOptions
 from ahawam_ros.robot import FIRST_HELD_OUT_SEED
 
 CHECKPOINT_PATTERN = re.compile(r'(policy|executor)_step_(\d+)$')

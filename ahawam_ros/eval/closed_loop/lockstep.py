@@ -24,7 +24,7 @@ Modes (`MODES`):
 
 Timing caveat: refreshes and updates are measured one after the other in one thread; the real
 system runs them in two threads on separate cores, so contention between them is not modelled
-here. `realtime_loop` runs them concurrently in real time (eval-sim's default); this lock-step
+here. `realtime` runs them concurrently in real time (eval-sim's default); this lock-step
 replay is `--timing replayed`.
 """
 
@@ -32,10 +32,10 @@ import math
 import time
 from typing import Any, Callable, Optional, Tuple
 
-from ahawam_ros.eval.episode import (apply_command, CameraFrames, ClosedLoopConfig,
-                                     EpisodeResult, settle_count)
-from ahawam_ros.eval.sim_modes import (ASYNC, blank_context, PLANNER_OFF, SYNC, SYNC_CONTEXT,
-                                       SyncPolicy)
+from ahawam_ros.eval.closed_loop.episode import (apply_command, CameraFrames, ClosedLoopConfig,
+                                                 EpisodeResult, settle_count)
+from ahawam_ros.eval.closed_loop.modes import (ASYNC, blank_context, PLANNER_OFF, SYNC,
+                                               SYNC_CONTEXT, SyncPolicy)
 from ahawam_ros.runtime.assembly import build_runtime, HostRules
 from ahawam_ros.runtime.chunk_scheduler import ActionChunk
 from ahawam_ros.runtime.clock import ManualClock

@@ -27,10 +27,10 @@ from pathlib import Path
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ahawam_ros.eval.bench_runtime import planner_run, proc_kib, training_throughput
-from ahawam_ros.eval.bench_runtime import update_rates
-from ahawam_ros.eval.sim_metrics import write_json
-from ahawam_ros.eval.sim_policy import load_eval_policy, policy_views, RANDOM_PREFIX
+from ahawam_ros.bench.runtime import planner_run, proc_kib, training_throughput
+from ahawam_ros.bench.runtime import update_rates
+from ahawam_ros.eval.closed_loop.metrics import write_json
+from ahawam_ros.eval.closed_loop.policy import load_eval_policy, policy_views, RANDOM_PREFIX
 from ahawam_ros.model.aha_wam import AhaWamModel, parameter_counts
 from ahawam_ros.model.presets import get_preset, PRESETS
 from ahawam_ros.runtime.settings_flags import add_settings_flags, settings_from_args

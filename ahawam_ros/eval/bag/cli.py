@@ -8,7 +8,7 @@
 Every bag (a rosbag2 directory, mcap or sqlite3, or a bare .mcap file; a directory means each
 bag in it; its topics as a `TopicMapping` (--mapping YAML) or the default layout say) is
 replayed on its own clock through `PlannerCore` + `ExecutorCore`, the cores the nodes run
-(see `bag_replay`), and what the runtime would have commanded at each control tick is
+(see `replay`), and what the runtime would have commanded at each control tick is
 compared with the command recorded then (`bag_metrics`). The output directory gets
 `metrics.json` (every figure, per bag and pooled), `report.html` (headline table and plots)
 and per bag its PNG plots and `trace.npz` (the per-tick series). It is written into a hidden
@@ -26,11 +26,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ahawam_ros.data.bag_files import BagError, find_bags
 from ahawam_ros.data.features import FeatureConfig
-from ahawam_ros.eval.bag_eval_settings import BagEvalConfig, config_from_args, parser
-from ahawam_ros.eval.bag_metrics import figures, problems, ReplayTrace
-from ahawam_ros.eval.bag_replay import BagReplay, EvalError
-from ahawam_ros.eval.bag_stream import BagSource
-from ahawam_ros.eval.report import headline, write_bag_plots, write_html
+from ahawam_ros.eval.bag.metrics import figures, problems, ReplayTrace
+from ahawam_ros.eval.bag.replay import BagReplay, EvalError
+from ahawam_ros.eval.bag.report import headline, write_bag_plots, write_html
+from ahawam_ros.eval.bag.settings import BagEvalConfig, config_from_args, parser
+from ahawam_ros.eval.bag.stream import BagSource
 from ahawam_ros.runtime.loading import load_policy
 from ahawam_ros.runtime.policy_api import ChunkPolicy
 import numpy as np

@@ -1,0 +1,148 @@
+"""
+Every live parameter, set through the node's real SetParameters service, changes behaviour.
+
+One graph (robot stand-in, planner, executor, a setter and a diagnostics listener); each case
+sets one parameter as `ros2 param set` does and observes what the nodes then do: command and
+context rates, chunk cadence, holds and their reasons, diagnostics levels and rates. (Seam
+blending and max_step act on the commands themselves: test_ros_parameters.py and
+test/runtime/test_runtime_reconfigure.py.)
+"""
+
+import time
+import uuid
+
+from ahawam_ros.msg import WorldContext
+from ahawam_ros.ros.action_executor_node import ActionExecutorNode
+from ahawam_ros.ros.world_planner_node import WorldPlannerNode
+from diagnostic_msgs.msg import DiagnosticArray
+import pytest
+from rclpy.node import Node
+from robot_stub import RobotStub
+from ros_test_utils import params, spinning, wait_for
+from test_ros_parameters import ParameterSetter
+
+pytestmark = pytest.mark.ros
+VIEWS, HEIGHT, WIDTH = 2, 16, 16  # the tiny preset's cameras
+ERROR = 2  # diagnostic_msgs/DiagnosticStatus.ERROR
+
+
+class Listener(Node):
+    """Counts world contexts and keeps every diagnostics status, with arrival times."""
+
+    def __init__(self, **kwargs):
+        super().__init__(f'listener_{uuid.uuid4().hex[:6]}', **kwargs)
+        self.contexts, self.statuses = [], []
+        self.create_subscription(WorldContext, 'world_context',
+                                 lambda msg: self.contexts.append(time.monotonic()), 10)
+        self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 50)
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        now = time.monotonic()
+        self.statuses += [(now, s.name, _level(s.level)) for s in msg.status]
+
+    def count(self, events, since: float) -> int:
+        return sum(1 for t in list(events) if t >= since)
+
+    def levels(self, role: str, since: float):
+        return [level for t, name, level in list(self.statuses)
+                if t >= since and name.endswith(role)]
+
+
+def _level(level) -> int:
+    return level[0] if isinstance(level, bytes) else int(level)
+
+
+def _rate(count_since, seconds: float) -> float:
+    """Events per second over the next `seconds`: count_since(start) at the end."""
+    start = time.monotonic()
+    time.sleep(seconds)
+    return count_since(start) / (time.monotonic() - start)
+
+
+@pytest.fixture
+def graph(ros_context, tiny_checkpoint):
+    namespace = f'/p{uuid.uuid4().hex[:8]}'
+    kwargs = {'context': ros_context, 'namespace': namespace}
+    stub = RobotStub(VIEWS, HEIGHT, WIDTH, **kwargs)
+    common = {'checkpoint': tiny_checkpoint, 'camera_topics': stub.camera_topics,
+              'diagnostics_period': 0.5}
+    planner = WorldPlannerNode(**kwargs, parameter_overrides=params(refresh_rate_hz=10.0,
+                                                                    **common))
+    executor = ActionExecutorNode(**kwargs, parameter_overrides=params(**common))
+    setter, listener = ParameterSetter(**kwargs), Listener(**kwargs)
+    with spinning(ros_context, [stub, planner, executor, setter, listener]):
+        assert wait_for(lambda: len(stub.received()[1]) >= 3, timeout=60), 'no chunks'
+        yield stub, planner, executor, setter, listener
+
+
+def _set(setter, node, **values):
+    assert setter.set_on(node, **values) == [(True, '')] * len(values)
+
+
+def _holds(executor, reason: str) -> int:
+    return executor.core.holds_by_reason.get(reason, 0)
+
+
+def test_rates_and_cadence_follow_their_parameters(graph):
+    stub, planner, executor, setter, listener = graph
+    commands = lambda since: len(stub.received()[0])  # noqa: E731
+    base = len(stub.received()[0])
+    fast = _rate(lambda s: commands(s) - base, 2.0)
+    _set(setter, executor, control_rate_hz=20.0)
+    base = len(stub.received()[0])
+    slow = _rate(lambda s: commands(s) - base, 2.0)
+    assert 15.0 <= slow <= 22.0 and fast > 1.8 * slow, (fast, slow)  # control_rate_hz
+    _set(setter, executor, control_rate_hz=50.0)
+
+    before = executor.core.stats()['chunks_accepted']
+    every_step = _rate(lambda s: executor.core.stats()['chunks_accepted'] - before, 2.0)
+    _set(setter, executor, execute_steps=10)
+    before = executor.core.stats()['chunks_accepted']
+    spaced = _rate(lambda s: executor.core.stats()['chunks_accepted'] - before, 2.0)
+    assert spaced <= 6.5 and every_step > 2.5 * spaced, (every_step, spaced)  # execute_steps
+
+    contexts = _rate(lambda s: listener.count(listener.contexts, s), 2.0)
+    _set(setter, planner, refresh_rate_hz=1.0)
+    time.sleep(1.0)  # the timer's current period runs out first
+    fewer = _rate(lambda s: listener.count(listener.contexts, s), 3.0)
+    assert fewer <= 1.7 and contexts > 2.5 * fewer, (contexts, fewer)  # refresh_rate_hz
+
+    for node, role in ((executor, 'executor'), (planner, 'planner')):
+        slow = _rate(lambda s: len(listener.levels(role, s)), 2.0)
+        _set(setter, node, diagnostics_period=0.1)
+        quick = _rate(lambda s: len(listener.levels(role, s)), 2.0)
+        assert quick > 2.5 * slow, (role, slow, quick)  # diagnostics_period
+
+
+def test_age_limits_make_the_nodes_hold_and_diagnostics_escalate(graph):
+    stub, planner, executor, setter, listener = graph
+    for name, reason in (('max_observation_age', 'stale_joint_state'),
+                         ('max_context_age', 'stale_context')):
+        before = _holds(executor, reason)
+        _set(setter, executor, **{name: 0.001})
+        assert wait_for(lambda: _holds(executor, reason) > before + 10, timeout=10), name
+        _set(setter, executor, **{name: 1.5 if name == 'max_context_age' else 0.2})
+        time.sleep(1.0)  # executing again
+
+    skipped = executor.core.chunk_results.as_dict().get('stale_images', 0)
+    _set(setter, executor, max_image_age=0.001)  # executor: frames too old for a chunk
+    assert wait_for(lambda: executor.core.chunk_results.as_dict().get('stale_images', 0)
+                    > skipped + 5, timeout=10)
+    _set(setter, executor, max_image_age=0.5)
+
+    stale = planner.core.results.as_dict().get('stale_images', 0)
+    _set(setter, planner, max_image_age=0.001)  # planner: no refresh from old frames
+    assert wait_for(lambda: planner.core.results.as_dict().get('stale_images', 0) > stale,
+                    timeout=10)
+    _set(setter, planner, error_after=0.2)  # no context for > 0.2 s: planner ERROR
+    since = time.monotonic()
+    assert wait_for(lambda: ERROR in listener.levels('planner', since), timeout=10)
+    _set(setter, planner, max_image_age=0.5)
+
+    _set(setter, executor, max_observation_age=0.001)  # holding again ...
+    since = time.monotonic()
+    time.sleep(1.5)
+    assert ERROR not in listener.levels('executor', since)  # WARN for the first 5 s
+    _set(setter, executor, hold_error_after=0.2)  # ... now ERROR after 0.2 s
+    since = time.monotonic()
+    assert wait_for(lambda: ERROR in listener.levels('executor', since), timeout=10)
