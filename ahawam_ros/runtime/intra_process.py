@@ -3,7 +3,7 @@ Intra-process delivery of context handles, by topic name: what rclcpp calls intr
 
 rclpy hands every message, even between two nodes of one process, to the middleware and then
 to a thread of the executor's pool; under load on 2 cores that alone costs 1-4 ms per world
-context (`python -m ahawam_ros.ros.bench_handoff`), though the context itself never leaves the
+context (`python -m ahawam_ros.bench.handoff`), though the context itself never leaves the
 process. So the planner node also delivers each new handle straight to the subscribers of the
 same topic name in its own process: a function call in the planner's worker thread, a few
 microseconds. The `WorldContext` descriptor still goes out on the real topic, so the ROS graph

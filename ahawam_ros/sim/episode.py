@@ -24,7 +24,7 @@ class SimEpisode:
     T control steps of simulator observations and the commands sent.
 
     Produced by `ahawam_ros.sim.scripted_expert.ScriptedExpert.record` (demonstrations) and
-    `ahawam_ros.eval.sim_record.EpisodeRecorder.finish` (closed-loop evaluation).
+    `ahawam_ros.eval.closed_loop.record.EpisodeRecorder.finish` (closed-loop evaluation).
 
     Attributes
     ----------
