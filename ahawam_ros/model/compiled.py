@@ -31,6 +31,7 @@ import os
 import threading
 import time
 from typing import Callable, Hashable, Optional, Tuple
+import warnings
 
 from ahawam_ros.model.aha_wam import AhaWamModel, EulerPlan
 import torch
@@ -173,9 +174,36 @@ class ExecutorGraph(nn.Module):
         return model.denormalize_actions(x, proprio)
 
 
+# The warnings a build is known to raise and that say nothing about this model (category,
+# message regex matched at the message's start, module regex of where it is raised). Silenced
+# around the build only, never process-wide: any other warning, from torch or from our code,
+# still reaches the caller. docs/DESIGN.md ("Compiled hot path") says how we get off
+# TorchScript; until then these are the price of a GIL-free graph.
+BENIGN_BUILD_WARNINGS = (
+    # torch 2.10+ deprecates TorchScript as a whole; the way off it is measured in DESIGN.md.
+    # (The Python 3.14+ variant, "is not supported ... and may break", is NOT silenced.)
+    (DeprecationWarning,
+     r'`torch\.jit\.(trace|trace_method|freeze|optimize_for_inference)` is deprecated\.',
+     r'torch\.jit\.'),
+    # Tuple-unpacking and zipping tensors along a leading dim the config fixes (the 6 layer
+    # and 2 head modulations, the L layers): the trace unrolls exactly what eager runs.
+    (torch.jit.TracerWarning, r'Iterating over a tensor might cause the trace to be incorrect',
+     r'ahawam_ros\.model\.'),
+    # Python branches on shapes (missing camera tiles, the batch of the memory mask), which
+    # the policy checks on every call, so the constant the trace bakes in always holds. A
+    # branch on tensor DATA would raise the same message: the compiled == eager tests across
+    # a rolled memory (test/model/test_model_compiled.py) are what would catch one.
+    (torch.jit.TracerWarning, r'Converting a tensor to a Python boolean might cause the trace '
+                              r'to be incorrect', r'ahawam_ros\.model\.'),
+)
+
+
 def build_graph(module: nn.Module, example: Tuple[torch.Tensor, ...]) -> Callable:
     """
     Trace `module` on `example` inputs, freeze it and optimise it for inference.
+
+    The known-benign warnings of the build (`BENIGN_BUILD_WARNINGS`) are silenced here, at
+    their source; any other warning propagates.
 
     Returns
     -------
@@ -183,7 +211,11 @@ def build_graph(module: nn.Module, example: Tuple[torch.Tensor, ...]) -> Callabl
         A `torch.jit.ScriptModule` taking tensors like `example`.
 
     """
-    with torch.no_grad():
+    # catch_warnings swaps the process-wide filter list (Python < 3.14): GraphSet builds one
+    # graph at a time, and another thread warning meanwhile only loses these same messages.
+    with torch.no_grad(), warnings.catch_warnings():
+        for category, message, source in BENIGN_BUILD_WARNINGS:
+            warnings.filterwarnings('ignore', message, category, source)
         traced = torch.jit.trace(module.eval(), example, check_trace=False)
         frozen = torch.jit.freeze(traced)
         return torch.jit.optimize_for_inference(frozen)

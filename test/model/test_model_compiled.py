@@ -5,6 +5,7 @@ import logging
 import sys
 import threading
 import time
+import warnings
 
 from ahawam_ros.model import compiled
 from ahawam_ros.model.aha_wam import AhaWamModel
@@ -90,6 +91,32 @@ def test_small_compiled_equals_eager_n10_and_flash_n1():
     eager, fast = policy_pair(model_of('small'))
     assert_same_episode(eager, fast, eager.model.config.planner.memory_size + 1,
                         num_steps=(10, 1))
+
+
+def test_building_the_compiled_paths_lets_no_warning_escape():
+    """The build's known-benign TorchScript warnings stay inside build_graph; nothing else."""
+    policy = AhaWamPolicy(model_of('tiny'), compiled=True, seed=5, num_steps=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')  # not once per location: every warning is recorded
+        report = policy.warm_up(sync=True)  # planner + both executor graphs, each run once
+    assert report['compiled'] == 1.0, policy.compile_reason
+    assert [f'{w.category.__name__}: {w.message}' for w in caught] == []
+
+
+class _DataBranch(torch.nn.Module):
+    """Branches on tensor data: a trace that does NOT generalise, whose warning must escape."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * float(x.sum())
+
+
+def test_the_build_silences_only_the_known_benign_warnings():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        compiled.build_graph(_DataBranch(), (torch.ones(3),))
+    messages = [str(w.message) for w in caught]
+    assert [m for m in messages if m.startswith('Converting a tensor to a Python float')], \
+        messages
 
 
 def test_disabled_by_argument_or_environment(monkeypatch):

@@ -45,6 +45,7 @@ from ahawam_ros.eval.closed_loop.metrics import write_json
 from ahawam_ros.eval.closed_loop.policy import load_eval_policy, PolicyViews, sim_config_for
 from ahawam_ros.eval.grounding.probe import ridge_cv_r2
 from ahawam_ros.robot import ACTION_DIM, CONTROL_RATE_HZ, FIRST_HELD_OUT_SEED, JOINT_NAMES
+from ahawam_ros.runtime.settings import PlannerSettings
 from ahawam_ros.sim.aloha_env import AlohaSim
 from ahawam_ros.sim.renderer import TiledRenderer
 from ahawam_ros.sim.scripted_expert import ScriptedExpert
@@ -52,7 +53,8 @@ from ahawam_ros.sim.tasks import TASKS
 import numpy as np
 
 DEFAULT_STEP = 0  # the reset: identical joint states, only the cameras see the cube
-REFRESH_STEPS = round(CONTROL_RATE_HZ / 3.0)  # the planner's 3 Hz refresh (config/bimanual.yaml)
+# the planner's refresh period in control steps, as the runtime settings run it
+REFRESH_STEPS = round(CONTROL_RATE_HZ / PlannerSettings().refresh_rate_hz)
 METRICS_FILE = 'metrics.json'
 DATA_FILE = 'grounding_data.npz'
 ARM_JOINTS = np.array([not name.endswith('gripper') for name in JOINT_NAMES])  # (A,) mask
