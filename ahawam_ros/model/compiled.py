@@ -180,7 +180,7 @@ class ExecutorGraph(nn.Module):
 # still reaches the caller. docs/DESIGN.md ("Compiled hot path") says how we get off
 # TorchScript; until then these are the price of a GIL-free graph.
 BENIGN_BUILD_WARNINGS = (
-    # torch 2.10+ deprecates TorchScript as a whole; the way off it is measured in DESIGN.md.
+    # The pinned torch deprecates TorchScript as a whole; the way off is measured in DESIGN.md.
     # (The Python 3.14+ variant, "is not supported ... and may break", is NOT silenced.)
     (DeprecationWarning,
      r'`torch\.jit\.(trace|trace_method|freeze|optimize_for_inference)` is deprecated\.',
