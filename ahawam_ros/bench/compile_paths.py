@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """
 Compare the backends of the compiled executor update: build time, per-call latency, GIL.
 
@@ -26,7 +25,7 @@ compute in parallel; 0.0: it needs the GIL).
 Usage (inductor's cache is a fresh temporary folder unless --keep-cache: cold builds)::
 
     source scripts/env.sh
-    python scripts/bench_compile_paths.py --presets tiny small --calls 50
+    python -m ahawam_ros.bench.compile_paths --presets tiny small --calls 50
 """
 
 import argparse
