@@ -107,30 +107,61 @@ def test_the_object_loss_is_masked_and_trains_the_context_path():
     assert float(compute_losses(without, batch)['object_loss']) == 0.0
 
 
-def train_object_head(paint: bool) -> float:
-    """Object loss after 150 steps on one batch whose object x is painted into the frames."""
+def train_object_head(paint: bool, steps: int = 150, tail: int = 20) -> float:
+    """
+    Object loss of a model trained on eight copies of one sample that differ in the object's x.
+
+    Every input (scene, proprio, task, steps, actions) is the same for all samples; with
+    `paint` the object's x is also painted as the brightness of the top half of every view.
+    Fresh timesteps and noise each step leave nothing else that tells the samples apart, so
+    without the paint no model does better than the spread of the targets (0.43 / 3 = 0.14).
+
+    Parameters
+    ----------
+    paint : bool
+        Whether the frames show the object's x.
+    steps : int
+        Training steps (AdamW, one batch).
+    tail : int
+        The returned object loss is the mean over this many last steps.
+
+    Returns
+    -------
+    float
+        Mean object loss of the last `tail` steps (decimetres squared, over x, y, z).
+
+    """
     torch.manual_seed(0)
     model = AhaWamModel(grounded_tiny())
-    batch = synthetic_batch(model.config, 8, seed=4)
-    batch = with_objects(batch, torch.Generator().manual_seed(4))
-    position = batch[sb.OBJECT_POSITION]
-    position[..., 1:] = 0.0
-    position[..., 0] = position[:, :1, 0]  # one x per sample, at every chunk
-    batch[sb.CHUNK_PROPRIO] = batch[sb.CHUNK_PROPRIO][:1].expand_as(batch[sb.CHUNK_PROPRIO])
-    batch[sb.TASK_ID] = torch.zeros_like(batch[sb.TASK_ID])
-    brightness = (128 + 1000 * position[:, 0, 0]).clamp(0, 255).to(torch.uint8)
-    for key in (sb.CLIP_FRAMES, sb.HISTORY_FRAMES, sb.CHUNK_FRAMES):
-        frames = batch[key][:1].repeat_interleave(len(position), dim=0)  # one scene for all
-        if paint:
-            frames[..., :4, :4, :] = brightness[:, None, None, None, None, None]
-        batch[key] = frames
+    # The shipped Xavier head starts metre-sized (object loss ~50): the first half of the
+    # steps would go to shrinking it. From zero, training starts at the frame-blind optimum
+    # and every step goes to reading the frames.
+    torch.nn.init.zeros_(model.executor.object_head.weight)
+    torch.nn.init.zeros_(model.executor.object_head.bias)
+    batch = {key: value.repeat_interleave(8, dim=0)
+             for key, value in synthetic_batch(model.config, 1, seed=4).items()}
+    x = torch.linspace(-0.1, 0.1, 8)  # evenly spread: no brightness clips, fixed target spread
+    position = torch.zeros_like(batch[sb.OBJECT_POSITION])
+    position[..., 0] = x[:, None]  # one x per sample, at every chunk
+    batch[sb.OBJECT_POSITION] = position
+    batch[sb.OBJECT_MASK] = torch.ones_like(batch[sb.OBJECT_MASK])
+    if paint:
+        # Half of each view, not a corner: the frozen random autoencoder passes a small patch
+        # on weakly (and by chance), and training then at times never finds it.
+        brightness = (128 + 1000 * x).to(torch.uint8)  # 28 ... 228
+        for key in (sb.CLIP_FRAMES, sb.HISTORY_FRAMES, sb.CHUNK_FRAMES):
+            batch[key][..., :batch[key].shape[-3] // 2, :, :] = brightness.view(-1, 1, 1, 1, 1, 1)
     optimizer = torch.optim.AdamW(trainable_parameters(model), lr=3e-3, weight_decay=0.0)
-    for _ in range(150):
-        logs = training_step(model, optimizer, batch, generator=torch.Generator().manual_seed(7))
-    return logs['object_loss']
+    losses = []
+    for step in range(steps):
+        # A new draw each step: fixed per-sample noise would let the frame-blind model tell
+        # the samples apart by their noisy actions and learn their x by heart.
+        generator = torch.Generator().manual_seed(step)
+        losses.append(training_step(model, optimizer, batch, generator=generator)['object_loss'])
+    return sum(losses[-tail:]) / tail  # one step's loss swings with its noise draw
 
 
 def test_the_object_head_reads_what_the_frames_show():
-    """Same scene, proprio and task for every sample but the painted patch: vision tells."""
+    """Same scene, proprio and task for every sample but the painted half: vision tells."""
     painted, hidden = train_object_head(paint=True), train_object_head(paint=False)
     assert painted < hidden / 3, (painted, hidden)
