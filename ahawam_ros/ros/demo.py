@@ -207,8 +207,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     supervisor, spinner = None, None
     results: List[EpisodeResult] = []
     # The first SIGINT / SIGTERM interrupts the episodes; later ones (the terminal's Ctrl-C
-    # reaches the whole process group) must not interrupt the cleanup below. `eval-sim`
-    # calls this main in-process: the previous handlers come back afterwards.
+    # reaches the whole process group) must not interrupt the cleanup below. The previous
+    # handlers come back afterwards (a caller of main() keeps its own).
     with ShutdownSignals(raise_first=True, restore=True) as signals:
         try:
             supervisor = DemoSupervisor.with_system(options, out, sim_config)
@@ -224,7 +224,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             signals.begin_shutdown()
             _stop_system(supervisor, spinner, simulator)
     if signals.count:
-        # A signal is a request to stop the process (also when eval-sim runs the demo), not a
+        # A signal is a request to stop the process (also when eval-sim starts the demo), not a
         # failure: exit 0 as the nodes do, without the interpreter's 2 s teardown of torch.
         exit_now(0)
     return 0 if len(results) == options.episodes else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -252,7 +252,8 @@ def evaluate_ros(options: EvalOptions) -> Dict[str, Any]:
             '--episode-seconds', str(options.steps / CONTROL_RATE_HZ),
             '--params-file', str(params)]
     command = [sys.executable, '-m', 'ahawam_ros.ros.demo'] + argv
-    if subprocess.call(command + ([] if options.video else ['--no-video'])) != 0:
+    if subprocess.call(command + ([] if options.video else ['--no-video'])) != 0 or not (
+            out / 'summary.json').is_file():
         raise RuntimeError('the ROS system did not run every episode')
     summary = json.loads((out / 'summary.json').read_text())
     return {'through': 'ros', 'settings': {**options.settings.as_dict(),
