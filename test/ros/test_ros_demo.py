@@ -113,3 +113,20 @@ def test_demo_with_the_expert_on_sim_time_executes_the_experts_plan(tmp_path):
         actions = np.asarray(chunk.positions).reshape(chunk.chunk_len, 14)
         distance = np.abs(windows - actions[None]).max(axis=(1, 2)).min()
         assert distance < 1e-5  # every chunk is a window of this seed's expert commands
+
+
+@pytest.mark.slow
+def test_eval_sim_through_ros_runs_the_nodes_with_the_same_settings(tmp_path):
+    out = tmp_path / 'eval'
+    result = subprocess.run(
+        [sys.executable, '-m', 'ahawam_ros.cli', 'eval-sim', '--policy', 'expert', '--through',
+         'ros', '--episodes', '1', '--steps', '100', '--execute-steps', '2', '--out', str(out)],
+        capture_output=True, text=True, timeout=240,
+        env=dict(os.environ, ROS_DOMAIN_ID=str(140 + os.getpid() % 50)))
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    report = json.loads((out / 'eval_sim.json').read_text())
+    assert report['through'] == 'ros' and report['settings']['executor']['execute_steps'] == 2
+    params = (out / 'ros' / 'params.yaml').read_text()
+    assert 'execute_steps: 2' in params  # what the nodes were started with
+    assert report['modes']['async']['command_rate_hz'] > 0.0, report['modes']
