@@ -31,7 +31,8 @@ def test_the_one_mapping_carries_every_knob_into_the_core_configs():
     core = executor_core_config(knobs, JointLimits.uniform(3, 2.0), zero_stamp_is_unset=True)
     assert (core.execute_steps, core.schedule, core.lead_percentile,
             core.lead_margin_steps) == (7, 'latency', 80.0, 5)
-    assert core.scheduler == type(core.scheduler)('linear', 3, 0.2)
+    assert (core.scheduler.blend, core.scheduler.blend_steps,
+            core.scheduler.ensemble_decay) == ('linear', 3, 0.2)
     assert core.safety.max_step == (0.01,) * 3 and core.safety.upper == (2.0,) * 3
     assert (core.safety.max_context_age, core.safety.max_observation_age) == (0.9, 0.3)
     assert core.max_image_age == 0.4
