@@ -34,7 +34,8 @@ build() {
   export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
   (cd "$ROOT" && colcon --log-base "$ROOT/log" build --base-paths "$ROOT" \
     --build-base "$ROOT/build" --install-base "$ROOT/install" --symlink-install \
-    --event-handlers console_direct- --cmake-args -DBUILD_TESTING=OFF >/dev/null) || {
+    --event-handlers console_direct- --cmake-args -DBUILD_TESTING=OFF >/dev/null \
+    2> >(grep -v "doesn't contain any 'local_setup" >&2)) || {
     log "colcon build failed; see $ROOT/log/latest_build"; exit 1; }
 }
 

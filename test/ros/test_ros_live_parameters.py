@@ -3,16 +3,17 @@ Every live parameter, set through the node's real SetParameters service, changes
 
 One graph (robot stand-in, planner, executor, a setter and a diagnostics listener); each case
 sets one parameter as `ros2 param set` does and observes what the nodes then do: command and
-context rates, chunk cadence, holds and their reasons, diagnostics levels and rates. (Seam
-blending and max_step act on the commands themselves: test_ros_parameters.py and
-test/runtime/test_runtime_reconfigure.py.)
+context rates, chunk cadence, holds and their reasons, diagnostics levels and rates, and how
+the seam blending shapes the commands (max_step's clamp: test_ros_parameters.py).
 """
 
 import time
 import uuid
 
 from ahawam_ros.msg import WorldContext
+from ahawam_ros.robot import JOINT_NAMES
 from ahawam_ros.ros.action_executor_node import ActionExecutorNode
+from ahawam_ros.ros.conversions import trajectory_positions
 from ahawam_ros.ros.world_planner_node import WorldPlannerNode
 from diagnostic_msgs.msg import DiagnosticArray
 import pytest
@@ -146,3 +147,57 @@ def test_age_limits_make_the_nodes_hold_and_diagnostics_escalate(graph):
     _set(setter, executor, hold_error_after=0.2)  # ... now ERROR after 0.2 s
     since = time.monotonic()
     assert wait_for(lambda: ERROR in listener.levels('executor', since), timeout=10)
+
+
+@pytest.fixture
+def fake_graph(ros_context):
+    """The graph with the scripted stand-in policy: chunks interpolate from the joint state."""
+    namespace = f'/b{uuid.uuid4().hex[:8]}'
+    kwargs = {'context': ros_context, 'namespace': namespace}
+    stub = RobotStub(VIEWS, HEIGHT, WIDTH, **kwargs)
+    common = {'checkpoint': 'fake', 'camera_topics': stub.camera_topics,
+              'image_height': HEIGHT, 'image_width': WIDTH}
+    planner = WorldPlannerNode(**kwargs, parameter_overrides=params(refresh_rate_hz=10.0,
+                                                                    **common))
+    executor = ActionExecutorNode(**kwargs, parameter_overrides=params(max_step=0.5, **common))
+    setter = ParameterSetter(**kwargs)
+    with spinning(ros_context, [stub, planner, executor, setter]):
+        assert wait_for(lambda: len(stub.received()[1]) >= 3, timeout=60), 'no chunks'
+        yield stub, executor, setter
+
+
+def _lead(stub, seconds: float = 1.5) -> float:
+    """Mean |command - joint state| of the arm joints over the next `seconds`."""
+    time.sleep(0.5)  # the plan of the old setting runs out
+    first = len(stub.received()[0])
+    time.sleep(seconds)
+    commands = stub.received()[0][first:]
+    arms = [i for i in range(len(JOINT_NAMES)) if not JOINT_NAMES[i].endswith('gripper')]
+    leads = [abs(trajectory_positions(c, JOINT_NAMES)[arms] - stub.positions[arms]).mean()
+             for c in commands]
+    assert len(leads) >= 20, len(leads)
+    return float(sum(leads) / len(leads))
+
+
+def test_seam_blending_parameters_change_the_commands(fake_graph):
+    """
+    How far a command leads the (still) arm towards the target is the blend's doing.
+
+    The stand-in's chunk k steps after its start is k / K of the way to the context's target;
+    a chunk comes every tick. With no blend the newest chunk drives (1-2 steps in: a small
+    lead); the weighted blend averages every chunk's prediction for the tick (older ones are
+    further along: a larger lead), the more so the more it favours the oldest
+    (ensemble_decay > 0); a long linear crossfade keeps the older plans' lead too.
+    """
+    stub, executor, setter = fake_graph
+    weighted = _lead(stub)
+    _set(setter, executor, blend='none')
+    newest = _lead(stub)
+    _set(setter, executor, blend='weighted', ensemble_decay=5.0)
+    oldest = _lead(stub)
+    _set(setter, executor, blend='linear', blend_steps=0)
+    hard_switch = _lead(stub)
+    _set(setter, executor, blend_steps=8)
+    crossfade = _lead(stub)
+    assert weighted > 1.8 * newest and oldest > 1.3 * weighted, (newest, weighted, oldest)
+    assert crossfade > 1.3 * hard_switch, (hard_switch, crossfade)
