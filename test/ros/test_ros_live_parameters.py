@@ -151,7 +151,7 @@ def test_age_limits_make_the_nodes_hold_and_diagnostics_escalate(graph):
 
 @pytest.fixture
 def fake_graph(ros_context):
-    """The graph with the scripted stand-in policy: chunks interpolate from the joint state."""
+    """Yield the graph with the scripted stand-in policy (chunks interpolate from the arm)."""
     namespace = f'/b{uuid.uuid4().hex[:8]}'
     kwargs = {'context': ros_context, 'namespace': namespace}
     stub = RobotStub(VIEWS, HEIGHT, WIDTH, **kwargs)
