@@ -126,6 +126,7 @@ class Handoff:
         As the planner node does: the handle to in-process subscribers, then the descriptor on
         the topic; with `intra_process` False, through the topic only (rclpy's own path).
         """
+        self.receiver.expected = ''  # a late descriptor of an earlier handoff is ignored
         self.receiver.done.clear()
         started = time.perf_counter()
         snapshot = self.slot.publish(context, obs_stamp=0.0, publish_time=0.0)
