@@ -25,7 +25,8 @@ from ahawam_ros.msg import WorldContext  # noqa: E402
 from ahawam_ros.ros import conversions as conv  # noqa: E402
 from ahawam_ros.ros.bench_ros import BenchGraph, percentiles_ms  # noqa: E402
 from ahawam_ros.ros.qos import CONTEXT_QOS  # noqa: E402
-from ahawam_ros.runtime.context_slot import ContextSlot, resolve  # noqa: E402
+from ahawam_ros.runtime.context_slot import ContextSlot, ContextUnavailableError  # noqa: E402
+from ahawam_ros.runtime.context_slot import resolve  # noqa: E402
 from ahawam_ros.runtime.intra_process import intra_process_topics  # noqa: E402
 from ahawam_ros.runtime.policy_api import ChunkPolicy  # noqa: E402
 import numpy as np  # noqa: E402
@@ -79,7 +80,11 @@ class _HandoffReceiver(Node):
         # by reference: the handle string to the very object the sender published (no bytes)
         if handle != self.expected or self.done.is_set():
             return  # an earlier context's descriptor, or this one's after its in-process copy
-        self.resolved = resolve(handle).context
+        try:
+            self.resolved = resolve(handle).context
+        except ContextUnavailableError as error:  # the spin thread must live on: say why
+            self.get_logger().error(f'handoff not resolvable: {error}')
+            return
         self._finish()
 
     def _on_floats(self, msg: Float32MultiArray) -> None:
