@@ -223,10 +223,16 @@ def load_checkpoint(path: PathLike, device: Union[str, torch.device] = 'cpu'
     Raises
     ------
     CheckpointError
-        A malformed checkpoint: the message names the file and the field.
+        A malformed checkpoint: the message names the file and the field. A policy
+        checkpoint without its normalisation statistics is one (its actions would be read
+        in the wrong units).
 
     """
     info = _read_info(path, 'aha_wam')
+    if info.norm_stats is None:
+        raise CheckpointError(Path(path) / NORM_STATS_FILE, '', 'file missing: a policy '
+                              "checkpoint carries its normalisation statistics (the policy's "
+                              'actions and proprio are in normalised units)')
     model = _build(path, info, 'model',
                    lambda section: AhaWamModel(ModelConfig.from_dict(section), info.norm_stats))
     _load_weights(model, path)

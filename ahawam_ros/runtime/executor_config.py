@@ -32,6 +32,8 @@ class ExecutorCoreConfig:
         Seam blending.
     max_image_age : float
         Frames older than this (s) are not used to compute a chunk.
+    max_joint_excess : float
+        A joint state further outside the safety limits than this is refused (impossible).
     schedule : str
         When the next update starts (`update_timing`): 'latency' when the actions
         left in the plan fall to the predicted update latency plus `lead_margin_steps`;
@@ -57,6 +59,7 @@ class ExecutorCoreConfig:
     safety: SafetyConfig
     scheduler: SchedulerConfig
     max_image_age: float
+    max_joint_excess: float
     schedule: str
     execute_steps: int
     lead_percentile: float
@@ -70,6 +73,9 @@ class ExecutorCoreConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0.0):
                 raise ValueError(f'{name} must be a finite number > 0, got {value}')
+        if not (math.isfinite(self.max_joint_excess) and self.max_joint_excess >= 0.0):
+            raise ValueError(f'max_joint_excess must be a finite number >= 0, got '
+                             f'{self.max_joint_excess}')
         if self.schedule not in SCHEDULES:
             raise ValueError(f'schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}')
         for name in ('execute_steps', 'lead_margin_steps'):

@@ -105,6 +105,8 @@ class ExecutorCore:
         self._clipped = 0
         self._rate_limited = 0
         self.rejected_joint_states = 0
+        self.out_of_range_joint_states = 0
+        self._out_of_range_logged: set = set()
         self.last_error = ''
 
     # ---- inputs (subscription callbacks) -------------------------------------------------
@@ -114,11 +116,16 @@ class ExecutorCore:
         """
         Store the newest joint state, float (A,); False if rejected and counted.
 
-        Rejected: bad shape, NaN, a stamp refused by `self.stamps` (counted per cause under
-        `source`, the topic), or older than the joint state held.
+        Rejected: bad shape, NaN, a position further than `max_joint_excess` outside the
+        limits (impossible: counted as 'joint_states_out_of_range', logged once per joint),
+        a stamp refused by `self.stamps` (counted per cause under `source`, the topic), or
+        older than the joint state held.
         """
         positions = np.asarray(positions, dtype=np.float64)
         if positions.shape != (self.policy.action_dim,) or not np.all(np.isfinite(positions)):
+            self.rejected_joint_states += 1
+            return False
+        if not self._possible(positions, source):
             self.rejected_joint_states += 1
             return False
         verdict = self.stamps.check(source, stamp, self.clock())
@@ -127,6 +134,21 @@ class ExecutorCore:
             self.rejected_joint_states += 1
             return False
         return True
+
+    def _possible(self, positions: np.ndarray, source: str) -> bool:
+        safety, excess = self.config.safety, self.config.max_joint_excess
+        outside = np.flatnonzero((positions < np.asarray(safety.lower) - excess)
+                                 | (positions > np.asarray(safety.upper) + excess))
+        if outside.size == 0:
+            return True
+        self.out_of_range_joint_states += 1
+        index = int(outside[0])
+        if index not in self._out_of_range_logged:
+            self._out_of_range_logged.add(index)
+            _LOG.warning('refused %s: joint %d at %.4g is more than %g outside its limits '
+                         '[%g, %g] (impossible; held like NaN)', source, index, positions[index],
+                         excess, safety.lower[index], safety.upper[index])
+        return False
 
     def update_images(self, images: np.ndarray, stamp: float, source: str = IMAGE_SOURCE) -> bool:
         """
@@ -414,6 +436,7 @@ class ExecutorCore:
         out.update(self.chunk_latency.summary('chunk_latency'))
         out.update(self.context_age.summary('context_age'))
         out['rejected_joint_states'] = float(self.rejected_joint_states)
+        out['joint_states_out_of_range'] = float(self.out_of_range_joint_states)
         out.update(self.stamps.stats())
         out['context_seq'] = float(self.slot.last_seq)
         out.update(self.stale_stats())

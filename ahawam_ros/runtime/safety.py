@@ -225,7 +225,8 @@ class SafetyFilter:
         Returns
         -------
         FilteredCommand
-            Finite positions within the limits (or None before any joint state).
+            Finite positions within the limits, or walking into them at max_step from a
+            first joint state measured outside (None before any joint state).
 
         """
         reason = HoldReason(reason)
@@ -243,9 +244,11 @@ class SafetyFilter:
         target = np.clip(proposed, self._lower, self._upper)
         delta = target - self._last
         step = np.clip(delta, -self._max_step, self._max_step)
-        # last and target both lie within the limits, so last + step does too; clip anyway
-        # against rounding
-        self._last = np.clip(self._last + step, self._lower, self._upper)
+        # where last lies within the limits, so does last + step (target does): clip against
+        # rounding; where the first command started outside them, it walks in at max_step
+        inside = (self._last >= self._lower) & (self._last <= self._upper)
+        moved = self._last + step
+        self._last = np.where(inside, np.clip(moved, self._lower, self._upper), moved)
         return FilteredCommand(self._last.copy(), False, HoldReason.OK.value,
                                clipped=bool(np.any(target != proposed)),
                                rate_limited=bool(np.any(step != delta)))
@@ -258,7 +261,10 @@ class SafetyFilter:
         measured = np.asarray(measured, dtype=np.float64)
         if measured.shape != self._lower.shape or not np.all(np.isfinite(measured)):
             return FilteredCommand(None, True, HoldReason.NO_JOINT_STATE.value)
-        self._last = np.clip(measured, self._lower, self._upper)
+        # the first command holds the measured position, moved towards the limits by at most
+        # max_step like any other command (a joint measured outside them walks in)
+        limited = np.clip(measured, self._lower, self._upper)
+        self._last = measured + np.clip(limited - measured, -self._max_step, self._max_step)
         return FilteredCommand(self._last.copy(), True, HoldReason.STARTUP.value,
                                clipped=bool(np.any(self._last != measured)))
 

@@ -109,6 +109,9 @@ class ExecutorSettings(InputSettings):
                                      (0.001, 60.0))
     max_observation_age: float = setting(0.2, 'hold when the joint state is older (s)',
                                          (0.001, 60.0))
+    max_joint_excess: float = setting(0.5, 'a measured joint state further outside the joint '
+                                      'limits than this (rad, or gripper units) is refused as '
+                                      'impossible, like NaN', (0.0, 10.0))
 
     def __post_init__(self):
         super().__post_init__()
@@ -184,7 +187,8 @@ def executor_core_config(settings: ExecutorSettings, limits: JointLimits = Joint
     return ExecutorCoreConfig(
         safety=safety,
         scheduler=SchedulerConfig(settings.blend, settings.blend_steps, settings.ensemble_decay),
-        max_image_age=settings.max_image_age, schedule=settings.schedule,
+        max_image_age=settings.max_image_age, max_joint_excess=settings.max_joint_excess,
+        schedule=settings.schedule,
         execute_steps=settings.execute_steps, lead_percentile=settings.lead_percentile,
         lead_margin_steps=settings.lead_margin_steps,
         stamps=StampConfig(max_future=settings.max_future_stamp,

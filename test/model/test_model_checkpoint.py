@@ -137,6 +137,8 @@ MALFORMED = {
                            'not valid JSON'),
     'norm stats missing key': (_edit_json('norm_stats.json', lambda s: s.pop(sorted(s)[0])),
                                'norm_stats.json', '', 'missing keys'),
+    'norm stats missing': (lambda d: (d / 'norm_stats.json').unlink(), 'norm_stats.json', '',
+                           'file missing: a policy checkpoint carries its normalisation'),
     'weights truncated': (lambda d: _truncate(d / 'model.safetensors'), 'model.safetensors', '',
                           'truncated or corrupt'),
     'weights empty': (lambda d: _write(d / 'model.safetensors', ''), 'model.safetensors', '',

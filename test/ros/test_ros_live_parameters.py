@@ -80,6 +80,11 @@ def _set(setter, node, **values):
     assert setter.set_on(node, **values) == [(True, '')] * len(values)
 
 
+def _executing(executor) -> bool:
+    command = executor.last_command  # the newest command sent (a hold or an action)
+    return command is not None and not command.is_hold
+
+
 def _holds(executor, reason: str) -> int:
     return executor.core.holds_by_reason.get(reason, 0)
 
@@ -123,7 +128,7 @@ def test_age_limits_make_the_nodes_hold_and_diagnostics_escalate(graph):
         _set(setter, executor, **{name: 0.001})
         assert wait_for(lambda: _holds(executor, reason) > before + 10, timeout=10), name
         _set(setter, executor, **{name: 1.5 if name == 'max_context_age' else 0.2})
-        time.sleep(1.0)  # executing again
+        assert wait_for(lambda: _executing(executor), timeout=30), f'{name}: no recovery'
 
     skipped = executor.core.chunk_results.as_dict().get('stale_images', 0)
     _set(setter, executor, max_image_age=0.001)  # executor: frames too old for a chunk
@@ -139,6 +144,8 @@ def test_age_limits_make_the_nodes_hold_and_diagnostics_escalate(graph):
     since = time.monotonic()
     assert wait_for(lambda: ERROR in listener.levels('planner', since), timeout=10)
     _set(setter, planner, max_image_age=0.5)
+    assert wait_for(lambda: _executing(executor), timeout=30), 'the executor never recovered'
+    time.sleep(0.5)  # a few executed commands: the hold clock restarts from here
 
     _set(setter, executor, max_observation_age=0.001)  # holding again ...
     since = time.monotonic()

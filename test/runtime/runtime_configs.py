@@ -24,7 +24,8 @@ def stamp_config(max_future=0.2, **changes) -> StampConfig:
 
 def executor_config(safety: SafetyConfig, **changes) -> ExecutorCoreConfig:
     """Return an executor core config: latency schedule, no minimum spacing, linear seam."""
-    values = {'scheduler': scheduler_config(), 'max_image_age': 0.5, 'schedule': 'latency',
+    values = {'scheduler': scheduler_config(), 'max_image_age': 0.5, 'max_joint_excess': 0.5,
+              'schedule': 'latency',
               'execute_steps': 0, 'lead_percentile': 90.0, 'lead_margin_steps': 2,
               'stamps': stamp_config()}
     values.update(changes)

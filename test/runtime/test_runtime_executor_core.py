@@ -310,3 +310,20 @@ def test_the_worker_wakes_for_new_inputs_only_not_for_re_offered_ones():
         assert steps.acquire(timeout=30.0)
     finally:
         assert rig.executor.stop_worker()
+
+
+@pytest.mark.parametrize('value', [10.0, -50.0, 1e9])
+def test_an_impossible_joint_state_is_refused_like_nan(value):
+    """A first joint state far outside the limits yields no command beyond max_step."""
+    rig = Rig(max_step=0.05)
+    bad = np.full(A, 0.1)
+    bad[2] = value
+    assert not rig.executor.update_joints(bad, START)
+    assert rig.executor.tick(START).positions is None  # nothing to hold: nothing is sent
+    stats = rig.executor.stats()
+    assert stats['joint_states_out_of_range'] == 1 and stats['rejected_joint_states'] == 1
+    near = np.full(A, 0.1)
+    near[2] = 1.3  # 0.3 beyond the +-1 limit: possible (within max_joint_excess 0.5)
+    assert rig.executor.update_joints(near, START)
+    first = rig.executor.tick(START).positions
+    assert abs(first[2] - 1.3) <= 0.05 + 1e-12  # bounded like any other command

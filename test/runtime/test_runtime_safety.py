@@ -25,10 +25,16 @@ def test_first_command_holds_the_measured_position_whatever_is_proposed():
     np.testing.assert_array_equal(first.positions, [0.3, -0.2, 0.7])
 
 
-def test_first_command_clips_a_measured_position_outside_the_limits():
-    _, first = make_filter(start=(1.5, -0.2, -0.1))
-    np.testing.assert_array_equal(first.positions, [1.0, -0.2, 0.0])
-    assert first.clipped
+def test_first_command_walks_a_position_outside_the_limits_in_at_max_step():
+    """The first command is bounded like any other: no jump to the limit in one tick."""
+    safety, first = make_filter(start=(1.5, -0.2, -0.05))
+    np.testing.assert_allclose(first.positions, [1.4, -0.2, 0.0])  # max_step 0.1 each
+    assert first.clipped and first.is_hold
+    commands = [safety.apply(np.array([1.0, -0.2, 0.0]), None).positions for _ in range(6)]
+    steps = np.abs(np.diff(np.vstack([first.positions] + commands), axis=0))
+    assert steps.max() <= 0.1 + 1e-12
+    np.testing.assert_allclose(commands[-1], [1.0, -0.2, 0.0])  # inside, and stays inside
+    assert np.all(np.array(commands[3:]) <= np.array(UPPER))
 
 
 def test_no_joint_state_means_no_command_at_all():
