@@ -18,7 +18,7 @@ from pathlib import Path
 import struct
 from typing import Any, BinaryIO, Dict, Iterator, List, Mapping, Sequence, Tuple, Union
 
-from rosbags.rosbag2 import Reader, ReaderError
+from rosbags.rosbag2 import Reader
 import yaml
 
 METADATA_PREFIX = 'ahawam.'  # custom_data keys written by demo_bags (JSON values)
@@ -77,9 +77,11 @@ def open_bag(path: Path) -> Reader:
     try:
         reader = Reader(path)
         reader.open()
-    except (ReaderError, FileNotFoundError, OSError, struct.error) as exc:
+    except Exception as exc:  # noqa: B902 - a damaged index trips the reader anywhere
+        # (ReaderError, struct.error, OverflowError, MemoryError from a garbage record size)
         raise BagError(f'cannot open bag {path}: truncated or corrupt, or not a rosbag2 '
-                       f'directory or {BARE_SUFFIX} file ({exc})') from exc
+                       f'directory or {BARE_SUFFIX} file ({type(exc).__name__}: {exc})'
+                       ) from exc
     return reader
 
 

@@ -226,3 +226,16 @@ def test_an_all_nan_checkpoint_is_an_error_not_a_good_score(tmp_path, capsys):
     assert f"the policy produced {results['nonfinite_chunks']} non-finite chunks" in line
     assert results['executing_ticks'] == 0 and results['mae_mean'] is None
     assert 'nothing executed' in line
+
+
+def test_a_metadata_duration_shorter_than_the_bag_exits_2(tmp_path, capsys):
+    bag = write_bag(tmp_path / 'bag', messages(40), FEATURES)
+    metadata = bag / 'metadata.yaml'
+    text = metadata.read_text()
+    match = re.search(r'duration:\s*\n\s*nanoseconds:\s*(\d+)', text)
+    assert match, text
+    half = int(match.group(1)) // 2
+    metadata.write_text(text[:match.start(1)] + str(half) + text[match.end(1):])
+    assert eval_bag(bag, '--out', tmp_path / 'out') == 2
+    error = capsys.readouterr().err
+    assert 'past the recorded end' in error and len(error.strip().splitlines()) == 1, error

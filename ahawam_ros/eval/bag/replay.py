@@ -28,6 +28,7 @@ import math
 import time
 from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Tuple
 
+from ahawam_ros.data.bag_files import BagError
 from ahawam_ros.eval.bag.metrics import ReplayTrace
 from ahawam_ros.eval.bag.stream import BagMessage, BagSource, COMMAND, IMAGE, JOINTS
 from ahawam_ros.runtime.assembly import build_executor, build_planner, HostRules
@@ -248,6 +249,11 @@ class BagReplay:
         self._end_ns, self._on_tick_done = source.duration_ns, on_tick
         self.planner.reset(episode_start=0.0)
         self._run(self._end_ns, inclusive=True)
+        if self._pending is not None:  # the replay must not end before the bag does
+            late, end = to_seconds(self._pending.stamp_ns), to_seconds(self._end_ns)
+            raise BagError(f'bag {source.path}: a message at {late:.3f} s lies past the '
+                           f'recorded end ({end:.3f} s from the first message): its metadata '
+                           '(duration) is wrong')
         self._check_policy_ran()
         return self._trace(source)
 

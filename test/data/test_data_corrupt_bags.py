@@ -1,0 +1,66 @@
+"""Damaged mcap files: inserted, deleted or overwritten bytes are one BagError, never a crash."""
+
+from pathlib import Path
+import shutil
+
+from ahawam_ros import cli
+from ahawam_ros.data.bag_files import BagError
+from ahawam_ros.data.bag_reader import read_episode
+from ahawam_ros.data.features import FeatureConfig
+from bag_fixtures import lockstep_messages, write_bag
+import numpy as np
+import pytest
+
+FEATURES = FeatureConfig(cameras=('top',), image_height=8, image_width=12)
+DAMAGES = ('insert', 'delete', 'overwrite')
+
+
+@pytest.fixture(scope='module')
+def good_bag(tmp_path_factory) -> Path:
+    joints = 0.2 + 0.003 * np.arange(20)[:, None] + np.zeros((1, 14))  # (T, A)
+    return write_bag(tmp_path_factory.mktemp('good') / 'episode',
+                     lockstep_messages(FEATURES, joints, joints), FEATURES)
+
+
+def damage(good: Path, out: Path, kind: str, seed: int) -> Path:
+    """Copy `good` with its mcap damaged: bytes inserted, deleted or overwritten somewhere."""
+    bag = Path(shutil.copytree(good, out))
+    (data,) = bag.glob('*.mcap')
+    raw = bytearray(data.read_bytes())
+    rng = np.random.default_rng(seed)
+    at, size = int(rng.integers(8, len(raw) - 8)), int(rng.integers(1, 64))
+    junk = bytes(rng.integers(0, 256, size, dtype=np.uint8))
+    if kind == 'insert':
+        raw[at:at] = junk
+    elif kind == 'delete':
+        del raw[at:at + size]
+    else:
+        raw[at:at + size] = junk[:len(raw) - at]
+    data.write_bytes(bytes(raw))
+    return bag
+
+
+@pytest.mark.parametrize('kind', DAMAGES)
+def test_reading_a_damaged_bag_raises_bag_error_or_reads_it_whole(good_bag, tmp_path, kind):
+    """Forty damages of each kind: a BagError naming the bag, or (harmless bytes) the episode."""
+    length = len(read_episode(good_bag).actions)
+    for seed in range(40):
+        bag = damage(good_bag, tmp_path / f'{kind}{seed}', kind, seed)
+        try:
+            episode = read_episode(bag)
+        except BagError as error:
+            assert str(bag) in str(error) and '\n' not in str(error), str(error)
+            continue
+        assert len(episode.actions) == length  # never a silently shorter episode
+
+
+def test_eval_bag_on_damaged_bags_exits_2_with_one_line_or_succeeds(good_bag, tmp_path, capsys):
+    for seed in range(12):
+        bag = damage(good_bag, tmp_path / f'bag{seed}', DAMAGES[seed % 3], 100 + seed)
+        code = cli.main(['eval-bag', str(bag), '--checkpoint', 'fake', '--out',
+                         str(tmp_path / f'out{seed}'), '--planner-latency', '0.01',
+                         '--executor-latency', '0.005', '--no-progress'])
+        error = capsys.readouterr().err
+        assert code in (0, 2), (seed, code, error)
+        if code == 2:
+            assert 'Traceback' not in error and len(error.strip().splitlines()) == 1, error
