@@ -14,6 +14,7 @@ also hosts the simulator node. Parameters come from config/bimanual.yaml unless 
 
 import argparse
 import os
+from pathlib import Path
 import sys
 from typing import List, Optional
 
@@ -21,7 +22,7 @@ from typing import List, Optional
 # core's worth of work, and the command timer never waits for a core (set before torch loads).
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 
-from ahawam_ros.paths import system_params_file  # noqa: E402
+from ahawam_ros.paths import share_dir, system_params_file  # noqa: E402
 from ahawam_ros.ros.spin import run_nodes  # noqa: E402
 from rclpy.utilities import remove_ros_args  # noqa: E402
 
@@ -31,6 +32,28 @@ def with_default_params(args: List[str]) -> List[str]:
     if '--params-file' in args:
         return args
     return args + ['--ros-args', '--params-file', str(system_params_file())]
+
+
+def resolve_params_files(args: List[str]) -> List[str]:
+    """
+    Return `args` with each `--params-file PATH` made absolute.
+
+    A relative path resolves against the working directory, else the package share (as
+    `params_file:=config/bimanual.yaml` of the launch file means it). A file found in neither
+    raises FileNotFoundError naming both places.
+    """
+    out = list(args)
+    for index in range(len(out) - 1):
+        if out[index] != '--params-file':
+            continue
+        path = Path(out[index + 1])
+        candidates = [path] if path.is_absolute() else [Path.cwd() / path, share_dir() / path]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise FileNotFoundError(f'parameter file {path} not found (looked in '
+                                    f'{", ".join(str(c.parent) for c in candidates)})')
+        out[index + 1] = str(found)
+    return out
 
 
 def make_nodes(with_sim: bool):
@@ -57,8 +80,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help='also host the bimanual simulator node in this process')
     parser.add_argument('--checkpoint', default='',
                         help='policy checkpoint for both nodes (overrides the params file)')
-    options = parser.parse_args(remove_ros_args(argv)[1:])
-    args = with_default_params(argv)
+    try:
+        args = resolve_params_files(with_default_params(argv))
+        options = parser.parse_args(remove_ros_args(args)[1:])
+    except (FileNotFoundError, RuntimeError) as error:  # a bad path or ROS argument (rcl)
+        print(f'bringup: error: {error}', file=sys.stderr)
+        return 2
     if options.checkpoint:
         args += ['--ros-args', '-p', f'checkpoint:={options.checkpoint}']
     # A malformed checkpoint or parameter ends the process with one line and code 2 (run_nodes).

@@ -124,3 +124,20 @@ def test_a_bad_checkpoint_is_one_line_and_exit_code_2(tmp_path, capfd):
     assert 'Traceback' not in output, output
     errors = [line for line in output.splitlines() if 'error' in line.lower()]
     assert len(errors) == 1 and ': error: ' in errors[0] and str(missing) in errors[0], output
+
+
+def test_bringup_resolves_a_relative_params_file_and_names_a_missing_one(tmp_path, monkeypatch,
+                                                                          capsys):
+    from ahawam_ros.paths import system_params_file
+    from ahawam_ros.ros import bringup
+    monkeypatch.chdir(tmp_path)  # config/bimanual.yaml is not here: the package share has it
+    resolved = bringup.resolve_params_files(['bringup', '--ros-args', '--params-file',
+                                             'config/bimanual.yaml'])
+    assert resolved[-1] == str(system_params_file())
+    (tmp_path / 'mine.yaml').write_text('{}\n')
+    assert bringup.resolve_params_files(['b', '--params-file', 'mine.yaml'])[-1] == str(
+        tmp_path / 'mine.yaml')  # the working directory first
+    assert bringup.main(['bringup', '--ros-args', '--params-file', 'nowhere/x.yaml']) == 2
+    error = capsys.readouterr().err
+    assert error.startswith('bringup: error: parameter file nowhere/x.yaml not found'), error
+    assert len(error.strip().splitlines()) == 1 and 'Traceback' not in error
