@@ -97,7 +97,8 @@ class ActionExecutorNode(Node):
         self.monitor = HoldMonitor(config.transition_log_period)
         self._last_tick: Optional[Command] = None
         self._reported = set()
-        self._previous_counts = None  # (time, (ticks, chunks accepted)) of the last diagnostics
+        self._sent = 0  # command messages published (holds included)
+        self._previous_counts = None  # (time, (executed, sent, chunks)) of the last diagnostics
         # rclpy's context shutdown does not reliably destroy every node: stop on it too.
         self.context.on_shutdown(self.core.stop_worker)
         self.runtime = runtime or RuntimeOrchestrator()
@@ -175,6 +176,7 @@ class ActionExecutorNode(Node):
     def publish_command(self, command: Command) -> None:
         """Send `command` on every configured interface (and as JointState for rviz)."""
         self.last_command = command
+        self._sent += 1
         positions, names, stamp = command.positions, self.config.joint_names, self.now()
         if self._trajectory_pub is not None:
             self._trajectory_pub.publish(conv.trajectory_command_msg(positions, names, stamp,
@@ -253,14 +255,19 @@ class ActionExecutorNode(Node):
             self.get_logger().info(line.text)
 
     def _rates(self, stats: dict) -> dict:
-        """Commands and accepted chunks per second since the previous diagnostics message."""
-        now, counts = self.now(), (stats['ticks'], stats['chunks_accepted'])
+        """
+        Return rates per second since the previous diagnostics message.
+
+        'command_rate_hz': executed commands (a hold is not one); 'sent_rate_hz': command
+        messages sent, holds included; 'chunk_rate_hz': accepted chunks.
+        """
+        now = self.now()
+        counts = (stats['ticks'] - stats['holds'], self._sent, stats['chunks_accepted'])
         previous, self._previous_counts = self._previous_counts, (now, counts)
         if previous is None or now <= previous[0]:
             return {}
-        elapsed = now - previous[0]
-        return {'command_rate_hz': (counts[0] - previous[1][0]) / elapsed,
-                'chunk_rate_hz': (counts[1] - previous[1][1]) / elapsed}
+        rates = [(new - old) / (now - previous[0]) for new, old in zip(counts, previous[1])]
+        return dict(zip(('command_rate_hz', 'sent_rate_hz', 'chunk_rate_hz'), rates))
 
     def _report_once(self, key: str, text: str) -> None:
         if (key, text) not in self._reported:

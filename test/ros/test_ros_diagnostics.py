@@ -70,6 +70,9 @@ def test_holding_without_inputs_warns_then_errs_naming_topics(ros_context, tiny_
         assert levels[0] == DiagnosticStatus.WARN and levels[-1] == DiagnosticStatus.ERROR
         last = statuses[-1]
         assert f'{ns}/joint_states' in last.message and 'no_joint_state' in last.message
+        # a hold is not an executed command, and with no joint state nothing is sent at all
+        assert float(_values(last)['command_rate_hz']) == 0.0, _values(last)
+        assert float(_values(last)['sent_rate_hz']) == 0.0, _values(last)
         missing = _values(last)['missing_topics'].split()
         assert missing == [f'{ns}/joint_states', f'{ns}/cameras/cam0/image_raw',
                            f'{ns}/cameras/cam1/image_raw']

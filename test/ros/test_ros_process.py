@@ -126,8 +126,8 @@ def test_a_bad_checkpoint_is_one_line_and_exit_code_2(tmp_path, capfd):
     assert len(errors) == 1 and ': error: ' in errors[0] and str(missing) in errors[0], output
 
 
-def test_bringup_resolves_a_relative_params_file_and_names_a_missing_one(tmp_path, monkeypatch,
-                                                                          capsys):
+def test_bringup_resolves_a_relative_params_file(tmp_path, monkeypatch, capsys):
+    """And names a missing one in one line (exit 2), instead of rcl's traceback."""
     from ahawam_ros.paths import system_params_file
     from ahawam_ros.ros import bringup
     monkeypatch.chdir(tmp_path)  # config/bimanual.yaml is not here: the package share has it
