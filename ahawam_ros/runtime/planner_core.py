@@ -194,6 +194,11 @@ class PlannerCore:
     def _skip_reason(self, now: float, images: Optional[np.ndarray], stamp: float) -> str:
         if images is None:
             return 'no_images'
+        if stamp == self._planned_stamp and (
+                self.stamps.stale_camera(now, self.config.max_image_age) is None):
+            # Planned already, and the cameras still deliver: the host's next frames are due
+            # (a refresh timer slower than max_image_age is not a pause).
+            return 'no_new_images'
         if stamp_age(now, stamp) > self.config.max_image_age:
             return 'stale_images'
         if stamp == self._planned_stamp:

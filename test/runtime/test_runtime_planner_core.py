@@ -135,3 +135,39 @@ def test_the_worker_wakes_for_new_frames_only_not_for_re_offered_ones():
 def test_config_names_the_bad_field(kwargs, field):
     with pytest.raises(ValueError, match=field):
         planner_config(**kwargs)
+
+
+def _run_like_the_node(planner, clock, seconds, timer_period, camera_alive):
+    """Cameras at 20 Hz (while alive), a timer handing the newest frames, a 50 Hz worker."""
+    newest = START
+    for tick in range(1, int(seconds / PERIOD) + 1):
+        now = START + tick * PERIOD
+        clock.set_time(now)
+        if camera_alive(now) and tick % 3 == 0:  # a frame every 60 ms
+            newest = now
+            planner.check_camera_stamp('cam', now)
+        if tick % round(timer_period / PERIOD) == 0:
+            planner.update_images(IMAGES, newest)
+        planner.refresh()
+
+
+def test_a_refresh_timer_slower_than_max_image_age_is_not_a_pause(caplog):
+    """At 2 Hz the held frames age past 0.5 s between timer ticks: no paused/resumed lines."""
+    planner, policy, slot, clock = make(max_image_age=0.5)
+    policy.plan_latency = 0.0
+    with caplog.at_level('INFO', logger='ahawam_ros.runtime.planner_core'):
+        _run_like_the_node(planner, clock, 10.0, 0.6, camera_alive=lambda now: True)
+    assert slot.last_seq >= 15  # it planned every handed frame
+    lines = [r.getMessage() for r in caplog.records if 'planner' in r.getMessage()]
+    assert not lines, lines
+    assert planner.results.as_dict().get('stale_images', 0) == 0
+
+
+def test_a_dead_camera_pauses_the_planner_once_naming_it(caplog):
+    planner, policy, slot, clock = make(max_image_age=0.5)
+    policy.plan_latency = 0.0
+    with caplog.at_level('INFO', logger='ahawam_ros.runtime.planner_core'):
+        _run_like_the_node(planner, clock, 6.0, 0.6, camera_alive=lambda now: now < START + 2)
+    paused = [r.getMessage() for r in caplog.records if 'paused' in r.getMessage()]
+    assert len(paused) == 1 and 'camera cam' in paused[0], paused
+    assert planner.last_status == 'stale_images'
