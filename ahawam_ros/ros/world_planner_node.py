@@ -62,6 +62,7 @@ class WorldPlannerNode(Node):
         self._composite_pub = self.create_publisher(Image, config.composite_topic, 1)
         self.create_subscription(Header, config.episode_topic, self._on_episode_start, 10)
         self._waiting_logged = False
+        self._waiting_since = self.now()  # diagnostics: WARN, ERROR only after error_after
         self._refresh_timer = self.create_timer(1.0 / config.refresh_rate_hz, self._on_timer,
                                                 callback_group=MutuallyExclusiveCallbackGroup())
         self._diagnostics_pub = self.create_publisher(DiagnosticArray,
@@ -95,6 +96,7 @@ class WorldPlannerNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_episode_start(self, msg: Header) -> None:
+        self._waiting_since = self.now()
         self.core.reset(episode_start=stamp_seconds(msg.stamp))
         self.cameras.clear()
         self.get_logger().info('new episode: rolling memory cleared')
@@ -134,7 +136,7 @@ class WorldPlannerNode(Node):
                        for topic, stamp in self.cameras.frame_stamps().items()}
         health = PlannerHealth(now - core.last_published, core.last_status,
                                config.refresh_rate_hz, camera_ages, config.max_image_age,
-                               core.last_error)
+                               core.last_error, since_start=now - self._waiting_since)
         level, message = health.summary(config.error_after)
         stats = core.stats()
         stats.update(last_status=core.last_status, since_context_s=health.since_publish)

@@ -3,7 +3,8 @@ The planner's health in one line, for its /diagnostics status (ROS-free).
 
 The planner is healthy while it publishes contexts: OK when the newest one is younger than
 `PlannerHealth.stale_after(refresh_rate_hz)` (a few refresh periods). Otherwise WARN, then
-ERROR after `error_after` seconds without a context, with the reason of the newest refresh
+ERROR after `error_after` seconds without a context (counted from the planner's start or
+episode when it has not published since), with the reason of the newest refresh
 that did not publish: no frame yet (naming the silent cameras), frames too old (naming the
 stalest camera and its age), or the model failing (its error).
 """
@@ -26,6 +27,7 @@ class PlannerHealth:
     camera_ages: Mapping[str, Optional[float]]  # resolved topic -> newest frame age (None: none)
     max_image_age: float
     last_error: str = ''
+    since_start: float = math.inf  # s since the planner started (or its episode): the wait
 
     @staticmethod
     def stale_after(refresh_rate_hz: float) -> float:
@@ -36,7 +38,8 @@ class PlannerHealth:
         """Return OK, WARN, or ERROR after `error_after` s without a context."""
         if self.since_publish <= self.stale_after(self.refresh_rate_hz):
             return OK
-        return ERROR if self.since_publish > error_after else WARN
+        waited = min(self.since_publish, self.since_start)  # a planner just started: WARN
+        return ERROR if waited > error_after else WARN
 
     def message(self, error_after: float) -> str:
         """Return 'refreshing', or why no context came for how long."""

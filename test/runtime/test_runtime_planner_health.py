@@ -26,3 +26,14 @@ def test_the_message_names_what_stops_the_planner():
                     '1.04 s (max_image_age 0.5 s)')
     text = health(2.0, 'policy_error', error='RuntimeError: boom').message(5.0)
     assert text.endswith('plan failed: RuntimeError: boom')
+
+
+def test_a_planner_that_never_published_warns_first_and_errs_after_error_after():
+    """No context yet: the wait runs from the planner's start (or episode), not from ever."""
+    waiting = PlannerHealth(math.inf, 'no_images', 3.0, dict(zip(CAMERAS, (None, None))), 0.5,
+                            since_start=2.0)
+    assert waiting.level(5.0) == WARN
+    assert waiting.message(5.0).startswith('no context yet: waiting for a frame')
+    late = PlannerHealth(math.inf, 'no_images', 3.0, dict(zip(CAMERAS, (None, None))), 0.5,
+                         since_start=6.0)
+    assert late.level(5.0) == ERROR
