@@ -358,3 +358,27 @@ def test_non_finite_chunks_are_counted_and_a_problem(tmp_path):
     assert values['executing_ticks'] > 0 and values['mae_mean'] is not None
     (problem,) = problems(values)
     assert f"produced {values['nonfinite_chunks']} non-finite chunks" in problem
+
+
+def test_the_policy_is_warmed_up_before_the_bag_clock_starts(tmp_path):
+    """A compiled policy's first-call cost is paid before the replay, as in the nodes."""
+    from ahawam_ros.eval.bag.cli import run_eval
+
+    class WarmedPolicy(RampPolicy):
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def warm_up(self):
+            self.calls.append('warm_up')
+
+        def plan(self, images, step):
+            self.calls.append('plan')
+            return super().plan(images, step)
+
+    policy = WarmedPolicy()
+    bag = make_bag(tmp_path, ramp(np.arange(30)))
+    run_eval([bag], policy, bag_config(refresh_rate_hz=10.0, planner_latency=0.05,
+                                       executor_latency=0.025, execute_steps=4),
+             tmp_path / 'out', tmp_path)
+    assert policy.calls[0] == 'warm_up' and policy.calls.count('warm_up') == 1

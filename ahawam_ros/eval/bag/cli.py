@@ -32,6 +32,7 @@ from ahawam_ros.eval.bag.report import headline, write_bag_plots, write_html
 from ahawam_ros.eval.bag.settings import BagEvalConfig, config_from_args, parser
 from ahawam_ros.eval.bag.stream import BagSource
 from ahawam_ros.runtime.loading import load_policy
+from ahawam_ros.runtime.orchestrator import warm_up
 from ahawam_ros.runtime.policy_api import ChunkPolicy
 import numpy as np
 from tqdm import tqdm
@@ -182,6 +183,7 @@ def run_eval(bags: Sequence[Path], policy: ChunkPolicy, config: BagEvalConfig, o
         raise FileExistsError(f'{out} exists: choose another --out or pass --force')
     for bag in bags:
         open_source(bag, policy, config).close()
+    warm_up(policy)  # as the nodes do before their first command: not charged to the bag
     labels = bag_labels(bags, root or bags[0].parent)
     traces = [evaluate_bag(bag, policy, config)
               for bag in tqdm(bags, desc='bags', unit='bag',
