@@ -156,6 +156,12 @@ def _load_weights(module: nn.Module, path: PathLike, device: str = 'cpu') -> Non
     except (SafetensorError, OSError, RuntimeError, ValueError) as error:
         raise CheckpointError(weights, '', f'unreadable safetensors file, truncated or corrupt '
                               f'({type(error).__name__}: {error})') from error
+    broken = next((name for name, tensor in sorted(tensors.items())
+                   if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())),
+                  None)
+    if broken is not None:
+        raise CheckpointError(weights, '', f'tensor {broken!r} holds NaN or infinite values '
+                              '(a diverged or damaged training run)')
     try:
         load_state_checked(module, tensors)
     except ValueError as error:

@@ -102,6 +102,15 @@ def _truncate(path):
     path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
 
 
+def _poison_weights(directory):
+    """Make one weight NaN, as a diverged run saves it."""
+    from safetensors.torch import load_file, save_file
+    tensors = load_file(str(directory / 'model.safetensors'))
+    name = sorted(n for n, t in tensors.items() if t.is_floating_point())[-1]
+    tensors[name] = torch.full_like(tensors[name], float('nan'))
+    save_file(tensors, str(directory / 'model.safetensors'))
+
+
 def _edit_json(name, edit):
     def apply(directory):
         data = json.loads((directory / name).read_text())
@@ -145,6 +154,7 @@ MALFORMED = {
                       'truncated or corrupt'),
     'weights missing': (lambda d: (d / 'model.safetensors').unlink(), 'model.safetensors', '',
                         'file missing'),
+    'weights NaN': (_poison_weights, 'model.safetensors', '', 'holds NaN or infinite values'),
 }
 
 
