@@ -15,6 +15,7 @@ Shapes: H x W pixels, A joints, J joints of one topic.
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional, Tuple, Union
 
+from ahawam_ros import robot
 from ahawam_ros.data.bag_files import bag_custom_metadata, BagError, check_counts
 from ahawam_ros.data.bag_files import check_topics, read_messages, resolve_camera_topics
 from ahawam_ros.data.camera_images import decode_camera
@@ -127,8 +128,11 @@ class BagLayout:
         """Return a fresh JointMerger per joint role (STATE, COMMAND)."""
         skew = int(round(self.mapping.max_skew * 1e9))
         joints = len(self.mapping.joint_names)
-        return {STATE: JointMerger(len(self.mapping.joint_states), joints, skew),
-                COMMAND: JointMerger(len(self.mapping.commands), joints, skew)}
+        limits = None  # the policy's joints are the arms': their limits are known
+        if tuple(self.mapping.joint_names) == robot.JOINT_NAMES:
+            limits = (np.asarray(robot.JOINT_LOWER), np.asarray(robot.JOINT_UPPER))
+        return {STATE: JointMerger(len(self.mapping.joint_states), joints, skew, limits),
+                COMMAND: JointMerger(len(self.mapping.commands), joints, skew, limits)}
 
     def decode(self, topic: str, msgtype: str, raw: bytes) -> Any:
         """
@@ -189,13 +193,24 @@ class BagLayout:
         """Raise BagError naming every mapped topic of which messages were not read."""
         check_counts(self.path, self.counts, read)
 
-    def describe_drops(self, mergers: Dict[str, JointMerger]) -> str:
-        """Return a note on merged samples dropped for skew ('' when none)."""
+    def merge_problems(self, mergers: Dict[str, JointMerger]) -> str:
+        """Return a note on samples dropped for skew or outside the limits ('' when none)."""
         notes = []
         for role, group in ((STATE, self.mapping.joint_states), (COMMAND, self.mapping.commands)):
             if mergers[role].dropped:
                 notes.append(f'{mergers[role].dropped} samples of {[t.topic for t in group]}')
-        if not notes:
-            return ''
-        return (f'bag {self.path}: dropped {" and ".join(notes)}: a topic\'s newest value was '
-                f'more than max_skew {self.mapping.max_skew} s old')
+        lines = []
+        if notes:
+            lines.append(f'bag {self.path}: dropped {" and ".join(notes)}: a topic\'s newest '
+                         f'value was more than max_skew {self.mapping.max_skew} s old')
+        lines += [self._range_note(role, mergers[role]) for role in (STATE, COMMAND)
+                  if mergers[role].out_of_range]
+        return '; '.join(lines)
+
+    def _range_note(self, role: str, merger: JointMerger) -> str:
+        index, value = merger.worst
+        name = self.mapping.joint_names[index]
+        return (f'bag {self.path}: {merger.out_of_range} {role} samples lie outside the '
+                f"policy's joint limits (worst: {name} at {value:.4g}, limits "
+                f'[{robot.JOINT_LOWER[index]:g}, {robot.JOINT_UPPER[index]:g}]): check the '
+                "mapping's scale, offset or range")

@@ -66,7 +66,7 @@ def _merge(layout: BagLayout, partials: Dict[str, list]) -> Dict[str, Stream]:
                            f'{[t.topic for t in group]} never all had a value within max_skew '
                            f'{layout.mapping.max_skew} s')
         merged[role] = (np.asarray(times, np.int64), values)
-    note = layout.describe_drops(mergers)
+    note = layout.merge_problems(mergers)
     if note:
         LOG.warning(note)
     return merged

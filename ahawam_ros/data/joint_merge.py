@@ -97,6 +97,8 @@ class JointMerger:
         A.
     max_skew_ns : int
         Largest age (ns) of a topic's newest value when a sample is formed.
+    limits : (np.ndarray, np.ndarray), optional
+        (A,) lower and upper joint limits of the policy: samples outside are counted.
 
     Attributes
     ----------
@@ -104,10 +106,19 @@ class JointMerger:
         Rounds dropped for skew.
     max_seen_skew_ns : int
         Largest skew of any formed sample.
+    out_of_range : int
+        Formed samples with a value outside `limits`.
+    worst : (int, float) or None
+        (joint index, value) of the value furthest outside the limits.
 
     """
 
-    def __init__(self, num_topics: int, num_joints: int, max_skew_ns: int):
+    def __init__(self, num_topics: int, num_joints: int, max_skew_ns: int,
+                 limits: Optional[Tuple[np.ndarray, np.ndarray]] = None):
+        self._limits = limits
+        self.out_of_range = 0
+        self.worst: Optional[Tuple[int, float]] = None
+        self._worst_excess = 0.0
         self._values = np.zeros(num_joints, np.float64)
         self._times: List[Optional[int]] = [None] * num_topics
         self._fresh = [False] * num_topics
@@ -129,4 +140,16 @@ class JointMerger:
             self.dropped += 1
             return None
         self.max_seen_skew_ns = max(self.max_seen_skew_ns, skew)
+        if self._limits is not None:
+            self._check_range(self._values)
         return self._values.copy()
+
+    def _check_range(self, sample: np.ndarray) -> None:
+        lower, upper = self._limits
+        excess = np.maximum(lower - sample, sample - upper)  # (A,) > 0 outside
+        index = int(np.argmax(excess))
+        if excess[index] > 0.0:
+            self.out_of_range += 1
+            if excess[index] > self._worst_excess:
+                self._worst_excess = float(excess[index])
+                self.worst = (index, float(sample[index]))

@@ -64,3 +64,28 @@ def test_eval_bag_on_damaged_bags_exits_2_with_one_line_or_succeeds(good_bag, tm
         assert code in (0, 2), (seed, code, error)
         if code == 2:
             assert 'Traceback' not in error and len(error.strip().splitlines()) == 1, error
+
+
+def test_joint_values_outside_the_policys_limits_are_counted_and_warned(tmp_path, caplog):
+    """Training and eval-bag read one path: both say how many samples and the worst joint."""
+    joints = 0.2 + 0.003 * np.arange(20)[:, None] + np.zeros((1, 14))  # (T, A)
+    joints[5:9, 13] = -0.47  # the right gripper, on 0 (closed) .. 1 (open)
+    bag = write_bag(tmp_path / 'episode', lockstep_messages(FEATURES, joints, joints), FEATURES)
+    with caplog.at_level('WARNING'):
+        episode = read_episode(bag)
+    assert len(episode.actions) == 20  # kept: a warning, not a refusal
+    notes = [r.getMessage() for r in caplog.records if 'outside the policy' in r.getMessage()]
+    assert len(notes) == 1, notes
+    assert '4 state samples' in notes[0] and '4 command samples' in notes[0]
+    assert 'right_gripper at -0.47' in notes[0] and 'limits [0, 1]' in notes[0]
+    caplog.clear()
+    good = write_bag(tmp_path / 'good', lockstep_messages(FEATURES, np.clip(joints, 0, 1),
+                                                          np.clip(joints, 0, 1)), FEATURES)
+    with caplog.at_level('WARNING'):
+        read_episode(good)
+    assert not [r for r in caplog.records if 'outside the policy' in r.getMessage()]
+    with caplog.at_level('WARNING'):
+        assert cli.main(['eval-bag', str(bag), '--checkpoint', 'fake', '--out',
+                         str(tmp_path / 'out'), '--planner-latency', '0.01',
+                         '--executor-latency', '0.005', '--no-progress']) == 0
+    assert [r for r in caplog.records if 'outside the policy' in r.getMessage()]  # eval-bag too

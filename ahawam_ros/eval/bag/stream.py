@@ -113,7 +113,7 @@ class BagSource:
             sample = mergers[role].push(index, last, *value)
             if sample is not None:
                 yield BagMessage(JOINTS if role == STATE else COMMAND, last, -1, sample)
-        note = layout.describe_drops(mergers)
+        note = layout.merge_problems(mergers)
         if note:
             LOG.warning(note)
 
