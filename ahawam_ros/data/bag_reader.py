@@ -29,6 +29,8 @@ from rosbags.rosbag2 import Reader
 PathLike = Union[str, Path]
 Stream = Tuple[np.ndarray, List[np.ndarray]]  # int64 (N,) log times, N values
 LOG = logging.getLogger(__name__)
+# A command paired with an older frame than this trains on what the camera no longer shows.
+STALE_FRAME_S = 1.0
 
 
 def _sorted(times: List[int], values: List[np.ndarray]) -> Stream:
@@ -88,6 +90,18 @@ def _previous(times: np.ndarray, at: np.ndarray) -> np.ndarray:
     return np.searchsorted(times, at, side='right') - 1
 
 
+def _warn_stale_frames(bag: BagLayout, cameras: List[Stream], index: List[np.ndarray],
+                       command_times: np.ndarray, steps: np.ndarray) -> None:
+    """Warn when commands are paired with a camera's frame older than STALE_FRAME_S."""
+    for topic, (times, _), frame in zip(bag.camera_topics, cameras, index):
+        ages = (command_times[steps] - np.asarray(times)[frame[steps]]) * 1e-9  # (T,) s
+        stale = int(np.count_nonzero(ages > STALE_FRAME_S))
+        if stale:
+            LOG.warning('bag %s: %d of %d commands are paired with a frame of %s older than '
+                        '%g s (up to %.1f s): did the camera stop?', bag.path, stale,
+                        len(steps), topic, STALE_FRAME_S, float(ages.max()))
+
+
 def read_episode(path: PathLike, layout: Layout = None,
                  resize_to: Optional[Tuple[int, int]] = None) -> Episode:
     """
@@ -132,6 +146,7 @@ def read_episode(path: PathLike, layout: Layout = None,
         raise BagError(f'bag {path}: no command is preceded by an image of every camera and a '
                        'joint state')
     steps = np.flatnonzero(keep)
+    _warn_stale_frames(bag, cameras, index, command_times, steps)
     _check_sizes(bag, cameras)
     images = np.stack([np.stack([frames[i[s]] for (_, frames), i in zip(cameras, index)])
                        for s in steps])  # (T, V, H, W, 3)

@@ -89,3 +89,16 @@ def test_joint_values_outside_the_policys_limits_are_counted_and_warned(tmp_path
                          str(tmp_path / 'out'), '--planner-latency', '0.01',
                          '--executor-latency', '0.005', '--no-progress']) == 0
     assert [r for r in caplog.records if 'outside the policy' in r.getMessage()]  # eval-bag too
+
+
+def test_commands_paired_with_an_old_frame_are_counted_and_warned(tmp_path, caplog):
+    joints = 0.2 + 0.003 * np.arange(200)[:, None] + np.zeros((1, 14))  # (T, A), 4 s
+    messages = [m for m in lockstep_messages(FEATURES, joints, joints)
+                if not (m[0] == FEATURES.camera_topic('top') and m[2] > 1_000_000_000)]
+    bag = write_bag(tmp_path / 'episode', messages, FEATURES)  # the camera dies after 1 s
+    with caplog.at_level('WARNING'):
+        episode = read_episode(bag)
+    notes = [r.getMessage() for r in caplog.records if 'did the camera stop' in r.getMessage()]
+    assert len(notes) == 1, notes
+    stale = int(notes[0].split(': ')[1].split()[0])
+    assert 95 <= stale <= 100 and f'of {len(episode.actions)} commands' in notes[0], notes
