@@ -29,6 +29,8 @@ ARGUMENTS = (
     ('use_sim_time', 'false', 'follow /clock (the simulator publishes it when this is true, '
                               'or `ros2 bag play --clock`)'),
     ('namespace', '', 'namespace of every node and relative topic'),
+    ('episode_steps', '400', 'with use_sim: control steps after which the simulator starts '
+                             'the next episode on its own (0: only on sim/reset)'),
 )
 
 
@@ -66,7 +68,9 @@ def generate_launch_description() -> LaunchDescription:
     simulator = Node(
         package='ahawam_ros', executable='bimanual_sim', namespace=arg['namespace'],
         output='screen', condition=IfCondition(arg['use_sim']),
-        parameters=[arg['params_file'], {'publish_clock': sim_time}])
+        parameters=[arg['params_file'], {
+            'publish_clock': sim_time,
+            'episode_steps': ParameterValue(arg['episode_steps'], value_type=int)}])
     measured_model = Node(
         package='robot_state_publisher', executable='robot_state_publisher',
         name='robot_state_publisher', namespace=arg['namespace'],

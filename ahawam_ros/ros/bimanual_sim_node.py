@@ -69,6 +69,7 @@ class BimanualSimNode(Node):
         self.meter: Optional[RealTimeMeter] = None
         self.observation: Optional[Observation] = None
         self.last_reset: Optional[Observation] = None  # the observation of the last reset
+        self._seed = self.config.seed  # of the current episode
         self._command = None  # newest valid (A,) command
         self._guard_pose = None  # reset pose until a command near it arrives (RESET_JUMP_GUARD)
         self.ignored_commands = 0  # far from the reset pose, right after a reset
@@ -165,7 +166,8 @@ class BimanualSimNode(Node):
     def _run(self, ready: threading.Event) -> None:
         try:
             self._open_sim(self.config.task)
-            self.observation = self._start_episode(self.config.seed)
+            self._seed = self.config.seed
+            self.observation = self._start_episode(self._seed)
         except Exception as error:  # noqa: B902 - reported, then the constructor raises
             self.get_logger().error(f'simulator start failed: {error}')
             return
@@ -176,6 +178,7 @@ class BimanualSimNode(Node):
         next_report = self.meter.wall_seconds + 1.0
         while not self._stop.is_set():
             self._serve_requests()
+            self._next_episode_if_due()
             self._step()
             self.meter.add(self.period)
             if self.meter.wall_seconds >= next_report:
@@ -186,10 +189,18 @@ class BimanualSimNode(Node):
                 self._stop.wait(delay)
         self._close_sim()
 
+    def _next_episode_if_due(self) -> None:
+        """With `episode_steps`, an episode that ran that long gives way to the next seed."""
+        steps = self.config.episode_steps
+        if steps and self.observation.step >= steps:
+            self._seed += 1
+            self.observation = self._start_episode(self._seed)
+
     def _serve_requests(self) -> None:
         while not self._requests.empty():
             seed, task, reply = self._requests.get_nowait()
             try:
+                self._seed = seed
                 self.observation = self._start_episode(seed, task)
                 reply.update(success=True, message=self.sim.config.task)
             except (ValueError, RuntimeError) as error:

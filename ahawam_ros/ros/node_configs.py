@@ -148,6 +148,10 @@ class BimanualSimConfig:
     image_height: int = field(120, 'rendered image height', (8, 2048))
     image_width: int = field(160, 'rendered image width', (8, 2048))
     seed: int = field(0, 'seed of the first episode', (0, 2 ** 31 - 1))
+    episode_steps: int = field(0, 'control steps after which the simulator starts the next '
+                               'episode (seed + 1) on its own; 0: only on the sim/reset '
+                               'service (the demo supervisor resets each episode)',
+                               (0, 10 ** 9))
     control_rate_hz: float = field(robot.CONTROL_RATE_HZ, 'physics steps per second of '
                                    'simulated time', (1.0, 1000.0))
     real_time_factor: float = field(1.0, 'simulated seconds per wall second', (0.01, 100.0))

@@ -18,7 +18,7 @@ import pytest
 from rclpy.node import Node
 from ros_test_utils import params, spinning, wait_for
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Float64
+from std_msgs.msg import Float64, Header
 from trajectory_msgs.msg import JointTrajectory
 
 pytestmark = [pytest.mark.ros, pytest.mark.sim]
@@ -167,3 +167,18 @@ def test_after_a_reset_commands_far_from_the_reset_pose_are_ignored(ros_context)
                 assert sim.ignored_commands >= 20
                 assert abs(reached - start[0]) < 0.1  # the arm stayed at the reset pose
     assert abs(reached - near[0]) < 0.1  # then a command near it is followed
+
+
+def test_with_episode_steps_the_simulator_starts_the_next_episode_on_its_own(ros_context):
+    namespace = f'/s{uuid.uuid4().hex[:8]}'
+    sim = BimanualSimNode(context=ros_context, namespace=namespace, parameter_overrides=params(
+        cameras=['top'], image_height=48, image_width=64, episode_steps=25, seed=40))
+    starts = []
+    watcher = Node('episode_watcher', context=ros_context, namespace=namespace)
+    watcher.create_subscription(Header, 'episode_start', starts.append, 10)
+    with spinning(ros_context, [sim, watcher]):
+        assert wait_for(lambda: len(starts) >= 3, timeout=20), len(starts)  # 0.5 s each
+        steps = sim.observation.step
+    assert steps <= 25 and sim._seed >= 42  # seeds 40, 41, 42, ...
+    times = [s.stamp.sec + 1e-9 * s.stamp.nanosec for s in starts[:3]]
+    assert all(0.3 < b - a < 1.5 for a, b in zip(times, times[1:])), times
