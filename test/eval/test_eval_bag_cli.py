@@ -48,6 +48,12 @@ def test_report_files(tmp_path, capsys):
     for source in sources:
         assert (out / source).read_bytes().startswith(PNG), source
     assert '<table>' in page and 'executed ticks' in page
+    inputs = bag_figures['inputs']  # what was read, resolved, and how the joints merged
+    assert inputs['cameras'] == {'top': TOP, 'left_wrist': FEATURES.camera_topic('left_wrist')}
+    assert inputs['joint_states'] == ['/joint_states'] and inputs['commands']
+    assert inputs['merge']['state']['dropped'] == 0
+    assert inputs['merge']['state']['out_of_range'] == 0
+    assert f'top {TOP}' in page and 'dropped for skew' in page
     trace = np.load(out / 'episode' / 'trace.npz')
     assert trace['command'].shape == (25, 14)
 

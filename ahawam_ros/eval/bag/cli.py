@@ -189,7 +189,8 @@ def run_eval(bags: Sequence[Path], policy: ChunkPolicy, config: BagEvalConfig, o
               for bag in tqdm(bags, desc='bags', unit='bag',
                               disable=not config.progress or len(bags) < 2)]
     results = {'settings': settings or asdict(config),
-               'bags': {label: figures([trace]) for label, trace in zip(labels, traces)},
+               'bags': {label: {**figures([trace]), 'inputs': trace.inputs}
+                        for label, trace in zip(labels, traces)},
                'all': figures(traces)}
     write_atomically(Path(out), lambda staging: write_report(staging, traces, labels, results),
                      force)

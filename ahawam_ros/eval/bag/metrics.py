@@ -22,7 +22,7 @@ Shapes: T command ticks, N recorded commands, J joint states, A joints, K chunk 
 """
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ahawam_ros.runtime.safety import HoldReason
@@ -98,6 +98,7 @@ class ReplayTrace:
     chunk_results: Dict[str, int]
     chunk_len: int
     control_period: float
+    inputs: Dict[str, Any] = field(default_factory=dict)  # resolved topics, merge figures
 
 
 class Comparison(NamedTuple):

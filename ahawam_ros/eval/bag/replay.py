@@ -392,4 +392,4 @@ class BagReplay:
             holds=self.executor.holds_by_reason, planner_results=self.planner.results.as_dict(),
             chunk_results=self.executor.chunk_results.as_dict(),
             chunk_len=int(self.timed.chunk_len),
-            control_period=to_seconds(self._timers[_TICK].period))
+            control_period=to_seconds(self._timers[_TICK].period), inputs=source.inputs())

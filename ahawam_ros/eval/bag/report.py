@@ -156,7 +156,22 @@ def headline(figures: Dict[str, Any]) -> Dict[str, str]:
             f"{_number(latency['planner']['simulated']['p50'], 1e3)} / "
             f"{_number(latency['executor']['simulated']['p50'], 1e3)}",
         'holds': holds,
+        **_inputs(figures.get('inputs')),
     }
+
+
+def _inputs(inputs: Optional[Dict[str, Any]]) -> Dict[str, str]:
+    """Return the resolved input topics and the joint merge figures of one bag ('-': none)."""
+    if not inputs:
+        return {'inputs': '-', 'merged joint samples': '-'}
+    cameras = ', '.join(f'{name} {topic}' for name, topic in inputs['cameras'].items())
+    topics = (f"{cameras}; joint states {' '.join(inputs['joint_states'])}; commands "
+              f"{' '.join(inputs['commands'])}")
+    merge = '; '.join(
+        f"{role}: {m['dropped']} dropped for skew > {inputs['max_skew_s']:g} s, max skew "
+        f"{m['max_skew_ms']:.1f} ms, {m['out_of_range']} outside the limits"
+        for role, m in inputs['merge'].items())
+    return {'inputs': topics, 'merged joint samples': merge or '-'}
 
 
 def _table(rows: Sequence[Tuple[str, Dict[str, Any]]]) -> str:

@@ -20,7 +20,7 @@ Shapes: H x W pixels, A joints.
 
 import logging
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple, Optional
+from typing import Any, Dict, Iterator, NamedTuple, Optional
 
 from ahawam_ros.data.bag_files import open_bag
 from ahawam_ros.data.bag_layout import BagLayout, CAMERA, Layout, STATE
@@ -67,6 +67,9 @@ class BagSource:
         The bag's recorded task, else the mapping's.
     duration_ns : int
         Log time of the last message relative to the first.
+    merge : dict
+        After `messages` ran out, per joint role ('state', 'command'): 'dropped' samples
+        (skew), 'max_skew_ms' of the kept ones, 'out_of_range' samples (outside the limits).
 
     """
 
@@ -85,6 +88,14 @@ class BagSource:
         self.task = self._layout.task
         self.start_ns = int(self._reader.start_time)
         self.duration_ns = max(0, int(self._reader.end_time) - 1 - self.start_ns)
+        self.merge: Dict[str, Dict[str, float]] = {}
+
+    def inputs(self) -> Dict[str, object]:
+        """Return the resolved topics of every input and the merge figures (the report's)."""
+        return {'cameras': dict(zip(self.mapping.cameras, self.camera_topics)),
+                'joint_states': [t.topic for t in self.mapping.joint_states],
+                'commands': [t.topic for t in self.mapping.commands],
+                'max_skew_s': self.mapping.max_skew, 'merge': self.merge}
 
     @property
     def features(self) -> TopicMapping:
@@ -113,6 +124,8 @@ class BagSource:
             sample = mergers[role].push(index, last, *value)
             if sample is not None:
                 yield BagMessage(JOINTS if role == STATE else COMMAND, last, -1, sample)
+        self.merge = {role: {'dropped': m.dropped, 'max_skew_ms': m.max_seen_skew_ns * 1e-6,
+                             'out_of_range': m.out_of_range} for role, m in mergers.items()}
         note = layout.merge_problems(mergers)
         if note:
             LOG.warning(note)
