@@ -14,7 +14,7 @@ import os
 from ahawam_ros.ros.launch_checks import check_launch_dependencies
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
@@ -64,7 +64,10 @@ def generate_launch_description() -> LaunchDescription:
         namespace=arg['namespace'], output='screen', emulate_tty=True,
         arguments=['--checkpoint', arg['checkpoint'],
                    '--ros-args', '--params-file', arg['params_file']],
-        parameters=[{'use_sim_time': sim_time}])
+        parameters=[{'use_sim_time': sim_time}],
+        # without the policy nodes nothing commands the robot: the launch ends with them
+        # (a bad checkpoint exits 2 with one line; the simulator must not run on alone)
+        on_exit=Shutdown(reason='bringup exited'))
     simulator = Node(
         package='ahawam_ros', executable='bimanual_sim', namespace=arg['namespace'],
         output='screen', condition=IfCondition(arg['use_sim']),
