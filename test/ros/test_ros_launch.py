@@ -30,7 +30,7 @@ def test_launch_file_declares_its_arguments_with_descriptions():
     executables = {e.node_executable for e in description.entities if isinstance(e, Node)}
     assert {'bringup', 'bimanual_sim', 'robot_state_publisher', 'rviz2'} <= executables
     source = LAUNCH_FILE.read_text()
-    assert "on_exit=Shutdown(" in source  # bringup's exit ends the launch (no lone simulator)
+    assert 'on_exit=Shutdown(' in source  # bringup's exit ends the launch (no lone simulator)
     # The dependency check (launch_checks.py) runs before the first process starts.
     from launch.actions import OpaqueFunction
     kinds = [type(e) for e in description.entities]
