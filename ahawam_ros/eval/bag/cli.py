@@ -1,15 +1,15 @@
 """
 `ahawam eval-bag`: replay recorded bags through the asynchronous runtime and compare commands.
 
-    ahawam eval-bag BAG_OR_DIR --checkpoint CKPT [--out DIR] [--planner-rate HZ]
+    ahawam eval-bag BAG_OR_DIR --checkpoint CKPT [--out DIR] [--refresh-rate-hz HZ]
         [--executor-latency S] [--planner-latency S] [--execute-steps N] [--resize-images]
         [--mapping FILE] [--cameras NAME[=TOPIC],...] [--command-topic TOPIC,...] ...
 
 Every bag (a rosbag2 directory, mcap or sqlite3, or a bare .mcap file; a directory means each
 bag in it; its topics as a `TopicMapping` (--mapping YAML) or the default layout say) is
-replayed on its own clock through `PlannerCore` + `ExecutorCore`, the cores the nodes run
-(see `replay`), and what the runtime would have commanded at each control tick is
-compared with the command recorded then (`bag_metrics`). The output directory gets
+replayed on its own clock through the runtime the nodes run, built by the same assembly with
+the same settings (see `replay`), and what it would have commanded at each control tick is
+compared with the command recorded then (`metrics`). The output directory gets
 `metrics.json` (every figure, per bag and pooled), `report.html` (headline table and plots)
 and per bag its PNG plots and `trace.npz` (the per-tick series). It is written into a hidden
 staging directory and renamed at the end: a failure leaves nothing behind. Bad bags and bad
