@@ -50,11 +50,6 @@ from visualization_msgs.msg import MarkerArray
 FINAL_HOLD_ACK_S = 1.0  # longest wait for reliable subscribers to acknowledge the final hold
 
 
-def core_config(config: ActionExecutorConfig) -> ExecutorCoreConfig:
-    """Return the runtime's config of the node's parameters (ROS stamps: 0 is unset)."""
-    return executor_core_config(config, config.limits(), zero_stamp_is_unset=True)
-
-
 class ActionExecutorNode(Node):
     """
     Publishes one safe joint command per control tick; computes chunks off the timer.
@@ -68,8 +63,8 @@ class ActionExecutorNode(Node):
         super().__init__('action_executor', **node_kwargs)
         self.config = config = declare_config(self, ActionExecutorConfig)
         self.policy = policy or load_policy(config.checkpoint, config.device)
-        host = HostRules(self.now, zero_stamp_is_unset=True)
-        self.core = build_executor(self.policy, config, host, limits=config.limits())
+        self.host = HostRules.for_ros(self.now)
+        self.core = build_executor(self.policy, config, self.host, limits=config.limits())
         self.period = 1.0 / config.control_rate_hz
         inputs = MutuallyExclusiveCallbackGroup()
         image_hw = policy_image_hw(self.policy, config.image_height, config.image_width)
@@ -92,7 +87,7 @@ class ActionExecutorNode(Node):
         self._diagnostics_timer = self.create_timer(
             config.diagnostics_period, self._on_diagnostics,
             callback_group=MutuallyExclusiveCallbackGroup())
-        self.live = LiveConfig(self, config, self._apply_parameters, check=core_config)
+        self.live = LiveConfig(self, config, self._apply_parameters, check=self._core_config)
         self.last_command: Optional[Command] = None
         self.monitor = HoldMonitor(config.transition_log_period)
         self._last_tick: Optional[Command] = None
@@ -121,10 +116,14 @@ class ActionExecutorNode(Node):
         self._markers_pub = self.create_publisher(MarkerArray, config.chunk_marker_topic, 5)
         self._kinematics = None  # built on first use: only rviz needs it
 
+    def _core_config(self, config: ActionExecutorConfig) -> ExecutorCoreConfig:
+        """Return the runtime's config of these parameters, as `build_executor` made it."""
+        return executor_core_config(config, config.limits(), self.host.zero_stamp_is_unset)
+
     def _apply_parameters(self, old: ActionExecutorConfig, new: ActionExecutorConfig) -> None:
         """Apply a validated live change: runtime settings, then the timers' periods."""
         self.config = new
-        self.core.reconfigure(core_config(new))  # from the next tick and chunk on
+        self.core.reconfigure(self._core_config(new))  # from the next tick and chunk on
         if new.control_rate_hz != old.control_rate_hz:
             self.period = 1.0 / new.control_rate_hz
             self._command_timer.timer_period_ns = round(1e9 * self.period)

@@ -52,9 +52,9 @@ class WorldPlannerNode(Node):
         self.config = config = declare_config(self, WorldPlannerConfig)
         self.policy = policy or load_policy(config.checkpoint, config.device)
         image_hw = policy_image_hw(self.policy, config.image_height, config.image_width)
+        self.host = HostRules.for_ros(self.now)
         # the refresh timer paces the refreshes (live refresh_rate_hz), not the core
-        self.core = build_planner(self.policy, config,
-                                  HostRules(self.now, zero_stamp_is_unset=True), paced=False)
+        self.core = build_planner(self.policy, config, self.host, paced=False)
         self.cameras = CameraSet(self, config.camera_topics, image_hw, config.resize_images,
                                  MutuallyExclusiveCallbackGroup(), self.core.check_camera_stamp)
         self._context_pub = self.create_publisher(WorldContext, config.context_topic,
@@ -88,7 +88,8 @@ class WorldPlannerNode(Node):
             self._refresh_timer.timer_period_ns = round(1e9 / new.refresh_rate_hz)
         if new.diagnostics_period != old.diagnostics_period:
             self._diagnostics_timer.timer_period_ns = round(1e9 * new.diagnostics_period)
-        self.core.reconfigure(planner_core_config(new, zero_stamp_is_unset=True, paced=False))
+        self.core.reconfigure(planner_core_config(new, self.host.zero_stamp_is_unset,
+                                                  paced=False))
         self.get_logger().info(f'parameters changed: {changes(old, new)}')
 
     def now(self) -> float:

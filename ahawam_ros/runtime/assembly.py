@@ -61,6 +61,11 @@ class HostRules:
     zero_stamp_is_unset: bool = False
     private_registry: bool = False
 
+    @classmethod
+    def for_ros(cls, clock: Clock) -> 'HostRules':
+        """Return the rules of a ROS node: its clock, and a stamp of 0 is an unset header."""
+        return cls(clock, zero_stamp_is_unset=True)
+
     def slot(self) -> ContextSlot:
         """Return a new context slot under this host's registry rule."""
         return ContextSlot(ContextRegistry()) if self.private_registry else ContextSlot()

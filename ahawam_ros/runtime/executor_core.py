@@ -137,12 +137,10 @@ class ExecutorCore:
 
     def _possible(self, positions: np.ndarray, source: str) -> bool:
         safety, excess = self.config.safety, self.config.max_joint_excess
-        outside = np.flatnonzero((positions < np.asarray(safety.lower) - excess)
-                                 | (positions > np.asarray(safety.upper) + excess))
-        if outside.size == 0:
+        index = self._safety.impossible_joint(positions, excess)
+        if index is None:
             return True
         self.out_of_range_joint_states += 1
-        index = int(outside[0])
         if index not in self._out_of_range_logged:
             self._out_of_range_logged.add(index)
             _LOG.warning('refused %s: joint %d at %.4g is more than %g outside its limits '

@@ -194,14 +194,13 @@ class PlannerCore:
     def _skip_reason(self, now: float, images: Optional[np.ndarray], stamp: float) -> str:
         if images is None:
             return 'no_images'
-        if stamp == self._planned_stamp and (
-                self.stamps.stale_camera(now, self.config.max_image_age) is None):
-            # Planned already, and the cameras still deliver: the host's next frames are due
-            # (a refresh timer slower than max_image_age is not a pause).
-            return 'no_new_images'
-        if stamp_age(now, stamp) > self.config.max_image_age:
+        planned = stamp == self._planned_stamp
+        # Frames planned already while the cameras still deliver are not a pause: the host's
+        # next frames are due (a refresh timer slower than max_image_age).
+        if stamp_age(now, stamp) > self.config.max_image_age and not (
+                planned and self.stamps.stale_camera(now, self.config.max_image_age) is None):
             return 'stale_images'
-        if stamp == self._planned_stamp:
+        if planned:
             return 'no_new_images'
         if now - self._last_start < self.config.min_interval:
             return 'not_due'

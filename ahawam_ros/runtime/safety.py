@@ -176,6 +176,12 @@ class SafetyFilter:
         self._upper = np.asarray(config.upper)
         self._max_step = np.asarray(config.max_step)
 
+    def impossible_joint(self, positions: np.ndarray, excess: float) -> Optional[int]:
+        """Return the first joint of (A,) `positions` more than `excess` outside the limits."""
+        outside = np.flatnonzero((positions < self._lower - excess)
+                                 | (positions > self._upper + excess))
+        return int(outside[0]) if outside.size else None
+
     @property
     def last_command(self) -> Optional[np.ndarray]:
         return None if self._last is None else self._last.copy()
