@@ -39,6 +39,7 @@ from ahawam_ros.runtime.orchestrator import RuntimeOrchestrator
 from ahawam_ros.runtime.policy_api import ChunkPolicy
 from ahawam_ros.runtime.settings import executor_core_config
 from diagnostic_msgs.msg import DiagnosticArray
+import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.duration import Duration
 from rclpy.node import Node
@@ -164,7 +165,7 @@ class ActionExecutorNode(Node):
     # ---- timers ---------------------------------------------------------------------------
 
     def _on_command_tick(self) -> None:
-        command = self.core.tick()
+        command = self.core.tick(ahead=self.config.trajectory_points - 1)
         self._last_tick = command
         if command.positions is not None:  # None: no joint state yet, nothing safe to send
             self.publish_command(command)
@@ -178,11 +179,21 @@ class ActionExecutorNode(Node):
         self._sent += 1
         positions, names, stamp = command.positions, self.config.joint_names, self.now()
         if self._trajectory_pub is not None:
-            self._trajectory_pub.publish(conv.trajectory_command_msg(positions, names, stamp,
-                                                                     self.period))
+            self._trajectory_pub.publish(self._trajectory(command, stamp))
         if self._position_pub is not None:
             self._position_pub.publish(conv.position_command_msg(positions))
         self._commanded_pub.publish(conv.joint_state_msg(positions, names, stamp))
+
+    def _trajectory(self, command: Command, stamp: float):
+        """Return the JointTrajectory of `command`: its path, reached from one period on."""
+        names = self.config.joint_names
+        if self.config.trajectory_points == 1:  # one point, positions only
+            return conv.trajectory_command_msg(command.positions, names, stamp, self.period)
+        path = command.positions[None] if command.path is None else command.path
+        velocities = (np.zeros_like(path) if command.velocities is None
+                      else command.velocities)
+        return conv.trajectory_command_msg(path, names, stamp, self.period,
+                                           command.path_period, velocities)
 
     # ---- chunk worker (the runtime's thread, not rclpy's) ---------------------------------
 

@@ -2,7 +2,8 @@
 The bimanual_sim node: the embedded ALOHA simulator behind the robot's topics.
 
 Publishes the configured cameras (sensor_msgs/Image rgb8) and /joint_states at the control
-rate, applies the newest command from the executor's command topic, publishes reward and
+rate, follows the executor's JointTrajectory commands as ros2_control's trajectory controller
+would (`sim.trajectory_follower`; or applies the newest position command), publishes reward and
 success, and resets to a seeded episode on the `sim/reset` service. With `publish_clock` the
 node is the clock: each physics step advances /clock by one control period, and nodes with
 use_sim_time follow the simulation (at `real_time_factor` x wall time).
@@ -30,6 +31,7 @@ from ahawam_ros.ros.spin import run_nodes
 from ahawam_ros.sim.aloha_env import AlohaSim, Observation, SimConfig
 from ahawam_ros.sim.pacing import Pacer, RealTimeMeter
 from ahawam_ros.sim.renderer import BackgroundRenderer
+from ahawam_ros.sim.trajectory_follower import TrajectoryFollower
 from ahawam_ros.srv import ResetEpisode
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
@@ -70,7 +72,8 @@ class BimanualSimNode(Node):
         self.observation: Optional[Observation] = None
         self.last_reset: Optional[Observation] = None  # the observation of the last reset
         self._seed = self.config.seed  # of the current episode
-        self._command = None  # newest valid (A,) command
+        self._command = None  # newest valid (A,) position command
+        self._follower = TrajectoryFollower()  # the trajectory commands, as a controller would
         self._guard_pose = None  # reset pose until a command near it arrives (RESET_JUMP_GUARD)
         self.ignored_commands = 0  # far from the reset pose, right after a reset
         self._command_lock = threading.Lock()
@@ -137,9 +140,16 @@ class BimanualSimNode(Node):
 
     def _on_trajectory(self, msg: JointTrajectory) -> None:
         try:
-            self._set_command(conv.trajectory_positions(msg, self.sim.joint_names))
+            times, positions, velocities = conv.trajectory_points(msg, self.sim.joint_names)
         except ValueError as error:
             self._report_once(f'ignoring trajectory command: {error}')
+            return
+        now = self.now()
+        start = conv.stamp_seconds(msg.header.stamp) or now  # 0: start now, as ros2_control
+        with self._command_lock:
+            if self._after_reset(positions[0]):
+                self._follower.receive(now, start, times, positions, velocities,
+                                       measured=self.observation.qpos)
 
     def _on_position(self, msg: Float64MultiArray) -> None:
         try:
@@ -149,12 +159,17 @@ class BimanualSimNode(Node):
 
     def _set_command(self, positions) -> None:
         with self._command_lock:
-            if self._guard_pose is not None:
-                if np.max(np.abs(positions - self._guard_pose)) > RESET_JUMP_GUARD:
-                    self.ignored_commands += 1
-                    return
-                self._guard_pose = None
-            self._command = positions
+            if self._after_reset(positions):
+                self._command = positions
+
+    def _after_reset(self, positions) -> bool:
+        """Return whether a command may be followed (call under the command lock)."""
+        if self._guard_pose is not None:
+            if np.max(np.abs(positions - self._guard_pose)) > RESET_JUMP_GUARD:
+                self.ignored_commands += 1
+                return False
+            self._guard_pose = None
+        return True
 
     def _report_once(self, text: str) -> None:
         if text not in self._reported:
@@ -214,6 +229,7 @@ class BimanualSimNode(Node):
         observation = self.sim.reset(seed)
         with self._command_lock:
             self._command = None  # commands of the previous episode must not leak into this one
+            self._follower.clear()
             self._guard_pose = observation.qpos.copy()
         # The episode marker first: subscribers refuse observations stamped before it.
         stamp = self.now()
@@ -228,14 +244,24 @@ class BimanualSimNode(Node):
         return observation
 
     def _step(self) -> None:
-        with self._command_lock:
-            command = self._command
-        target = self.observation.qpos if command is None else command
-        self.observation = self.sim.step(target)
+        self.observation = self.sim.step(self._target())
         self._sim_time += self.period
         self._publish_observation(self.observation)
         if self.renderer is not None and self.observation.step % self.config.camera_every == 0:
             self.renderer.submit(self.sim.data.qpos, self.now())
+
+    def _target(self) -> np.ndarray:
+        """
+        Return the (A,) joint targets of the coming physics step.
+
+        Where the followed trajectory wants the arm at the step's end; else the newest
+        position command; else where the arm is.
+        """
+        with self._command_lock:
+            if self._follower.following:
+                return self._follower.sample(self.now() + self.period).positions
+            command = self._command
+        return self.observation.qpos if command is None else command
 
     def _on_reset(self, request, response):
         reply = {'done': threading.Event(), 'success': False, 'message': 'simulator stopped'}

@@ -6,7 +6,7 @@ action chunks are (K, A). Times are float seconds on the node's clock.
 """
 
 import math
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 from ahawam_ros.msg import ActionChunk, WorldContext
 from builtin_interfaces.msg import Duration, Time
@@ -92,31 +92,66 @@ def command_positions(msg: Float64MultiArray, action_dim: int) -> np.ndarray:
     return values
 
 
-def trajectory_command_msg(positions: np.ndarray, joint_names: Sequence[str], stamp: float,
-                           time_from_start: float) -> JointTrajectory:
-    """One-point JointTrajectory reaching (A,) `positions` after `time_from_start` seconds."""
+def trajectory_command_msg(path: np.ndarray, joint_names: Sequence[str], stamp: float,
+                           time_from_start: float, period: float = math.nan,
+                           velocities: Optional[np.ndarray] = None) -> JointTrajectory:
+    """
+    Build a JointTrajectory through the (P, A) `path`.
+
+    Point k is reached `time_from_start + k period` seconds after `stamp`, with the (P, A)
+    `velocities` when given (positions only if None).
+    """
     msg = JointTrajectory()
     msg.header.stamp = to_time_msg(stamp)
     msg.joint_names = list(joint_names)
-    point = JointTrajectoryPoint()
-    point.positions = [float(v) for v in positions]
-    point.time_from_start = to_duration_msg(time_from_start)
-    msg.points = [point]
+    path = np.asarray(path, np.float64).reshape(-1, len(msg.joint_names))
+    for k, positions in enumerate(path):
+        point = JointTrajectoryPoint()
+        point.positions = positions.tolist()
+        if velocities is not None:
+            point.velocities = np.asarray(velocities[k], np.float64).tolist()
+        point.time_from_start = to_duration_msg(time_from_start + (k * period if k else 0.0))
+        msg.points.append(point)
     return msg
 
 
 def trajectory_positions(msg: JointTrajectory, joint_names: Sequence[str]) -> np.ndarray:
     """Read the first point of a JointTrajectory as (A,) targets in `joint_names` order."""
+    return trajectory_points(msg, joint_names)[1][0]
+
+
+def trajectory_points(msg: JointTrajectory, joint_names: Sequence[str]
+                      ) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+    """
+    Read a JointTrajectory in `joint_names` order; raise ValueError naming what is wrong.
+
+    Returns (P,) times from start (s, increasing), (P, A) positions and (P, A) velocities
+    (None when the points carry positions only).
+    """
     if not msg.points:
         raise ValueError('trajectory has no points')
     index = {name: i for i, name in enumerate(msg.joint_names)}
     missing = [name for name in joint_names if name not in index]
     if missing:
         raise ValueError(f'trajectory lacks joints: {", ".join(missing)}')
-    values = np.array([msg.points[0].positions[index[n]] for n in joint_names], np.float64)
-    if not np.all(np.isfinite(values)):
-        raise ValueError('trajectory has non-finite positions')
-    return values
+    columns = [index[name] for name in joint_names]
+    width = len(msg.joint_names)
+
+    def table(field: str) -> np.ndarray:
+        rows = [getattr(point, field) for point in msg.points]
+        if any(len(row) != width for row in rows):
+            raise ValueError(f'trajectory {field} must have {width} values per point')
+        values = np.array([np.asarray(row, np.float64)[columns] for row in rows])
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f'trajectory has non-finite {field}')
+        return values
+
+    positions = table('positions')
+    velocities = table('velocities') if len(msg.points[0].velocities) else None
+    times = np.array([stamp_seconds(point.time_from_start) for point in msg.points])
+    if np.any(np.diff(times) <= 0.0):
+        raise ValueError('trajectory times_from_start must increase')
+    return times, positions, velocities
 
 
 def action_chunk_msg(actions: np.ndarray, joint_names: Sequence[str], t0: float,

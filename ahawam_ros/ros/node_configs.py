@@ -91,7 +91,8 @@ class ActionExecutorConfig(CameraInputs, ExecutorSettings):
     """Parameters of the action_executor node: its runtime settings, robot, topics."""
 
     LIVE: ClassVar[Tuple[str, ...]] = ExecutorSettings.LIVE + (
-        'diagnostics_period', 'hold_error_after', 'transition_log_period')
+        'diagnostics_period', 'hold_error_after', 'transition_log_period',
+        'trajectory_points')
 
     joint_names: Tuple[str, ...] = field(robot.JOINT_NAMES, 'commanded joints, policy order')
     lower_limits: Tuple[float, ...] = field(robot.JOINT_LOWER, 'joint position lower limits')
@@ -101,6 +102,10 @@ class ActionExecutorConfig(CameraInputs, ExecutorSettings):
         '(trajectory_msgs/JointTrajectory) and/or position (std_msgs/Float64MultiArray)')
     joint_state_topic: str = field('joint_states', 'measured joint states')
     trajectory_topic: str = field('joint_trajectory', 'JointTrajectory command topic')
+    trajectory_points: int = field(10, 'points per JointTrajectory: the command, then the '
+                                   "plan's next ones one control period apart, with "
+                                   'velocities (fewer where the plan ends or its inputs would '
+                                   'be stale by then); 1: one point, positions only', (1, 100))
     position_topic: str = field('joint_commands', 'Float64MultiArray command topic')
     commanded_state_topic: str = field('commanded_joint_states', 'commands as JointState (rviz)')
     chunk_topic: str = field('action_chunk', 'ActionChunk topic (one message per new chunk)')

@@ -107,12 +107,14 @@ class ActionChunk:
 
 
 class PlannedAction(NamedTuple):
-    """The action for one command tick, and where it came from."""
+    """The action for one command tick, the plan's next ones, and where they came from."""
 
     action: np.ndarray  # (A,)
     index: int  # index into the executing plan
     context_seq: int
     context_stamp: float
+    ahead: np.ndarray  # (n, A) the plan's actions after `action`, one period apart (n >= 0)
+    period: float  # s between two actions of the plan
 
 
 @dataclass(frozen=True)
@@ -212,12 +214,13 @@ class ChunkScheduler:
         with self._lock:
             return self._stale_total, self._stale_chunks
 
-    def next_action(self, now: float) -> Optional[PlannedAction]:
+    def next_action(self, now: float, ahead: int = 0) -> Optional[PlannedAction]:
         """
         Return the action for time `now`, or None when no plan exists or it is exhausted.
 
         A tick earlier than the plan's first action (an observation stamped in the future)
-        gets the first action.
+        gets the first action. `ahead`: how many of the plan's following actions to return
+        with it (fewer where the plan ends).
         """
         with self._lock:
             plan = self._plan
@@ -226,7 +229,8 @@ class ChunkScheduler:
         row = max(0, plan.row_at(now))
         if row >= plan.actions.shape[0]:
             return None
-        return PlannedAction(plan.actions[row].copy(), row, plan.context_seq, plan.context_stamp)
+        return PlannedAction(plan.actions[row].copy(), row, plan.context_seq, plan.context_stamp,
+                             plan.actions[row + 1:row + 1 + max(0, ahead)].copy(), plan.period)
 
     def remaining(self, now: float) -> int:
         """Return how many actions of the plan lie at or after `now` (0 without a plan)."""

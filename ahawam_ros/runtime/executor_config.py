@@ -111,6 +111,14 @@ class Command:
         The action hit the joint limits / the max-step clamp.
     detail : str
         What a hold is waiting for, when known (the silent camera's topic and age).
+    path : np.ndarray or None
+        float64 (P, A): row 0 is `positions`, row k the safe command planned for
+        `stamp + k * path_period` (`runtime/command_path.py`); one row for a hold. None with
+        `positions`.
+    velocities : np.ndarray or None
+        float64 (P, A) joint velocities along `path` (zero at its last row, and for a hold).
+    path_period : float
+        Seconds between two rows of `path` (the plan's control period; NaN for one row).
 
     """
 
@@ -123,6 +131,9 @@ class Command:
     clipped: bool = False
     rate_limited: bool = False
     detail: str = ''
+    path: Optional[np.ndarray] = None
+    velocities: Optional[np.ndarray] = None
+    path_period: float = math.nan
 
 
 class ChunkOutcome(NamedTuple):

@@ -17,6 +17,7 @@ import time
 from typing import Callable, Dict, NamedTuple, Optional, Tuple
 
 from ahawam_ros.runtime.chunk_scheduler import ACCEPTED, ActionChunk, ChunkScheduler
+from ahawam_ros.runtime.command_path import fresh_points, path_velocities
 from ahawam_ros.runtime.context_slot import ContextSlot, resolve
 from ahawam_ros.runtime.executor_config import ChunkOutcome, Command  # noqa: F401
 from ahawam_ros.runtime.executor_config import ExecutorCoreConfig  # re-exported: the core's API
@@ -315,9 +316,12 @@ class ExecutorCore:
 
     # ---- command timer --------------------------------------------------------------------
 
-    def tick(self, now: Optional[float] = None) -> Command:
+    def tick(self, now: Optional[float] = None, ahead: int = 0) -> Command:
         """
         Return the command for time `now` (default: the clock); never blocks on inference.
+
+        `ahead`: how many of the plan's next commands to add to the command's path (fewer
+        where the plan ends or its inputs would be stale by then; none for a hold).
 
         Returns
         -------
@@ -328,18 +332,20 @@ class ExecutorCore:
         now = self.clock() if now is None else now
         with self._lock:
             joints = self._joints
-        planned = self.scheduler.next_action(now)
+        planned = self.scheduler.next_action(now, ahead)
         if planned is not None:
             seq, context_stamp = planned.context_seq, planned.context_stamp
         else:
             snapshot = self.slot.latest()
             seq = -1 if snapshot is None else snapshot.seq
             context_stamp = None if snapshot is None else snapshot.obs_stamp
+        joint_stamp = None if joints is None else joints.stamp
         with self._tick_lock:
-            reason = self._safety.check_inputs(
-                now, None if joints is None else joints.stamp, context_stamp)
+            previous = self._safety.last_command
+            reason = self._safety.check_inputs(now, joint_stamp, context_stamp)
             result = self._safety.apply(None if planned is None else planned.action,
                                         None if joints is None else joints.value, reason)
+            path = self._path(result, planned, now, joint_stamp, context_stamp)
             self._ticks += 1
             self._clipped += result.clipped
             self._rate_limited += result.rate_limited
@@ -350,8 +356,26 @@ class ExecutorCore:
         age = math.nan if context_stamp is None else now - context_stamp
         if not result.is_hold and math.isfinite(age):
             self.context_age.add(age)
+        if path is None:
+            velocities, period = None, math.nan
+        else:
+            period = planned.period if path.shape[0] > 1 else math.nan
+            velocities = path_velocities(previous, path, period)
         return Command(result.positions, result.is_hold, reason, seq, age, now,
-                       result.clipped, result.rate_limited, detail)
+                       result.clipped, result.rate_limited, detail, path, velocities, period)
+
+    def _path(self, result, planned, now: float, joint_stamp: Optional[float],
+              context_stamp: Optional[float]) -> Optional[np.ndarray]:
+        """Return the (P, A) path of a filtered command (call under the tick lock)."""
+        if result.positions is None:
+            return None
+        if result.is_hold or planned is None or planned.ahead.shape[0] == 0:
+            return result.positions[None].copy()
+        safety = self.config.safety
+        fresh = fresh_points(now, planned.period, planned.ahead.shape[0], joint_stamp,
+                             context_stamp, safety.max_observation_age, safety.max_context_age)
+        rows = self._safety.preview(result.positions, planned.ahead[:fresh])
+        return np.concatenate([result.positions[None], rows])
 
     def _hold_cause(self, now: float, reason: str) -> Tuple[str, str]:
         """Name the silent camera when it is why the context or the chunks ran out."""

@@ -248,16 +248,37 @@ class SafetyFilter:
         if not np.all(np.isfinite(proposed)):
             return self._hold(HoldReason.NONFINITE_ACTION)
         target = np.clip(proposed, self._lower, self._upper)
-        delta = target - self._last
+        self._last, rate_limited = self._step(self._last, target)
+        return FilteredCommand(self._last.copy(), False, HoldReason.OK.value,
+                               clipped=bool(np.any(target != proposed)),
+                               rate_limited=rate_limited)
+
+    def preview(self, start: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """
+        Return the commands (m, A) that (n, A) `actions` would become after `start` (A,).
+
+        Each row as `apply` would make it, without changing the filter's state: clipped into
+        the limits, at most max_step from the row before (the first from `start`). Stops
+        before the first non-finite row (m <= n).
+        """
+        rows, last = [], np.asarray(start, np.float64)
+        for action in np.asarray(actions, np.float64):
+            if not np.all(np.isfinite(action)):
+                break
+            last, _ = self._step(last, np.clip(action, self._lower, self._upper))
+            rows.append(last)
+        return np.array(rows, np.float64).reshape(len(rows), self._lower.shape[0])
+
+    def _step(self, last: np.ndarray, target: np.ndarray) -> Tuple[np.ndarray, bool]:
+        """Return (last moved towards `target` by at most max_step, whether that bound it)."""
+        delta = target - last
         step = np.clip(delta, -self._max_step, self._max_step)
         # where last lies within the limits, so does last + step (target does): clip against
         # rounding; where the first command started outside them, it walks in at max_step
-        inside = (self._last >= self._lower) & (self._last <= self._upper)
-        moved = self._last + step
-        self._last = np.where(inside, np.clip(moved, self._lower, self._upper), moved)
-        return FilteredCommand(self._last.copy(), False, HoldReason.OK.value,
-                               clipped=bool(np.any(target != proposed)),
-                               rate_limited=bool(np.any(step != delta)))
+        inside = (last >= self._lower) & (last <= self._upper)
+        moved = last + step
+        return (np.where(inside, np.clip(moved, self._lower, self._upper), moved),
+                bool(np.any(step != delta)))
 
     def _start(self, measured: Optional[np.ndarray], reason: HoldReason) -> FilteredCommand:
         stale = reason in (HoldReason.NO_JOINT_STATE, HoldReason.STALE_JOINT_STATE)

@@ -13,9 +13,10 @@ import uuid
 from ahawam_ros.msg import WorldContext
 from ahawam_ros.robot import JOINT_NAMES
 from ahawam_ros.ros.action_executor_node import ActionExecutorNode
-from ahawam_ros.ros.conversions import trajectory_positions
+from ahawam_ros.ros.conversions import trajectory_points, trajectory_positions
 from ahawam_ros.ros.world_planner_node import WorldPlannerNode
 from diagnostic_msgs.msg import DiagnosticArray
+import numpy as np
 import pytest
 from rclpy.node import Node
 from robot_stub import RobotStub
@@ -208,3 +209,32 @@ def test_seam_blending_parameters_change_the_commands(fake_graph):
     crossfade = _lead(stub)
     assert weighted > 1.8 * newest and oldest > 1.3 * weighted, (newest, weighted, oldest)
     assert crossfade > 1.3 * hard_switch, (hard_switch, crossfade)
+
+
+def _new_commands(stub, seconds: float = 1.0):
+    """Return the command messages received over the next `seconds`."""
+    first = len(stub.received()[0])
+    time.sleep(seconds)
+    return stub.received()[0][first:]
+
+
+def test_trajectories_carry_the_plan_ahead_with_velocities_as_trajectory_points_says(
+        fake_graph):
+    stub, executor, setter = fake_graph
+    commands = _new_commands(stub)
+    lengths = [len(c.points) for c in commands]
+    assert max(lengths) > 3 and max(lengths) <= 10, lengths  # default: up to 10
+    period = 1.0 / executor.config.control_rate_hz
+    for msg in commands:
+        times, positions, velocities = trajectory_points(msg, JOINT_NAMES)
+        np.testing.assert_allclose(times, period * np.arange(1, len(times) + 1), atol=1e-6)
+        assert velocities is not None and not velocities[-1].any()  # comes to rest at its end
+        assert np.all(np.abs(np.diff(positions, axis=0)) <= executor.config.max_step + 1e-9)
+    _set(setter, executor, trajectory_points=1)
+    time.sleep(0.2)
+    for msg in _new_commands(stub):
+        assert len(msg.points) == 1 and not msg.points[0].velocities  # positions only
+    _set(setter, executor, trajectory_points=3)
+    time.sleep(0.2)
+    lengths = [len(c.points) for c in _new_commands(stub)]
+    assert max(lengths) == 3, lengths

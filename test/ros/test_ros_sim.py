@@ -100,6 +100,31 @@ def test_sim_publishes_every_step_and_a_command_moves_the_arms(ros_context):
     assert np.allclose(final[1:7], start[1:7], atol=0.1)
 
 
+def test_sim_follows_a_multi_point_trajectory_after_its_last_message(ros_context):
+    """One message of 25 points over 0.5 s: the arm moves along it, as a controller would."""
+    sim, listener = _system(ros_context)
+    with spinning(ros_context, [sim, listener]):
+        assert wait_for(lambda: len(listener.joints) >= 20, timeout=60)
+        with listener.lock:
+            start = conv.joint_positions(listener.joints[-1][1], JOINT_NAMES).copy()
+        times = 0.02 * np.arange(1, 26)
+        path = np.repeat(start[None], 25, axis=0)
+        path[:, 0] += 0.4 * times / times[-1]  # left waist: 0.4 rad in 0.5 s
+        velocities = np.zeros_like(path)
+        velocities[:-1, 0] = 0.4 / times[-1]
+        stamp = sim.now()
+        msg = conv.trajectory_command_msg(path, JOINT_NAMES, stamp, 0.02, 0.02, velocities)
+        listener.command_pub.publish(msg)
+        assert wait_for(lambda: sim.now() > stamp + 1.0, timeout=60)
+        with listener.lock:
+            joints = [m for _, m in listener.joints if conv.stamp_seconds(m.header.stamp) > stamp]
+    waist = np.array([conv.joint_positions(m, JOINT_NAMES)[0] for m in joints]) - start[0]
+    # it passes through the middle of the path on the way (one point only: a jump and a stop
+    # at 0.016 rad), reaches its end and stays there
+    assert np.any((waist > 0.1) & (waist < 0.3)), waist
+    assert waist[-1] == pytest.approx(0.4, abs=0.05) and np.all(np.diff(waist) > -0.02)
+
+
 def test_reset_with_a_seed_is_reproducible(ros_context):
     sim, listener = _system(ros_context)
     with spinning(ros_context, [sim, listener]):

@@ -25,7 +25,7 @@ class Rig:
     """Planner + executor sharing one slot, a fake policy and a manual clock."""
 
     def __init__(self, blend='none', max_step=10.0, amplitude=0.5, chunk_latency=0.015,
-                 execute_steps=0, worker_poll=0.02, schedule='latency'):
+                 execute_steps=0, worker_poll=0.02, schedule='latency', ahead=0):
         self.clock = ManualClock(START)
         self.policy = FakePolicy(chunk_len=K, action_dim=A, control_period=PERIOD,
                                  chunk_latency=chunk_latency, amplitude=amplitude,
@@ -40,6 +40,7 @@ class Rig:
                                      episode_start=START, wall_clock=self.clock)
         self.planner = PlannerCore(self.policy, self.slot, planner_config(), clock=self.clock,
                                    episode_start=START)
+        self.ahead = ahead  # the plan's next commands asked with each tick's command
         self.robot = np.full(A, 0.1)  # the arm follows each command exactly
         self.fed = self.robot  # the joint state the executor holds
         self.accepted = []  # (arrival, t0, proprio, context step, context seq) of used chunks
@@ -57,7 +58,7 @@ class Rig:
             self.planner.update_images(IMAGES, t)
             if i % plan_every == 0 and t < plan_until:
                 assert self.planner.refresh().status == 'published'
-            command = self.executor.tick(t)
+            command = self.executor.tick(t, self.ahead)
             commands.append(command)
             if command.positions is not None:
                 self.robot = command.positions.copy()
