@@ -29,6 +29,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ahawam_ros.bench.runtime import planner_run, proc_kib, training_throughput
 from ahawam_ros.bench.runtime import update_rates
+from ahawam_ros.bench.smoothness import Message, smoothness, smoothness_lines
 from ahawam_ros.eval.closed_loop.metrics import write_json
 from ahawam_ros.eval.closed_loop.policy import load_eval_policy, policy_views, RANDOM_PREFIX
 from ahawam_ros.model.aha_wam import AhaWamModel, parameter_counts
@@ -77,6 +78,7 @@ def ros_rows(policy, args: argparse.Namespace) -> Dict[str, Any]:
     shape = (policy_views(policy), *policy.image_size)
     system = bench_ros.measure_system(policy, shape, settings_from_args(args),
                                       seconds=args.ros_seconds)
+    system['smoothness'] = smoothness([Message(*entry) for entry in system.pop('commands')])
     contexts = bench_handoff.handoff_contexts(policy, shape, args.handoff_mib)
     return {'system': system, 'handoff': bench_handoff.measure_handoff(contexts, args.handoffs)}
 
@@ -146,6 +148,7 @@ def _lines_ros(report: Dict[str, Any]) -> List[str]:
         f'each); update latency p50 {own:.1f} ms in the graph, {rates["async_ms"]:.1f} ms '
         f'alone -> ROS shell + waiting {achieved - own:.1f} ms per update',
         *_lines_schedule(system),
+        *smoothness_lines(system.get('smoothness', {})),
         *handoff_lines(handoff)]
 
 

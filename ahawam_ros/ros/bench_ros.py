@@ -70,6 +70,7 @@ class SensorStandIn(Node):
         self._positions[[6, 13]] = 0.5  # grippers half open
         self._lock = threading.Lock()
         self.command_times: List[float] = []
+        self.commands: List[Tuple[float, float, float, Any, Any, Any]] = []
         self.chunk_times: List[float] = []
         inputs = MutuallyExclusiveCallbackGroup()
         self.create_subscription(JointTrajectory, 'joint_trajectory', self._on_command,
@@ -93,12 +94,23 @@ class SensorStandIn(Node):
         self._joints.publish(conv.joint_state_msg(self._positions, JOINT_NAMES, self._now()))
 
     def _on_command(self, msg: JointTrajectory) -> None:
+        arrival = self._now()  # the stamp's clock, for a controller's replay of the commands
         with self._lock:
             self.command_times.append(time.perf_counter())
+        times, positions, velocities = conv.trajectory_points(msg, JOINT_NAMES)
+        with self._lock:
+            self.commands.append((time.perf_counter(), arrival,
+                                  conv.stamp_seconds(msg.header.stamp), times, positions,
+                                  velocities))
 
     def _on_chunk(self, msg: ActionChunk) -> None:
         with self._lock:
             self.chunk_times.append(time.perf_counter())
+
+    def commands_between(self, start: float, end: float) -> List[tuple]:
+        """Return (arrival, stamp, times, positions, velocities) of the commands in the window."""
+        with self._lock:
+            return [entry[1:] for entry in self.commands if start <= entry[0] < end]
 
     def arrivals(self, start: float, end: float) -> Tuple[np.ndarray, int]:
         """Return the command arrival times and the number of chunks in [start, end)."""
@@ -179,7 +191,8 @@ def measure_system(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
         'plan_latency_ms' (p50 / p95), 'holds' and 'ticks' in the window (after warm-up),
         'hold_fraction', 'alone_ms' (p50 / p95 of the update alone), 'graph_vs_alone' (p50
         ratio), 'stale_actions_per_chunk', 'executor_nice' / 'planner_nice' (applied),
-        'window_s'.
+        'window_s', 'commands' (each command as received: arrival and stamp, s on the ROS
+        clock, times from the stamp (P,), positions and velocities (P, A); not JSON).
 
     """
     alone = _update_alone(policy, image_shape)
@@ -221,7 +234,9 @@ def measure_system(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
             'execute_steps': settings.executor.execute_steps,
             'schedule': settings.executor.schedule,
             'planner_rate_hz': settings.planner.refresh_rate_hz,
-            'ros_executor': type(graph.executor).__name__}
+            'ros_executor': type(graph.executor).__name__,
+            'trajectory_points': executor.config.trajectory_points,
+            'commands': sensors.commands_between(start, end)}
 
 
 def _update_alone(policy: ChunkPolicy, image_shape: Tuple[int, int, int],

@@ -41,6 +41,9 @@ def test_system_figures_count_the_commands_chunks_and_refreshes_of_the_window(po
     assert figures['ticks'] > 0 and 0 <= figures['holds'] <= figures['ticks']
     assert figures['alone_ms']['p50'] > 0.0 and math.isfinite(figures['graph_vs_alone'])
     assert figures['planner_nice'] == 10.0  # niced down: always permitted
+    commands = figures['commands']  # as received, for the controller replay
+    assert len(commands) == period['count'] + 1 and figures['trajectory_points'] == 10
+    assert all(len(times) == len(positions) >= 1 for _, _, times, positions, _ in commands)
 
 
 def test_handoff_side_by_side_resolves_the_object_and_rebuilds_equal_tensors(policy):
