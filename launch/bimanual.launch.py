@@ -11,12 +11,15 @@ these options need are checked first: a missing one fails the launch before anyt
 
 import os
 
+from ahawam_ros.paths import resolve_params_file
 from ahawam_ros.ros.launch_checks import check_launch_dependencies
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
 from launch.conditions import IfCondition
+from launch.substitution import Substitution
 from launch.substitutions import LaunchConfiguration
+from launch.utilities import normalize_to_list_of_substitutions, perform_substitutions
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
@@ -38,6 +41,18 @@ def _share(*parts: str) -> str:
     return os.path.join(get_package_share_directory('ahawam_ros'), *parts)
 
 
+class ParamsFile(Substitution):
+    """A parameter file argument made absolute: the working directory, else the package share."""
+
+    def __init__(self, path):
+        super().__init__()
+        self._path = normalize_to_list_of_substitutions(path)
+
+    def perform(self, context) -> str:
+        """Return the resolved path (FileNotFoundError, naming both places, if in neither)."""
+        return str(resolve_params_file(perform_substitutions(context, self._path)))
+
+
 def _check_dependencies(context):
     """Fail the launch, before any process starts, if an option lacks its packages."""
     check_launch_dependencies(LaunchConfiguration('use_sim').perform(context),
@@ -53,6 +68,7 @@ def generate_launch_description() -> LaunchDescription:
         name, default_value=os.path.join(share, default) if name == 'params_file' else default,
         description=description) for name, default, description in ARGUMENTS]
     sim_time = ParameterValue(arg['use_sim_time'], value_type=bool)
+    params_file = ParamsFile(arg['params_file'])  # one resolution for both processes
     with open(_share('urdf', 'aloha_bimanual.urdf')) as urdf:
         robot_description = urdf.read()
 
@@ -63,7 +79,7 @@ def generate_launch_description() -> LaunchDescription:
         package='ahawam_ros', executable='bringup',
         namespace=arg['namespace'], output='screen', emulate_tty=True,
         arguments=['--checkpoint', arg['checkpoint'],
-                   '--ros-args', '--params-file', arg['params_file']],
+                   '--ros-args', '--params-file', params_file],
         parameters=[{'use_sim_time': sim_time}],
         # without the policy nodes nothing commands the robot: the launch ends with them
         # (a bad checkpoint exits 2 with one line; the simulator must not run on alone)
@@ -71,7 +87,7 @@ def generate_launch_description() -> LaunchDescription:
     simulator = Node(
         package='ahawam_ros', executable='bimanual_sim', namespace=arg['namespace'],
         output='screen', condition=IfCondition(arg['use_sim']),
-        parameters=[arg['params_file'], {
+        parameters=[params_file, {
             'publish_clock': sim_time,
             'episode_steps': ParameterValue(arg['episode_steps'], value_type=int)}])
     measured_model = Node(

@@ -14,7 +14,6 @@ also hosts the simulator node. Parameters come from config/bimanual.yaml unless 
 
 import argparse
 import os
-from pathlib import Path
 import sys
 from typing import List, Optional
 
@@ -22,7 +21,7 @@ from typing import List, Optional
 # core's worth of work, and the command timer never waits for a core (set before torch loads).
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 
-from ahawam_ros.paths import share_dir, system_params_file  # noqa: E402
+from ahawam_ros.paths import resolve_params_file, system_params_file  # noqa: E402
 from ahawam_ros.ros.spin import run_nodes  # noqa: E402
 from rclpy.utilities import remove_ros_args  # noqa: E402
 
@@ -35,24 +34,11 @@ def with_default_params(args: List[str]) -> List[str]:
 
 
 def resolve_params_files(args: List[str]) -> List[str]:
-    """
-    Return `args` with each `--params-file PATH` made absolute.
-
-    A relative path resolves against the working directory, else the package share (as
-    `params_file:=config/bimanual.yaml` of the launch file means it). A file found in neither
-    raises FileNotFoundError naming both places.
-    """
+    """Return `args` with each `--params-file PATH` made absolute (`resolve_params_file`)."""
     out = list(args)
     for index in range(len(out) - 1):
-        if out[index] != '--params-file':
-            continue
-        path = Path(out[index + 1])
-        candidates = [path] if path.is_absolute() else [Path.cwd() / path, share_dir() / path]
-        found = next((c for c in candidates if c.is_file()), None)
-        if found is None:
-            raise FileNotFoundError(f'parameter file {path} not found (looked in '
-                                    f'{", ".join(str(c.parent) for c in candidates)})')
-        out[index + 1] = str(found)
+        if out[index] == '--params-file':
+            out[index + 1] = str(resolve_params_file(out[index + 1]))
     return out
 
 

@@ -37,6 +37,18 @@ def test_launch_file_declares_its_arguments_with_descriptions():
     assert kinds.index(OpaqueFunction) < kinds.index(Node)
 
 
+def test_a_relative_params_file_resolves_for_every_process(tmp_path, monkeypatch):
+    pytest.importorskip('launch', reason='ROS 2 `launch` is not on PyPI')
+    pytest.importorskip('launch_ros', reason='ROS 2 `launch_ros` is not on PyPI')
+    from launch import LaunchContext
+    module = _load_launch_module()
+    monkeypatch.chdir(tmp_path)  # not in the package: the share's config/ is meant
+    resolved = Path(module.ParamsFile('config/bimanual.yaml').perform(LaunchContext()))
+    assert resolved.is_absolute() and resolved.is_file()
+    with pytest.raises(FileNotFoundError, match='not found'):
+        module.ParamsFile('config/missing.yaml').perform(LaunchContext())
+
+
 def test_launch_arguments_match_the_documented_set():
     """Without `launch`: the file's argument table itself is checked (it is plain data)."""
     source = LAUNCH_FILE.read_text()
