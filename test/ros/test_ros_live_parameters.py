@@ -238,3 +238,33 @@ def test_trajectories_carry_the_plan_ahead_with_velocities_as_trajectory_points_
     time.sleep(0.2)
     lengths = [len(c.points) for c in _new_commands(stub)]
     assert max(lengths) == 3, lengths
+
+
+def test_transition_log_period_throttles_the_hold_and_execute_lines(fake_graph):
+    stub, executor, setter = fake_graph
+    lines = []
+    log = executor._log
+
+    def keep(line):  # what the node logs, then logged as usual
+        if line is not None:
+            lines.append(line.text)
+        log(line)
+
+    executor._log = keep
+
+    def flap(cycles: int) -> int:
+        """Stop and resume the joint states `cycles` times; return the lines logged."""
+        first = len(lines)
+        for _ in range(cycles):
+            stub.publish_joints = False
+            assert wait_for(lambda: executor.last_command.is_hold, timeout=10)
+            stub.publish_joints = True
+            assert wait_for(lambda: _executing(executor), timeout=10)
+        return len(lines) - first
+
+    _set(setter, executor, transition_log_period=0.0)
+    every = flap(3)
+    _set(setter, executor, transition_log_period=60.0)
+    time.sleep(0.1)
+    throttled = flap(3)
+    assert every >= 6 and throttled <= 1, (every, throttled, lines)
