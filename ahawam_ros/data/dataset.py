@@ -28,6 +28,7 @@ from ahawam_ros.data.cache import cache_key, EpisodeCache
 from ahawam_ros.data.demo_bags import METADATA_FILE, read_bag_metadata
 from ahawam_ros.data.episode import Episode
 from ahawam_ros.data.features import feature_preset
+from ahawam_ros.data.hindsight import hindsight_object_position
 from ahawam_ros.data.mapping_yaml import load_mapping
 from ahawam_ros.model.config import ModelConfig
 from ahawam_ros.model.sample_builder import build_sample, sample_offset
@@ -38,6 +39,9 @@ from torch.utils.data import Dataset, DistributedSampler
 
 PathLike = Union[str, Path]
 FRAMES = 'frames'  # FrameDataset batch key: (B, V, H, W, 3) uint8
+
+RECORDED, HINDSIGHT = 'recorded', 'hindsight'
+OBJECT_TARGETS = (RECORDED, HINDSIGHT)
 
 
 @dataclass
@@ -62,6 +66,10 @@ class DataConfig:
         nodes do) instead of failing.
     start_stride : int
         Control steps between consecutive sample starts within an episode.
+    object_target : str
+        Where the object-position target comes from: 'recorded' (a simulated demonstration's
+        privileged state; robots' bags have none) or 'hindsight' (where a gripper closed,
+        from joints and commands alone: `hindsight.py`).
 
     """
 
@@ -71,8 +79,12 @@ class DataConfig:
     mapping: Optional[str] = None
     resize_images: bool = False
     start_stride: int = 1
+    object_target: str = 'recorded'
 
     def __post_init__(self) -> None:
+        if self.object_target not in OBJECT_TARGETS:
+            raise ValueError(f'DataConfig.object_target = {self.object_target!r}: must be one '
+                             f'of {list(OBJECT_TARGETS)}')
         if not isinstance(self.bags, str) or not self.bags:
             raise ValueError(f'DataConfig.bags = {self.bags!r}: must name a directory')
         if isinstance(self.start_stride, bool) or not isinstance(self.start_stride, int) \
@@ -167,6 +179,9 @@ def load_episodes(config: DataConfig, model: ModelConfig,
 
         episode = cache.get(key, build, source=str(bag))
         check_episode(episode, model, source=f'bag {bag}')
+        if config.object_target == HINDSIGHT:
+            episode.object_position = hindsight_object_position(
+                episode.joint_positions, episode.actions, episode.joint_names)
         episodes.append(episode)
         keys.append(key)
     return episodes, keys

@@ -16,7 +16,7 @@ import json
 import sys
 from typing import Any, Dict, List, Optional
 
-from ahawam_ros.data.dataset import DataConfig
+from ahawam_ros.data.dataset import DataConfig, OBJECT_TARGETS
 from ahawam_ros.model.presets import PRESETS
 from ahawam_ros.train.config import DEVICES, PRECISIONS, TrainConfig
 from ahawam_ros.train.distributed import shutdown_distributed
@@ -26,7 +26,7 @@ from ahawam_ros.train.state import load_trainer_state, resolve_resume
 # flag destination -> DataConfig field (the rest are TrainConfig fields)
 DATA_FLAGS = {'data': 'bags', 'cache_dir': 'cache_dir', 'features': 'feature_preset',
               'mapping': 'mapping', 'resize_images': 'resize_images',
-              'start_stride': 'start_stride'}
+              'start_stride': 'start_stride', 'object_target': 'object_target'}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     add('--object-loss-weight', "weight of the object-position target (a simulator's "
         "privileged state; 0 trains on what a robot records; default: the preset's)",
         type=float)
+    add('--object-target', 'where the object-position target comes from: recorded (a '
+        "simulator's privileged state) or hindsight (where a gripper closed, from joints and "
+        "commands: any robot's data) (default: recorded)", choices=OBJECT_TARGETS)
     add('--resume', 'checkpoint or output directory to continue from', metavar='DIR')
     return parser
 
