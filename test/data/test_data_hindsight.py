@@ -11,7 +11,7 @@ LEFT, RIGHT = JOINT_NAMES.index('left_gripper'), JOINT_NAMES.index('right_grippe
 
 
 def _closing(at: int, noise: float = 0.0, seed: int = 0) -> np.ndarray:
-    """A (T,) gripper command: open (1.0), ramping closed over 10 steps from `at`."""
+    """Return a (T,) gripper command: open (1.0), ramping closed over 10 steps from `at`."""
     gripper = np.clip(1.0 - (np.arange(T) - at) / 10.0, 0.0, 1.0)
     return gripper + noise * np.random.default_rng(seed).standard_normal(T)
 
