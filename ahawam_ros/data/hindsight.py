@@ -59,6 +59,8 @@ def hindsight_object_position(joint_positions: np.ndarray, actions: np.ndarray,
         (T, A) commands (when a gripper is told to close).
     joint_names : sequence of str
         The A joint names; '<arm>_gripper' for each arm of `robot.ARMS`.
+    kinematics : ArmKinematics, optional
+        Forward kinematics of the URDF for `joint_names` (built when omitted).
 
     """
     index = {name: i for i, name in enumerate(joint_names)}
