@@ -32,6 +32,9 @@ ARGUMENTS = (
     ('use_sim_time', 'false', 'follow /clock (the simulator publishes it when this is true, '
                               'or `ros2 bag play --clock`)'),
     ('namespace', '', 'namespace of every node and relative topic'),
+    ('task', '', 'task the policy is conditioned on, and with use_sim the task the simulator '
+                 "runs (transfer_cube, insertion); empty: the checkpoint's first task and a "
+                 'transfer_cube simulator'),
     ('episode_steps', '400', 'with use_sim: control steps after which the simulator starts '
                              'the next episode on its own (0: only on sim/reset)'),
 )
@@ -51,6 +54,18 @@ class ParamsFile(Substitution):
     def perform(self, context) -> str:
         """Return the resolved path (FileNotFoundError, naming both places, if in neither)."""
         return str(resolve_params_file(perform_substitutions(context, self._path)))
+
+
+class OrDefault(Substitution):
+    """A launch argument's value, or `default` when it is empty."""
+
+    def __init__(self, value, default: str):
+        super().__init__()
+        self._value, self._default = normalize_to_list_of_substitutions(value), default
+
+    def perform(self, context) -> str:
+        """Return the value, or the default for an empty one."""
+        return perform_substitutions(context, self._value) or self._default
 
 
 def _check_dependencies(context):
@@ -80,7 +95,7 @@ def generate_launch_description() -> LaunchDescription:
         namespace=arg['namespace'], output='screen', emulate_tty=True,
         arguments=['--checkpoint', arg['checkpoint'],
                    '--ros-args', '--params-file', params_file],
-        parameters=[{'use_sim_time': sim_time}],
+        parameters=[{'use_sim_time': sim_time, 'task': arg['task']}],
         # without the policy nodes nothing commands the robot: the launch ends with them
         # (a bad checkpoint exits 2 with one line; the simulator must not run on alone)
         on_exit=Shutdown(reason='bringup exited'))
@@ -88,7 +103,7 @@ def generate_launch_description() -> LaunchDescription:
         package='ahawam_ros', executable='bimanual_sim', namespace=arg['namespace'],
         output='screen', condition=IfCondition(arg['use_sim']),
         parameters=[params_file, {
-            'publish_clock': sim_time,
+            'publish_clock': sim_time, 'task': OrDefault(arg['task'], 'transfer_cube'),
             'episode_steps': ParameterValue(arg['episode_steps'], value_type=int)}])
     measured_model = Node(
         package='robot_state_publisher', executable='robot_state_publisher',

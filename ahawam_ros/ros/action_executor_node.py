@@ -23,6 +23,7 @@ from ahawam_ros.kinematics import ArmKinematics
 from ahawam_ros.msg import ActionChunk, WorldContext
 from ahawam_ros.ros import conversions as conv
 from ahawam_ros.ros.camera_set import CameraSet
+from ahawam_ros.ros.episode_task import follow_episode_task
 from ahawam_ros.ros.hold_monitor import hold_level, HoldMonitor, input_problems, LogLine, OK
 from ahawam_ros.ros.hold_monitor import problems_text
 from ahawam_ros.ros.node_configs import ActionExecutorConfig
@@ -34,7 +35,7 @@ from ahawam_ros.runtime.chunk_scheduler import ACCEPTED
 from ahawam_ros.runtime.context_slot import ContextUnavailableError
 from ahawam_ros.runtime.executor_core import Command, ExecutorCoreConfig
 from ahawam_ros.runtime.intra_process import intra_process_topics
-from ahawam_ros.runtime.loading import load_policy, policy_image_hw
+from ahawam_ros.runtime.loading import condition_on_task, load_policy, policy_image_hw
 from ahawam_ros.runtime.orchestrator import RuntimeOrchestrator
 from ahawam_ros.runtime.policy_api import ChunkPolicy
 from ahawam_ros.runtime.settings import executor_core_config
@@ -64,6 +65,7 @@ class ActionExecutorNode(Node):
         super().__init__('action_executor', **node_kwargs)
         self.config = config = declare_config(self, ActionExecutorConfig)
         self.policy = policy or load_policy(config.checkpoint, config.device)
+        condition_on_task(self.policy, config.task)  # an unknown task: one line, exit 2
         self.host = HostRules.for_ros(self.now)
         self.core = build_executor(self.policy, config, self.host, limits=config.limits())
         self.period = 1.0 / config.control_rate_hz
@@ -159,6 +161,7 @@ class ActionExecutorNode(Node):
             self._report_once('context', f'cannot use world context {handle}: {error}')
 
     def _on_episode_start(self, msg: Header) -> None:
+        follow_episode_task(self, msg.frame_id)
         self.core.reset(episode_start=conv.stamp_seconds(msg.stamp), clear_context=True)
         self.cameras.clear()
 

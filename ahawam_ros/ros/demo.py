@@ -18,6 +18,7 @@ use_sim_time, and the summary says which clock ran.
 """
 
 import argparse
+import dataclasses
 from dataclasses import dataclass
 import json
 import math
@@ -41,6 +42,7 @@ from ahawam_ros.ros.spin import ShutdownSignals, SpinThread  # noqa: E402
 from ahawam_ros.runtime.loading import (CHECKPOINT_POLICY, load_policy,  # noqa: E402
                                         POLICY_KINDS)
 from ahawam_ros.runtime.params_file import config_from_params_file  # noqa: E402
+from ahawam_ros.sim.tasks import TASKS  # noqa: E402
 import rclpy  # noqa: E402
 from rclpy.executors import ExternalShutdownException  # noqa: E402
 from rclpy.signals import SignalHandlerOptions  # noqa: E402
@@ -59,8 +61,11 @@ class DemoOptions:
     policy: str = CHECKPOINT_POLICY
     sim_time: bool = False
     params_file: str = ''
+    task: str = ''  # empty: the simulator's task in the parameter file
 
     def __post_init__(self):
+        if self.task and self.task not in TASKS:
+            raise ValueError(f'task must be one of {sorted(TASKS)}, got {self.task!r}')
         if self.policy not in POLICY_KINDS:
             raise ValueError(f'policy must be one of {list(POLICY_KINDS)}, got {self.policy!r}')
         if self.episodes < 1:
@@ -86,13 +91,16 @@ def parse_options(argv: Optional[List[str]]) -> DemoOptions:
                         help='checkpoint (default), or expert: the privileged scripted expert')
     parser.add_argument('--params-file', default='', help='ROS parameter file of the nodes '
                         "(default: the system's config/bimanual.yaml)")
+    parser.add_argument('--task', default='', choices=sorted(TASKS),
+                        help="the simulator's task, and so the policy's (default: the "
+                        "parameter file's bimanual_sim task)")
     parser.add_argument('--sim-time', action='store_true',
                         help='the simulator publishes /clock and the nodes use sim time (for '
                         'machines too slow to simulate in real time)')
     args = parser.parse_args(argv)
     return DemoOptions(args.episodes, args.seed, args.checkpoint, args.out,
                        args.episode_seconds, not args.no_video, args.policy, args.sim_time,
-                       args.params_file)
+                       args.params_file, args.task)
 
 
 def _ros_args(options: DemoOptions, params_file: str) -> List[str]:
@@ -101,15 +109,20 @@ def _ros_args(options: DemoOptions, params_file: str) -> List[str]:
         args += ['-p', f'checkpoint:={Path(options.checkpoint).resolve()}']
     if options.sim_time:
         args += ['-p', 'use_sim_time:=true']
+    if options.task:
+        args += ['-p', f'task:={options.task}']
     return args
 
 
-def start_simulator(params_file: str, sim_time: bool = False) -> subprocess.Popen:
+def start_simulator(params_file: str, sim_time: bool = False,
+                    task: str = '') -> subprocess.Popen:
     """Start the bimanual_sim node in its own process, as the robot would be."""
     command = [sys.executable, '-m', 'ahawam_ros.ros.bimanual_sim_node', '--ros-args',
                '--params-file', params_file, '--log-level', 'warn']
     if sim_time:
         command += ['-p', 'publish_clock:=true']
+    if task:
+        command += ['-p', f'task:={task}']
     return subprocess.Popen(command, env=dict(os.environ, PYTHONUNBUFFERED='1'))
 
 
@@ -195,10 +208,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     params_file = options.params_file or str(system_params_file())
     sim_config = config_from_params_file(params_file, 'bimanual_sim', BimanualSimConfig)
+    if options.task:
+        sim_config = dataclasses.replace(sim_config, task=options.task)
     if options.checkpoint and options.policy == CHECKPOINT_POLICY:
         # A bad checkpoint fails here, before anything starts (cached).
         load_policy(str(Path(options.checkpoint).resolve()))
-    simulator = start_simulator(params_file, options.sim_time)
+    simulator = start_simulator(params_file, options.sim_time, options.task)
     responsive_gil()
     bridge_core_logging()
     rclpy.init(args=['ahawam_demo'] + _ros_args(options, params_file),

@@ -47,6 +47,9 @@ class PolicySource:
     device: str = field('cpu', 'torch device, e.g. cpu or cuda:0')
     torch_threads: int = field(1, "torch intra-op threads of this node's worker thread",
                                (1, 64))
+    task: str = field('', "task the policy is conditioned on, one of the checkpoint's (e.g. "
+                          "transfer_cube, insertion); empty: the checkpoint's first. An "
+                          'episode_start header naming a task (frame_id) switches to it')
 
 
 @dataclass(frozen=True)

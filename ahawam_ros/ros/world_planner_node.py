@@ -18,6 +18,7 @@ from ahawam_ros.msg import WorldContext
 from ahawam_ros.ros.camera_set import CameraSet
 from ahawam_ros.ros.conversions import (diagnostics_msg, stamp_seconds, to_time_msg,
                                         world_context_msg)
+from ahawam_ros.ros.episode_task import follow_episode_task
 from ahawam_ros.ros.image_conversion import rgb_to_image_msg
 from ahawam_ros.ros.node_configs import WorldPlannerConfig
 from ahawam_ros.ros.params import changes, declare_config, LiveConfig
@@ -25,7 +26,7 @@ from ahawam_ros.ros.qos import CONTEXT_QOS
 from ahawam_ros.ros.spin import run_nodes
 from ahawam_ros.runtime.assembly import build_planner, HostRules
 from ahawam_ros.runtime.intra_process import intra_process_topics
-from ahawam_ros.runtime.loading import load_policy, policy_image_hw
+from ahawam_ros.runtime.loading import condition_on_task, load_policy, policy_image_hw
 from ahawam_ros.runtime.orchestrator import RuntimeOrchestrator
 from ahawam_ros.runtime.planner_core import PUBLISHED
 from ahawam_ros.runtime.planner_health import PlannerHealth
@@ -51,6 +52,7 @@ class WorldPlannerNode(Node):
         super().__init__('world_planner', **node_kwargs)
         self.config = config = declare_config(self, WorldPlannerConfig)
         self.policy = policy or load_policy(config.checkpoint, config.device)
+        condition_on_task(self.policy, config.task)  # an unknown task: one line, exit 2
         image_hw = policy_image_hw(self.policy, config.image_height, config.image_width)
         self.host = HostRules.for_ros(self.now)
         # the refresh timer paces the refreshes (live refresh_rate_hz), not the core
@@ -97,6 +99,7 @@ class WorldPlannerNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_episode_start(self, msg: Header) -> None:
+        follow_episode_task(self, msg.frame_id)
         self._waiting_since = self.now()
         self.core.reset(episode_start=stamp_seconds(msg.stamp))
         self.cameras.clear()

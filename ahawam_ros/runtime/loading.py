@@ -49,6 +49,19 @@ def load_policy(checkpoint: str = '', device: str = 'cpu') -> ChunkPolicy:
         return _CACHE[key]
 
 
+def condition_on_task(policy: ChunkPolicy, task: str) -> bool:
+    """
+    Condition `policy` on `task` from its next plan on; return whether that changed it.
+
+    An empty `task`, or a policy without tasks (the stand-in, the scripted expert), changes
+    nothing; a task the checkpoint was not made for raises ValueError listing its tasks.
+    """
+    if not task or not hasattr(policy, 'set_task') or getattr(policy, 'task_name', '') == task:
+        return False
+    policy.set_task(task)
+    return True
+
+
 def is_checkpoint_error(error: BaseException) -> bool:
     """
     Return whether `error` is a malformed checkpoint (`model.checkpoint.CheckpointError`).

@@ -85,12 +85,12 @@ def test_demo_runs_an_episode_and_writes_bag_video_and_summary(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_with_the_expert_on_sim_time_executes_the_experts_plan(tmp_path):
+def test_demo_with_the_expert_on_sim_time_executes_the_experts_plan_of_its_task(tmp_path):
     out, seed = tmp_path / 'demo', 3
     result = subprocess.run(
         [sys.executable, '-m', 'ahawam_ros.cli', 'demo', '--policy', 'expert', '--sim-time',
          '--episodes', '1', '--seed', str(seed), '--episode-seconds', '3', '--no-video',
-         '--out', str(out)],
+         '--task', 'insertion', '--out', str(out)],
         capture_output=True, text=True, timeout=240,
         env=dict(os.environ, ROS_DOMAIN_ID=str(140 + (os.getpid() + 7) % 50)))
     output = result.stdout + result.stderr
@@ -100,8 +100,8 @@ def test_demo_with_the_expert_on_sim_time_executes_the_experts_plan(tmp_path):
     assert math.isfinite(summary['real_time_factor_mean'])
     assert summary['real_time_factor_mean'] > 0 and summary['warm_ticks'] > 0, summary
     assert 'clock: simulated' in output
-    with ScriptedExpert(SimConfig(cameras=())) as expert:
-        plan = expert.joint_commands(seed)  # (T, A)
+    with ScriptedExpert(SimConfig(task='insertion', cameras=())) as expert:
+        plan = expert.joint_commands(seed)  # (T, A): the task given, not the file's
     typestore, chunks = ahawam_typestore(), []
     with Reader(out / 'episode_000') as reader:
         for connection, _, raw in reader.messages():

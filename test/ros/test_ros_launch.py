@@ -7,7 +7,7 @@ import pytest
 
 LAUNCH_FILE = Path(__file__).resolve().parents[2] / 'launch' / 'bimanual.launch.py'
 EXPECTED_ARGUMENTS = {'params_file', 'checkpoint', 'use_sim', 'use_rviz', 'use_sim_time',
-                      'namespace', 'episode_steps'}
+                      'namespace', 'episode_steps', 'task'}
 
 
 def _load_launch_module():

@@ -212,3 +212,33 @@ def test_command_timer_follows_sim_time(ros_context, tiny_checkpoint):
         frozen = len(stub.received()[0]) - start - ticked
     assert 28 <= ticked <= 32, ticked
     assert frozen <= 1, frozen
+
+
+def test_the_task_parameter_and_each_episode_header_condition_the_shared_policy(
+        ros_context, tiny_checkpoint):
+    from std_msgs.msg import Header
+    stub, planner, executor = _system(ros_context, tiny_checkpoint,
+                                      planner_params={'task': 'insertion'},
+                                      executor_params={'task': 'insertion'})
+    policy = planner.policy  # the process's cached policy: left on its first task after
+    try:
+        assert policy is executor.policy and policy.task_name == 'insertion'
+        episodes = stub.create_publisher(Header, 'episode_start', 10)
+        with spinning(ros_context, [stub, planner, executor]):
+            header = Header(stamp=conv.to_time_msg(stub.now()), frame_id='transfer_cube')
+            episodes.publish(header)
+            assert wait_for(lambda: policy.task_name == 'transfer_cube', timeout=10)
+            header.frame_id = 'stack_blocks'
+            episodes.publish(header)
+            time.sleep(0.5)  # a task the checkpoint lacks is logged and ignored
+            assert policy.task_name == 'transfer_cube'
+            assert wait_for(lambda: len(stub.received()[0]) >= 5, timeout=30)  # commanding
+    finally:
+        policy.set_task('transfer_cube')
+
+
+def test_a_task_the_checkpoint_lacks_fails_at_start(ros_context, tiny_checkpoint):
+    with pytest.raises(ValueError, match='unknown task'):
+        WorldPlannerNode(context=ros_context, namespace=f'/t{uuid.uuid4().hex[:8]}',
+                         parameter_overrides=params(checkpoint=tiny_checkpoint,
+                                                    task='stack_blocks'))

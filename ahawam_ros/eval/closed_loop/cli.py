@@ -250,7 +250,7 @@ def evaluate_ros(options: EvalOptions) -> Dict[str, Any]:
     argv = ['--episodes', str(options.episodes), '--seed', str(options.seed),
             '--checkpoint', options.checkpoint, '--out', str(out), '--policy', options.policy,
             '--episode-seconds', str(options.steps / CONTROL_RATE_HZ),
-            '--params-file', str(params)]
+            '--params-file', str(params), '--task', options.task]
     command = [sys.executable, '-m', 'ahawam_ros.ros.demo'] + argv
     if subprocess.call(command + ([] if options.video else ['--no-video'])) != 0 or not (
             out / 'summary.json').is_file():
