@@ -2,9 +2,10 @@
 The bimanual_sim node: the embedded ALOHA simulator behind the robot's topics.
 
 Publishes the configured cameras (sensor_msgs/Image rgb8) and /joint_states at the control
-rate, follows the executor's JointTrajectory commands as ros2_control's trajectory controller
-would (`sim.trajectory_follower`; or applies the newest position command), publishes reward and
-success, and resets to a seeded episode on the `sim/reset` service. With `publish_clock` the
+rate, steers each step to the next point of the executor's newest JointTrajectory (after a
+late message, along its later points: `sim.trajectory_follower`) or to the newest position
+command, publishes reward and success, and resets to a seeded episode on the `sim/reset`
+service. With `publish_clock` the
 node is the clock: each physics step advances /clock by one control period, and nodes with
 use_sim_time follow the simulation (at `real_time_factor` x wall time).
 
@@ -254,12 +255,13 @@ class BimanualSimNode(Node):
         """
         Return the (A,) joint targets of the coming physics step.
 
-        Where the followed trajectory wants the arm at the step's end; else the newest
-        position command; else where the arm is.
+        The followed trajectory's next point due (its first while messages come on time, the
+        following ones when they stop); else the newest position command; else where the arm
+        is.
         """
         with self._command_lock:
             if self._follower.following:
-                return self._follower.sample(self.now() + self.period).positions
+                return self._follower.next_point(self.now())
             command = self._command
         return self.observation.qpos if command is None else command
 

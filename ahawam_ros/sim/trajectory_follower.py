@@ -10,8 +10,10 @@ a straight line when one has positions only (the controller's rules for "splines
 interpolation). After the last point the desired position stays there at rest; a trajectory
 whose points all lie in the past jumps to its last point, as the controller would.
 
-The simulator follows its JointTrajectory commands with this, and the bench measures with it
-how smoothly a controller would move on the executor's commands.
+The bench measures with `sample` how smoothly a controller would move on the executor's
+commands; the simulator, a position servo stepping at the control period, steers each step to
+the point the trajectory is heading for (`next_point`): on time that is the message's first
+point, as a one-point command was, and when messages stop it goes on along the points.
 """
 
 from typing import NamedTuple, Optional, Tuple
@@ -110,6 +112,18 @@ class TrajectoryFollower:
         if np.isnan(v0).any() or np.isnan(v1).any():  # positions only: a straight line
             return DesiredState(p0 + s * (p1 - p0), (p1 - p0) / h)
         return _hermite(s, h, p0, v0, p1, v1)
+
+    def next_point(self, t: float) -> np.ndarray:
+        """
+        Return the (A,) positions of the first point due at or after time `t` (s).
+
+        The last point once every point is due. A position servo stepping at the control
+        period takes this as its target: the point the trajectory is heading for.
+        """
+        if not self.following:
+            raise RuntimeError('no trajectory received yet')
+        ahead = np.flatnonzero(self._times[1:] >= t)  # knot 0: the state at arrival
+        return self._positions[1 + ahead[0] if ahead.size else -1].copy()
 
     def knots(self) -> Tuple[np.ndarray, np.ndarray]:
         """Return the (N,) knot times and (N, A) positions being followed (for tests)."""

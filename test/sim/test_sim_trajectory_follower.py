@@ -56,3 +56,11 @@ def test_points_already_past_are_skipped_and_all_past_jumps_to_the_last():
 def test_sampling_before_any_trajectory_is_an_error():
     with pytest.raises(RuntimeError):
         TrajectoryFollower().sample(0.0)
+
+
+def test_the_next_point_is_the_one_the_trajectory_is_heading_for():
+    follower = _follower()
+    np.testing.assert_allclose(follower.next_point(0.05), [0.1])
+    np.testing.assert_allclose(follower.next_point(0.1), [0.1])  # due now: still the target
+    np.testing.assert_allclose(follower.next_point(0.25), [0.4])
+    np.testing.assert_allclose(follower.next_point(9.0), [0.4])  # after the end: the last
