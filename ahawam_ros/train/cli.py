@@ -17,7 +17,7 @@ import sys
 from typing import Any, Dict, List, Optional
 
 from ahawam_ros.data.dataset import DataConfig, OBJECT_TARGETS
-from ahawam_ros.model.presets import PRESETS
+from ahawam_ros.model.presets import get_preset, PRESETS
 from ahawam_ros.train.config import DEVICES, PRECISIONS, TrainConfig
 from ahawam_ros.train.distributed import shutdown_distributed
 from ahawam_ros.train.state import load_trainer_state, resolve_resume
@@ -79,6 +79,12 @@ def _parser() -> argparse.ArgumentParser:
     add('--object-target', 'where the object-position target comes from: recorded (a '
         "simulator's privileged state) or hindsight (where a gripper closed, from joints and "
         "commands: any robot's data) (default: recorded)", choices=OBJECT_TARGETS)
+    add('--plan', 'print the memory plan (per rank: weights, gradients, optimiser, '
+        'activations; which strategy fits) for --preset, --batch-size, --precision and '
+        'the sizes below, then exit', action='store_true')
+    add('--world-size', '--plan: ranks (default: 1)', type=int)
+    add('--device-memory-gib', "--plan: memory per rank (default: this machine's GPU, else "
+        'its available RAM)', type=float)
     add('--resume', 'checkpoint or output directory to continue from', metavar='DIR')
     return parser
 
@@ -95,9 +101,35 @@ def build_config(args: Dict[str, Any], base: Optional[Dict[str, Any]] = None) ->
     return TrainConfig.from_dict(values)
 
 
+def print_plan(args: Dict[str, Any]) -> int:
+    """Print the memory plan of the flags (`train/memory_plan.py`); return the exit code."""
+    from ahawam_ros.train import memory_plan  # torch: after the flags are parsed
+    defaults = TrainConfig(data=DataConfig(bags='DIR'))
+    preset, batch = args.get('preset', defaults.preset), args.get('batch_size',
+                                                                  defaults.batch_size)
+    precision, world = args.get('precision', defaults.precision), args.get('world_size', 1)
+    try:
+        config = get_preset(preset)
+        counts = memory_plan.count_parameters(config)
+        memory = (args['device_memory_gib'] * memory_plan.GIB if 'device_memory_gib' in args
+                  else memory_plan.device_memory_bytes(args.get('device', defaults.device)))
+        rows = memory_plan.plan(config, counts, batch, world, precision)
+    except ValueError as exc:
+        print(f'ahawam train: {exc}', file=sys.stderr)
+        return 2
+    print(memory_plan.format_plan(config, counts, rows, batch, world, memory, precision))
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Parse flags, train, print where the policy was saved; return the exit code."""
     args = vars(_parser().parse_args(argv))
+    if args.pop('plan', False):
+        return print_plan(args)
+    for flag in ('world_size', 'device_memory_gib'):
+        if flag in args:
+            print(f'ahawam train: --{flag.replace("_", "-")} is a --plan option', file=sys.stderr)
+            return 2
     resume = args.get('resume')
     try:
         if resume is None and 'data' not in args:
@@ -111,7 +143,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         try:
             trainer = Trainer(config)  # loads the data: bad bags fail here, by name
-        except (ValueError, FileNotFoundError) as exc:
+        except (ValueError, FileNotFoundError, MemoryError) as exc:
             print(f'ahawam train: {exc}', file=sys.stderr)
             return 2
         final = trainer.run(resume)

@@ -39,6 +39,7 @@ from ahawam_ros.model.sample_builder import collate_samples
 from ahawam_ros.train.config import TrainConfig
 from ahawam_ros.train.distributed import barrier, DistInfo, init_distributed, mean_across_ranks
 from ahawam_ros.train.executor_stage import EarlyDraws, train_executor
+from ahawam_ros.train.memory_plan import preflight
 from ahawam_ros.train.optim import build_optimizer, build_scheduler, step_generator
 from ahawam_ros.train.state import (AE_STAGE, checkpoint_dir, EXECUTOR_STAGE,
                                     load_trainer_state, POLICY_STAGE, resolve_resume,
@@ -163,6 +164,9 @@ class Trainer:
         if config.object_loss_weight is not None:
             self.model_config.objective.object_loss_weight = config.object_loss_weight
         self.out = Path(config.out)
+        # a replica that cannot fit stops here, with the plan, before the data is loaded
+        preflight(self.model_config, config.batch_size, self.info.world_size,
+                  self.info.device.type, config.precision)
         self.episodes, self.norm_stats = self._load_data(episodes)
         self.executor_episodes = self._executor_episodes()  # bad bags fail before training
         self.history: List[Dict[str, Any]] = []  # the logged rows (every rank keeps its own)
