@@ -202,7 +202,8 @@ def _masked_mean(error: torch.Tensor, weight: torch.Tensor, mask: torch.Tensor) 
 
 def chunk_losses(model: AhaWamModel, context: KV, chunk_latents: torch.Tensor,
                  batch: Dict[str, torch.Tensor], task_tokens: torch.Tensor,
-                 generator: Optional[torch.Generator] = None
+                 generator: Optional[torch.Generator] = None,
+                 draw_rows: Optional[Tuple[slice, int]] = None
                  ) -> Tuple[torch.Tensor, torch.Tensor]:
     """
     Compute the executor's losses of a batch of chunks given their planner context.
@@ -221,6 +222,10 @@ def chunk_losses(model: AhaWamModel, context: KV, chunk_latents: torch.Tensor,
         (B, Lt, Dt).
     generator : torch.Generator, optional
         Source of the timesteps and noise.
+    draw_rows : (slice, int), optional
+        (rows, global batch): this batch is those rows of a global batch split over ranks;
+        the noise is drawn for the global batch and these rows kept, so that any split
+        trains on the noise one process would draw.
 
     Returns
     -------
@@ -231,12 +236,14 @@ def chunk_losses(model: AhaWamModel, context: KV, chunk_latents: torch.Tensor,
     objective = model.config.objective
     proprio = batch[CHUNK_PROPRIO]  # (B, Nc, A) robot units
     actions = model.normalize_actions(batch[ACTIONS], proprio)  # (B, Nc, K, A)
-    sigma, weight = model.schedule.sample(actions.shape[:2], actions.device, generator)
-    noise = torch.randn(actions.shape, generator=generator).to(actions.device)
+    rows, full = draw_rows or (slice(None), actions.shape[0])
+    sigma, weight = model.schedule.sample((full, actions.shape[1]), actions.device, generator)
+    sigma, weight = sigma[rows], weight[rows]
+    noise = torch.randn((full, *actions.shape[1:]), generator=generator)[rows].to(actions.device)
     proprio_input = model.normalize_proprio(proprio)
     if objective.proprio_noise > 0:
-        kick = torch.randn(proprio_input.shape, generator=generator).to(proprio_input.device)
-        proprio_input = proprio_input + objective.proprio_noise * kick
+        kick = torch.randn((full, *proprio_input.shape[1:]), generator=generator)[rows]
+        proprio_input = proprio_input + objective.proprio_noise * kick.to(proprio_input.device)
     velocity, objects = chunk_predictions(model, context, chunk_latents, proprio_input,
                                           add_noise(actions, noise, sigma), sigma, task_tokens)
     error = (velocity - (noise - actions)).pow(2).mean(dim=-1)  # (B, Nc, K)

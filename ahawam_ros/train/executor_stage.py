@@ -33,6 +33,9 @@ from ahawam_ros.model.checkpoint import save_checkpoint
 from ahawam_ros.model.losses import chunk_losses, history_memory, trainable_parameters
 from ahawam_ros.model.sample_builder import (ACTION_MASK, ACTIONS, CHUNK_PROPRIO,
                                              OBJECT_MASK, OBJECT_POSITION, sample_offset)
+from ahawam_ros.train.distributed import barrier, DistInfo
+from ahawam_ros.train.executor_parallel import (mask_shares, rank_rows, share_banks,
+                                                single_process, sum_gradients, sum_logs)
 from ahawam_ros.train.optim import build_optimizer, build_scheduler
 from ahawam_ros.train.state import checkpoint_dir, EXECUTOR_STAGE, write_checkpoint
 import numpy as np
@@ -146,21 +149,25 @@ class EarlyDraws:
 
 def sample_batch(banks: Sequence[EpisodeBank], config, batch: int,
                  rng: np.random.Generator,
-                 early: EarlyDraws = EarlyDraws()) -> Dict[str, torch.Tensor]:
+                 early: EarlyDraws = EarlyDraws(),
+                 rows: slice = slice(None)) -> Dict[str, torch.Tensor]:
     """
     Draw B chunks: episode, anchor s, offset o ~ U{0..O} and chunk n ~ U{0..Nc-1} each.
 
     With `early`, that fraction of the anchors is drawn among those below `early.steps`.
+    `rows`: build only these of the B drawn chunks (a rank's share; every rank draws all B,
+    so the draws do not depend on how many ranks there are).
 
     Returns the batch keys of `losses.chunk_losses` with Nc = 1, plus 'keys' and 'values'
-    (L, B, H, S, hd), 'chunk_latents' (B, 1, C, h, w) and 'task_id' (B,).
+    (L, B, H, S, hd), 'chunk_latents' (B, 1, C, h, w) and 'task_id' (B,), B the rows kept.
     """
     chunk, num_chunks = config.executor.chunk_len, config.executor.num_chunks
     picks = rng.integers(0, len(banks), size=batch)
     out: Dict[str, list] = {name: [] for name in (
         'keys', 'values', 'chunk_latents', CHUNK_PROPRIO, ACTIONS, ACTION_MASK,
         OBJECT_POSITION, OBJECT_MASK, 'task_id')}
-    for e in picks:
+    kept = set(range(batch)[rows])
+    for i, e in enumerate(picks):
         bank = banks[e]
         length = len(bank.actions)
         span = len(bank.anchors)
@@ -170,6 +177,8 @@ def sample_batch(banks: Sequence[EpisodeBank], config, batch: int,
         start = int(bank.anchors[a])
         first = (start + sample_offset(rng, config.objective.max_offset)
                  + chunk * int(rng.integers(0, num_chunks)))
+        if i not in kept:
+            continue
         targets = first + np.arange(chunk)
         at = min(first, length - 1)
         out['keys'].append(bank.keys[a])
@@ -202,21 +211,34 @@ def executor_parameters(model: AhaWamModel) -> List[torch.nn.Parameter]:
 def executor_step(model: AhaWamModel, banks: Sequence[EpisodeBank],
                   optimizer: torch.optim.Optimizer, params: List[torch.nn.Parameter],
                   batch: int, rng: np.random.Generator, generator: torch.Generator,
-                  early: EarlyDraws = EarlyDraws()) -> Dict[str, float]:
-    """One optimiser step of stage 3 on a drawn batch; return its losses and gradient norm."""
-    data = sample_batch(banks, model.config, batch, rng, early)
+                  early: EarlyDraws = EarlyDraws(),
+                  info: Optional[DistInfo] = None) -> Dict[str, float]:
+    """
+    One optimiser step of stage 3 on a drawn global batch; return its losses and grad norm.
+
+    With `info` of several ranks, this rank trains its rows of the batch and the gradients
+    are combined into the global batch's (`executor_parallel`).
+    """
+    info = info or single_process(model.action_mean.device)
+    rows = rank_rows(batch, info)
+    data = sample_batch(banks, model.config, batch, rng, early, rows)
     tasks = model.task_encoder(data['task_id'])
     action_loss, object_loss = chunk_losses(model, (data['keys'], data['values']),
-                                            data['chunk_latents'], data, tasks, generator)
+                                            data['chunk_latents'], data, tasks, generator,
+                                            draw_rows=(rows, batch))
+    action_share, object_share = mask_shares(data, info)  # 1, 1 in a single process
     objective = model.config.objective
-    loss = (objective.action_loss_weight * action_loss
-            + objective.object_loss_weight * object_loss)
+    action_part = action_loss * action_share
+    object_part = object_loss * object_share
+    loss = objective.action_loss_weight * action_part + objective.object_loss_weight * object_part
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    sum_gradients(params, info)
     grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
     optimizer.step()
-    return {'loss': float(loss.detach()), 'action_loss': float(action_loss.detach()),
-            'object_loss': float(object_loss.detach()), 'grad_norm': float(grad_norm)}
+    logs = sum_logs({'loss': float(loss.detach()), 'action_loss': float(action_part.detach()),
+                     'object_loss': float(object_part.detach())}, info)
+    return {**logs, 'grad_norm': float(grad_norm)}
 
 
 def train_executor(model: AhaWamModel, episodes: Sequence[Episode], task_ids: Sequence[int],
@@ -226,7 +248,8 @@ def train_executor(model: AhaWamModel, episodes: Sequence[Episode], task_ids: Se
                    log_file: Optional[Path] = None,
                    early: EarlyDraws = EarlyDraws(),
                    train_config: Optional[Dict[str, Any]] = None,
-                   state: Optional[Dict[str, Any]] = None) -> Dict[str, float]:
+                   state: Optional[Dict[str, Any]] = None,
+                   info: Optional[DistInfo] = None) -> Dict[str, float]:
     """
     Run stage 3 on `model` in place; save checkpoints under `out`; return the last losses.
 
@@ -237,9 +260,14 @@ def train_executor(model: AhaWamModel, episodes: Sequence[Episode], task_ids: Se
     of such a checkpoint, continues the stage from its step (`model` holding its weights)
     with the uninterrupted run's draws, optimiser and schedule; the bank is rebuilt with the
     task tokens of that step (they train here), so the weights agree closely, not bit for bit.
+    With `info` of several ranks (torchrun) the stage runs data-parallel
+    (`executor_parallel`): the same global batch, draws and checkpoints, any world size;
+    rank 0 prints, logs and writes.
     """
+    info = info or single_process(model.action_mean.device)
     started = time.perf_counter()
-    banks = build_bank(model, episodes, task_ids, anchor_stride)
+    banks = share_banks(lambda mine, ids: build_bank(model, mine, ids, anchor_stride),
+                        episodes, task_ids, info)
     bank_seconds = time.perf_counter() - started
     params = executor_parameters(model)
     frozen = [p for p in trainable_parameters(model) if all(p is not q for q in params)]
@@ -260,7 +288,8 @@ def train_executor(model: AhaWamModel, episodes: Sequence[Episode], task_ids: Se
     model.train()
     try:
         for step in range(first, steps):
-            losses = executor_step(model, banks, optimizer, params, batch, rng, generator, early)
+            losses = executor_step(model, banks, optimizer, params, batch, rng, generator, early,
+                                   info)
             scheduler.step()
             for name, value in losses.items():
                 sums[name] = sums.get(name, 0.0) + value
@@ -273,23 +302,32 @@ def train_executor(model: AhaWamModel, episodes: Sequence[Episode], task_ids: Se
                        'samples_per_s': count * batch / max(now - tick, 1e-9)}
                 if step + 1 - first <= log_every:
                     row['bank_seconds'] = bank_seconds
-                print(f'executor step {step + 1}/{steps}: loss {logs["loss"]:.4f} '
-                      f'(action {logs["action_loss"]:.4f}, object {logs["object_loss"]:.4f}), '
-                      f'{row["samples_per_s"]:.0f} chunks/s', flush=True)
-                if log_file is not None:
+                if info.is_main:
+                    print(f'executor step {step + 1}/{steps}: loss {logs["loss"]:.4f} '
+                          f'(action {logs["action_loss"]:.4f}, object '
+                          f'{logs["object_loss"]:.4f}), {row["samples_per_s"]:.0f} chunks/s',
+                          flush=True)
+                if log_file is not None and info.is_main:
                     with open(log_file, 'a') as handle:
                         handle.write(json.dumps(row) + '\n')
                 sums, count, tick = {}, 0, now
             if (step + 1) % checkpoint_every == 0 and step + 1 < steps:
-                directory = checkpoint_dir(out, EXECUTOR_STAGE, step + 1)
-                draws = {'executor_rng': rng.bit_generator.state,
-                         'executor_generator': generator.get_state()}
-                write_checkpoint(out, directory, EXECUTOR_STAGE, step + 1, optimizer, scheduler,
-                                 train_config or {},
-                                 lambda path: save_checkpoint(path, model, step + 1,
-                                                              extra_configs),
-                                 draws)
+                if info.is_main:  # every rank holds the same weights and draw states
+                    _save(out, model, step + 1, optimizer, scheduler, train_config,
+                          extra_configs, rng, generator)
+                barrier(info)
     finally:
         for p in frozen:
             p.requires_grad_(True)
     return {name: value for name, value in logs.items() if math.isfinite(value)}
+
+
+def _save(out: Path, model: AhaWamModel, step: int, optimizer, scheduler,
+          train_config: Optional[Dict[str, Any]], extra_configs, rng: np.random.Generator,
+          generator: torch.Generator) -> None:
+    """Write a stage 3 training checkpoint of `step`, marked as the run's latest."""
+    draws = {'executor_rng': rng.bit_generator.state,
+             'executor_generator': generator.get_state()}
+    write_checkpoint(out, checkpoint_dir(out, EXECUTOR_STAGE, step), EXECUTOR_STAGE, step,
+                     optimizer, scheduler, train_config or {},
+                     lambda path: save_checkpoint(path, model, step, extra_configs), draws)

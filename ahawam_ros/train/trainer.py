@@ -156,10 +156,9 @@ class Trainer:
         if config.batch_size % self.info.world_size:
             raise ValueError(f'batch_size {config.batch_size} is not divisible by the '
                              f'{self.info.world_size} ranks')
-        if config.executor_steps and self.info.world_size > 1:
-            raise ValueError('the executor stage runs in one process: train stages 1-2 with '
-                             'torchrun and --executor-steps 0, then resume without torchrun '
-                             'and with --executor-steps N')
+        if config.executor_batch_size % self.info.world_size:
+            raise ValueError(f'executor_batch_size {config.executor_batch_size} is not '
+                             f'divisible by the {self.info.world_size} ranks')
         self.model_config = get_preset(config.preset)
         if config.object_loss_weight is not None:
             self.model_config.objective.object_loss_weight = config.object_loss_weight
@@ -272,8 +271,6 @@ class Trainer:
                              state: Optional[Dict[str, Any]] = None) -> Path:
         """Stage 3 (or its rest, from trainer `state`) on the frozen planner; save the policy."""
         cfg = self.config
-        if self.info.world_size > 1:  # e.g. resuming an executor-stage checkpoint
-            raise ValueError('the executor stage runs in one process (not under torchrun)')
         episodes = self.episodes + self.executor_episodes
         task_ids = [self.model_config.task.task_names.index(e.task) for e in episodes]
         extra = self.extra_configs()
@@ -282,9 +279,11 @@ class Trainer:
                        cfg.executor_anchor_stride, checkpoint_every=cfg.checkpoint_every * 4,
                        extra_configs=extra, log_file=self.out / LOG_FILE,
                        early=EarlyDraws(cfg.executor_early_fraction, cfg.executor_early_steps),
-                       train_config=cfg.to_dict(), state=state)
+                       train_config=cfg.to_dict(), state=state, info=self.info)
         final = self.out / POLICY_STAGE
-        save_checkpoint(final, model, cfg.steps + cfg.executor_steps, extra)
+        if self.info.is_main:
+            save_checkpoint(final, model, cfg.steps + cfg.executor_steps, extra)
+        barrier(self.info)
         return final
 
     def _executor_episodes(self) -> List[Episode]:
