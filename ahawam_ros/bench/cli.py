@@ -27,6 +27,8 @@ from pathlib import Path
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ahawam_ros.bench.heavy_planner import heavy_planner_lines, heavy_planner_rows
+from ahawam_ros.bench.heavy_planner import PLANNER_WIDTHS
 from ahawam_ros.bench.runtime import planner_run, proc_kib, training_throughput
 from ahawam_ros.bench.runtime import update_rates
 from ahawam_ros.bench.smoothness import Message, smoothness, smoothness_lines
@@ -80,7 +82,11 @@ def ros_rows(policy, args: argparse.Namespace) -> Dict[str, Any]:
                                       seconds=args.ros_seconds)
     system['smoothness'] = smoothness([Message(*entry) for entry in system.pop('commands')])
     contexts = bench_handoff.handoff_contexts(policy, shape, args.handoff_mib)
-    return {'system': system, 'handoff': bench_handoff.measure_handoff(contexts, args.handoffs)}
+    heavy = heavy_planner_rows(policy.model.config.name, args.planner_widths,
+                               bench_ros.measure_system, settings_from_args(args),
+                               args.ros_seconds) if args.planner_widths else []
+    return {'system': system, 'handoff': bench_handoff.measure_handoff(contexts, args.handoffs),
+            'heavy_planner': heavy}
 
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
@@ -149,6 +155,7 @@ def _lines_ros(report: Dict[str, Any]) -> List[str]:
         f'alone -> ROS shell + waiting {achieved - own:.1f} ms per update',
         *_lines_schedule(system),
         *smoothness_lines(system.get('smoothness', {})),
+        *heavy_planner_lines(ros.get('heavy_planner', [])),
         *handoff_lines(handoff)]
 
 
@@ -203,6 +210,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                         'context size (serialized: ~512 MiB per size at most)')
     parser.add_argument('--handoff-mib', type=float, nargs='*', default=[1.0, 16.0, 64.0],
                         help="synthetic context sizes handed over, beside the policy's")
+    parser.add_argument('--planner-widths', type=int, nargs='*', default=list(PLANNER_WIDTHS),
+                        help="heavy-planner rows: the main preset's planner widened to these "
+                        '(none: skip the rows)')
     parser.add_argument('--refreshes', type=int, default=300, help='long planner episode')
     parser.add_argument('--train-batch', type=int, default=8, help='0 skips training')
     parser.add_argument('--train-repeats', type=int, default=3)

@@ -12,6 +12,7 @@ from ahawam_ros.model.policy import AhaWamPolicy
 from ahawam_ros.ros import bench_handoff, bench_ros
 from ahawam_ros.runtime.policy_api import FakeContext
 from ahawam_ros.runtime.settings import RuntimeSettings
+import numpy as np
 import pytest
 import torch
 
@@ -106,3 +107,24 @@ def test_context_tensors_finds_the_tensors_of_a_context():
     assert bench_handoff.context_tensors(FakeContext(step=3, target=target))[0] is target
     with pytest.raises(TypeError, match='str'):
         bench_handoff.context_tensors('not a context')
+
+
+def test_heavy_planner_rows_widen_the_planner_only_and_report_each_row():
+    from ahawam_ros.bench.heavy_planner import (heavy_planner_lines, heavy_planner_rows,
+                                                random_policy, widened)
+    base, wide = random_policy(widened('tiny', 32)), random_policy(widened('tiny', 256))
+    images = np.zeros((2, 16, 16, 3), np.uint8)
+    small, big = base.plan(images, 0), wide.plan(images, 0)
+    assert small.keys.shape == big.keys.shape  # the executor reads the same context shape
+    counts = [sum(p.numel() for p in policy.model.executor.parameters())
+              for policy in (base, wide)]
+    assert counts[0] == counts[1]  # and has the same weights to run
+    settings = RuntimeSettings().replace(refresh_rate_hz=5.0)
+    rows = heavy_planner_rows('tiny', (256,), bench_ros.measure_system, settings,
+                              seconds=1.5, repeats=3)
+    assert [row['planner_width'] for row in rows] == [32, 256]
+    for row in rows:
+        assert row['planner_ms'] == pytest.approx(row['planner_x'] * row['executor_ms'])
+        assert row['ticks'] > 0 and 0 <= row['holds'] <= row['ticks']
+        assert row['planner_hz'] >= 0.0 and row['ideal_ratio'] > 1.0
+    assert len(heavy_planner_lines(rows)) == 2 + len(rows)
