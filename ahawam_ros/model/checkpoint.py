@@ -90,10 +90,12 @@ def _field(path: Path, data: Dict[str, Any], name: str, kind: type) -> Any:
 
 
 def _save(path: PathLike, module: nn.Module, kind: str, step: int, configs: Dict[str, Any],
-          norm_stats: Optional[NormStats], weights_dtype: Optional[torch.dtype] = None) -> Path:
+          norm_stats: Optional[NormStats], weights_dtype: Optional[torch.dtype] = None,
+          state_dict: Optional[Dict[str, torch.Tensor]] = None) -> Path:
     directory = Path(path)
     directory.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    state_dict = module.state_dict() if state_dict is None else state_dict
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
     if weights_dtype is not None:  # storage only: loading casts back to the model's dtype
         tensors = {k: v.to(weights_dtype) if v.is_floating_point() else v
                    for k, v in tensors.items()}
@@ -193,7 +195,8 @@ def load_state_checked(module: nn.Module, tensors: Dict[str, torch.Tensor]) -> N
 
 def save_checkpoint(path: PathLike, model: AhaWamModel, step: int,
                     extra_configs: Optional[Dict[str, Any]] = None,
-                    weights_dtype: Optional[torch.dtype] = None) -> Path:
+                    weights_dtype: Optional[torch.dtype] = None,
+                    state_dict: Optional[Dict[str, torch.Tensor]] = None) -> Path:
     """
     Save an AHA-WAM model with its config, normalisation statistics and step.
 
@@ -210,6 +213,8 @@ def save_checkpoint(path: PathLike, model: AhaWamModel, step: int,
     weights_dtype : torch.dtype, optional
         Store floating-point weights in this dtype (e.g. torch.float16 for a packaged
         checkpoint: half the size); loading casts them back to the model's dtype.
+    state_dict : dict, optional
+        The weights to write instead of `model.state_dict()` (a sharded model's, gathered).
 
     Returns
     -------
@@ -218,7 +223,8 @@ def save_checkpoint(path: PathLike, model: AhaWamModel, step: int,
 
     """
     configs = {'model': model.config.to_dict(), **(extra_configs or {})}
-    return _save(path, model, 'aha_wam', step, configs, model.norm_stats, weights_dtype)
+    return _save(path, model, 'aha_wam', step, configs, model.norm_stats, weights_dtype,
+                 state_dict)
 
 
 def load_checkpoint(path: PathLike, device: Union[str, torch.device] = 'cpu'

@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional
 
 from ahawam_ros.data.dataset import DataConfig, OBJECT_TARGETS
 from ahawam_ros.model.presets import get_preset, PRESETS
-from ahawam_ros.train.config import DEVICES, PRECISIONS, TrainConfig
+from ahawam_ros.train.config import DEVICES, PRECISIONS, STRATEGIES, TrainConfig
 from ahawam_ros.train.distributed import shutdown_distributed
 from ahawam_ros.train.state import load_trainer_state, resolve_resume
 
@@ -76,6 +76,10 @@ def _parser() -> argparse.ArgumentParser:
     add('--object-loss-weight', "weight of the object-position target (a simulator's "
         "privileged state; 0 trains on what a robot records; default: the preset's)",
         type=float)
+    add('--strategy', 'joint stage over ranks: ddp (a replica each) or fsdp (sharded)',
+        choices=STRATEGIES)
+    add('--activation-checkpointing', "recompute each DiT block's activations in backward",
+        action='store_true')
     add('--object-target', 'where the object-position target comes from: recorded (a '
         "simulator's privileged state) or hindsight (where a gripper closed, from joints and "
         "commands: any robot's data) (default: recorded)", choices=OBJECT_TARGETS)

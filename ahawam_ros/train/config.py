@@ -16,6 +16,7 @@ from ahawam_ros.model.presets import PRESETS
 
 DEVICES = ('auto', 'cpu', 'cuda')
 PRECISIONS = ('fp32', 'bf16')
+STRATEGIES = ('ddp', 'fsdp')  # how the joint stage spreads over ranks (train/sharding.py)
 
 
 def _fail(name: str, value: Any, why: str) -> None:
@@ -58,6 +59,10 @@ class TrainConfig:
         Seeds initialisation, data order, offsets, timesteps and noise.
     num_workers : int
         DataLoader worker processes per rank.
+    strategy : str
+        'ddp' (a replica per rank) or 'fsdp' (the joint stage sharded: `train/sharding.py`).
+    activation_checkpointing : bool
+        Recompute each DiT block's activations in backward (joint stage).
     checkpoint_every, log_every : int
         Steps between checkpoints and between log lines (rank 0 writes).
     calib_batches : int
@@ -113,6 +118,8 @@ class TrainConfig:
     executor_early_steps: int = 64
     executor_data: Optional[str] = None
     object_loss_weight: Optional[float] = None
+    strategy: str = 'ddp'
+    activation_checkpointing: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.data, dict):
@@ -147,6 +154,10 @@ class TrainConfig:
             _fail('device', self.device, f'must be one of {DEVICES}')
         if self.precision not in PRECISIONS:
             _fail('precision', self.precision, f'must be one of {PRECISIONS}')
+        if self.strategy not in STRATEGIES:
+            _fail('strategy', self.strategy, f'must be one of {STRATEGIES}')
+        if not isinstance(self.activation_checkpointing, bool):
+            _fail('activation_checkpointing', self.activation_checkpointing, 'must be a bool')
         if self.ae_steps == 0 and self.steps > 0 and not self.autoencoder:
             _fail('ae_steps', 0, 'without autoencoder stage a trained autoencoder is needed '
                   '(--autoencoder DIR)')

@@ -54,13 +54,15 @@ def set_rng_state(state: Dict[str, Any]) -> None:
 
 
 def save_trainer_state(directory: PathLike, stage: str, step: int,
-                       optimizer: torch.optim.Optimizer, scheduler: Any,
+                       optimizer: Optional[torch.optim.Optimizer], scheduler: Any,
                        train_config: Dict[str, Any],
                        extra: Optional[Dict[str, Any]] = None) -> None:
     """Write `trainer_state.pt` into `directory` (created); `extra`: a stage's own states."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = {'stage': stage, 'step': int(step), 'optimizer': optimizer.state_dict(),
+    # a sharded run's optimiser state is a distributed checkpoint beside it (train/sharding.py)
+    state = {'stage': stage, 'step': int(step),
+             'optimizer': None if optimizer is None else optimizer.state_dict(),
              'scheduler': scheduler.state_dict(), 'rng': rng_state(),
              'train_config': train_config, **(extra or {})}
     tmp = directory / (TRAINER_STATE_FILE + '.tmp')
@@ -69,7 +71,7 @@ def save_trainer_state(directory: PathLike, stage: str, step: int,
 
 
 def write_checkpoint(out: PathLike, directory: PathLike, stage: str, step: int,
-                     optimizer: torch.optim.Optimizer, scheduler: Any,
+                     optimizer: Optional[torch.optim.Optimizer], scheduler: Any,
                      train_config: Dict[str, Any], save_model: Callable[[Path], None],
                      extra: Optional[Dict[str, Any]] = None) -> None:
     """

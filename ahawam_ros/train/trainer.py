@@ -41,6 +41,8 @@ from ahawam_ros.train.distributed import barrier, DistInfo, init_distributed, me
 from ahawam_ros.train.executor_stage import EarlyDraws, train_executor
 from ahawam_ros.train.memory_plan import preflight
 from ahawam_ros.train.optim import build_optimizer, build_scheduler, step_generator
+from ahawam_ros.train.sharding import (enable_activation_checkpointing, full_model_state,
+                                       load_optimizer, save_optimizer, shard)
 from ahawam_ros.train.state import (AE_STAGE, checkpoint_dir, EXECUTOR_STAGE,
                                     load_trainer_state, POLICY_STAGE, resolve_resume,
                                     set_rng_state, write_checkpoint)
@@ -165,7 +167,7 @@ class Trainer:
         self.out = Path(config.out)
         # a replica that cannot fit stops here, with the plan, before the data is loaded
         preflight(self.model_config, config.batch_size, self.info.world_size,
-                  self.info.device.type, config.precision)
+                  self.info.device.type, config.precision, config.strategy)
         self.episodes, self.norm_stats = self._load_data(episodes)
         self.executor_episodes = self._executor_episodes()  # bad bags fail before training
         self.history: List[Dict[str, Any]] = []  # the logged rows (every rank keeps its own)
@@ -193,6 +195,7 @@ class Trainer:
     def run(self, resume: Optional[str] = None) -> Path:
         """Train (or continue from checkpoint `resume`) and return the final policy dir."""
         resume_dir = resolve_resume(resume) if resume else None
+        self._resume_dir = resume_dir
         state = load_trainer_state(resume_dir) if resume_dir else None
         if self.info.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -206,8 +209,15 @@ class Trainer:
             return self.train_executor_stage(model, state)  # the joint stage is done
         final = self.train_policy(model, state)
         if self.config.executor_steps > 0:
+            if self.sharded:  # stage 3 runs every rank on its own draws: a whole model each
+                model = load_checkpoint(final)[0].to(self.info.device)
             final = self.train_executor_stage(model)
         return final
+
+    @property
+    def sharded(self) -> bool:
+        """Return whether the joint stage is sharded over ranks (FSDP)."""
+        return self.config.strategy == 'fsdp' and self.info.distributed
 
     def train_autoencoder(self, state: Optional[Dict[str, Any]] = None,
                           resume_dir: Optional[Path] = None) -> FrameAutoencoder:
@@ -259,9 +269,20 @@ class Trainer:
         extra = self.extra_configs()
         stage = Stage(POLICY_STAGE, 1, PolicyObjective(model), cfg.steps, cfg.lr, dataset,
                       collate_samples,
-                      lambda directory, step: save_checkpoint(directory, model, step, extra))
+                      lambda directory, step, weights=None: save_checkpoint(
+                          directory, model, step, extra, state_dict=weights))
+        if cfg.activation_checkpointing:
+            enable_activation_checkpointing(model)
+        if self.sharded:
+            shard(stage.objective, model, self.info, cfg.precision)
         self._run_stage(stage, state)
         final = self.out / POLICY_STAGE
+        if self.sharded:
+            weights = full_model_state(model)  # every rank gathers; rank 0 writes
+            if self.info.is_main:
+                save_checkpoint(final, model, cfg.steps, extra, state_dict=weights)
+            barrier(self.info)
+            return final
         if self.info.is_main:
             save_checkpoint(final, model, cfg.steps, extra)
         barrier(self.info)
@@ -318,11 +339,15 @@ class Trainer:
         scheduler = build_scheduler(optimizer, stage.steps, cfg.warmup_frac)
         start = 0
         if state is not None:
-            optimizer.load_state_dict(state['optimizer'])
+            if state['optimizer'] is None:  # a sharded run's: resharded to this one
+                load_optimizer(self._resume_dir, stage.objective, optimizer)
+            else:
+                optimizer.load_state_dict(state['optimizer'])
             scheduler.load_state_dict(state['scheduler'])
             set_rng_state(state['rng'])
             start = state['step']
-        objective = wrap_data_parallel(stage.objective, info)
+        sharded = stage.index == 1 and self.sharded
+        objective = stage.objective if sharded else wrap_data_parallel(stage.objective, info)
         objective.train()
         batches = self.batches(stage.dataset, stage.collate, start)
         bar = tqdm(total=stage.steps, initial=start, desc=stage.name, disable=not info.is_main,
@@ -333,7 +358,9 @@ class Trainer:
             optimizer.zero_grad(set_to_none=True)
             generator = step_generator(cfg.seed, stage.index, step, info.rank)
             logs = backward(objective, batch, generator, cfg.precision)
-            logs['grad_norm'] = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))
+            norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            logs['grad_norm'] = float(norm.full_tensor() if hasattr(norm, 'full_tensor')
+                                      else norm)  # a sharded run's norm is a DTensor
             logs['lr'] = optimizer.param_groups[0]['lr']
             optimizer.step()
             scheduler.step()
@@ -356,8 +383,15 @@ class Trainer:
 
     def _checkpoint(self, stage: Stage, step: int, optimizer: torch.optim.Optimizer,
                     scheduler: Any) -> None:
-        if self.info.is_main:
-            write_checkpoint(self.out, checkpoint_dir(self.out, stage.name, step), stage.name,
-                             step, optimizer, scheduler, self.config.to_dict(),
-                             lambda directory: stage.save(directory, step))
+        directory = checkpoint_dir(self.out, stage.name, step)
+        if stage.index == 1 and self.sharded:  # every rank: its optimiser shard, the weights
+            save_optimizer(directory, stage.objective, optimizer)
+            weights = full_model_state(stage.objective.model)
+            if self.info.is_main:
+                write_checkpoint(self.out, directory, stage.name, step, None, scheduler,
+                                 self.config.to_dict(),
+                                 lambda path: stage.save(path, step, weights))
+        elif self.info.is_main:
+            write_checkpoint(self.out, directory, stage.name, step, optimizer, scheduler,
+                             self.config.to_dict(), lambda path: stage.save(path, step))
         barrier(self.info)

@@ -17,9 +17,11 @@ from ahawam_ros.robot import JOINT_NAMES
 from ahawam_ros.train.distributed import DistInfo, init_distributed, shutdown_distributed
 from ahawam_ros.train.executor_stage import train_executor
 from ahawam_ros.train.optim import step_generator
+from ahawam_ros.train.sharding import shard
 from ahawam_ros.train.state import checkpoint_dir, EXECUTOR_STAGE, load_trainer_state
 from ahawam_ros.train.trainer import backward, PolicyObjective, wrap_data_parallel
 import numpy as np
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -64,7 +66,7 @@ def _episodes():
     return episodes
 
 
-def gradients(info: DistInfo):
+def gradients(info: DistInfo, strategy: str = 'ddp'):
     """Return this rank's parameter gradients after one batch, and the draws it used."""
     config, episodes = tiny(), _episodes()
     dataset = PolicyDataset(episodes, config, seed=0)
@@ -75,19 +77,23 @@ def gradients(info: DistInfo):
     sampler = DrawSampler(dataset, info.world_size, info.rank, seed=0)
     draws = epoch_batches(sampler, 0, BATCH // info.world_size)[1]
     batch = collate_samples([dataset[d] for d in draws])
-    objective = wrap_data_parallel(PolicyObjective(model), info)
+    if strategy == 'fsdp':
+        objective = shard(PolicyObjective(model), model, info, 'fp32')
+    else:
+        objective = wrap_data_parallel(PolicyObjective(model), info)
     backward(objective, batch, step_generator(0, 1, 0, info.rank))
-    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+    grads = {n: (p.grad.full_tensor() if hasattr(p.grad, 'full_tensor') else p.grad).clone()
+             for n, p in model.named_parameters() if p.requires_grad and p.grad is not None}
     return grads, draws
 
 
-def _worker(rank: int, port: int, out_dir: str) -> None:
+def _worker(rank: int, port: int, out_dir: str, strategy: str = 'ddp') -> None:
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE='2', LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     info = init_distributed('cpu')
     try:
-        grads, draws = gradients(info)
+        grads, draws = gradients(info, strategy)
         torch.save({'grads': grads, 'draws': draws}, Path(out_dir) / f'rank{rank}.pt')
     finally:
         shutdown_distributed()
@@ -99,10 +105,12 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_two_ranks_with_half_batches_match_the_full_batch_gradient(tmp_path, monkeypatch):
+@pytest.mark.parametrize('strategy', ['ddp', 'fsdp'])
+def test_two_ranks_with_half_batches_match_the_full_batch_gradient(tmp_path, monkeypatch,
+                                                                   strategy):
     # fork: the children reuse this process's imports (CPU only, no CUDA state to inherit).
-    mp.start_processes(_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True,
-                       start_method='fork')
+    mp.start_processes(_worker, args=(_free_port(), str(tmp_path), strategy), nprocs=2,
+                       join=True, start_method='fork')
     ranks = [torch.load(tmp_path / f'rank{r}.pt') for r in range(2)]
     monkeypatch.setattr(losses, 'torch', torch)  # restored after _fix_randomness patches it
     expected, draws = gradients(DistInfo(rank=0, world_size=1, local_rank=0,
