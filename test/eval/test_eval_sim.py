@@ -80,3 +80,21 @@ def test_videos_and_bags_are_written_per_episode(evaluation):
             metadata = read_bag_metadata(out / mode / f'episode_{index:03d}')
             assert metadata['mode'] == mode and metadata['num_steps'] == STEPS
             assert metadata['seed'] == 5 + index
+
+
+def test_both_tasks_in_one_call_on_the_same_seeds(varied_tiny_checkpoint, tmp_path):
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = cli.main(['eval-sim', '--checkpoint', varied_tiny_checkpoint, '--episodes', '1',
+                         '--steps', '20', '--render-size', 'native', '--seed', '7',
+                         '--timing', 'replayed', '--task', 'transfer_cube', 'insertion',
+                         '--out', str(tmp_path)])
+    assert code == 0
+    summary = json.loads((tmp_path / 'eval_sim.json').read_text())['tasks']
+    assert set(summary) == {'transfer_cube', 'insertion'}
+    for task in summary:
+        report = json.loads((tmp_path / task / 'eval_sim.json').read_text())
+        assert report['task'] == task and report['seed'] == 7
+        assert report['sim']['task'] == task  # each simulated as its own scene
+        assert summary[task]['async']['episodes'] == 1
+    assert 'per task, same seeds' in printed.getvalue()

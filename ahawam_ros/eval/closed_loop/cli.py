@@ -83,6 +83,7 @@ class EvalOptions:
     settings: RuntimeSettings = field(default_factory=RuntimeSettings)
     camera_every: int = CAMERA_EVERY
     params_file: str = ''  # where the settings were read from (the report says)
+    tasks: Tuple[str, ...] = ()  # every task of the call (`task` is the one evaluated)
 
     def __post_init__(self):
         if self.policy not in POLICY_KINDS:
@@ -102,8 +103,9 @@ class EvalOptions:
         if self.through == 'ros' and self.mode != ASYNC:
             raise ValueError('--through ros runs the deployed system, which is async; '
                              'evaluate sync and planner-off --through runtime')
-        if self.task not in TASKS:
-            raise ValueError(f'task must be one of {sorted(TASKS)}, got {self.task!r}')
+        for task in (self.task, *self.tasks):
+            if task not in TASKS:
+                raise ValueError(f'task must be one of {sorted(TASKS)}, got {task!r}')
 
     @property
     def modes(self) -> Tuple[str, ...]:
@@ -138,7 +140,9 @@ def parse_options(argv: Optional[Sequence[str]]) -> EvalOptions:
     parser.add_argument('--seed', type=int, default=FIRST_HELD_OUT_SEED,
                         help=f'seed of the first episode ({FIRST_HELD_OUT_SEED}: held out, '
                         'never a demonstration)')
-    parser.add_argument('--task', default='transfer_cube', choices=sorted(TASKS))
+    parser.add_argument('--task', nargs='+', default=['transfer_cube'], choices=sorted(TASKS),
+                        help='task(s) to evaluate, each on the same seeds (several: a report '
+                        'per task under OUT/<task> and a summary)')
     parser.add_argument('--steps', type=int, default=400, help='control steps per episode')
     parser.add_argument('--render-size', default=f'{DEMO_HW[0]}x{DEMO_HW[1]}',
                         help='rendered HxW, resized to the policy input; "native" renders '
@@ -154,10 +158,10 @@ def parse_options(argv: Optional[Sequence[str]]) -> EvalOptions:
     if params is not None:
         camera_every = int(node_parameters(params, SIM_NODE).get('camera_every', camera_every))
     return EvalOptions(args.checkpoint, args.episodes, args.mode, args.through, args.video,
-                       args.bags, args.out, args.seed, args.task, args.steps,
+                       args.bags, args.out, args.seed, args.task[0], args.steps,
                        _size(args.render_size), args.threads, args.device, args.timing,
                        args.policy, settings_from_args(args), camera_every,
-                       str(params) if params is not None else '')
+                       str(params) if params is not None else '', tuple(args.task))
 
 
 def load_options_policy(options: EvalOptions) -> ChunkPolicy:
@@ -291,8 +295,29 @@ def write_report(report: Dict[str, Any], out: Path) -> Path:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Run the evaluation, print the table and write the JSON report; returns 0."""
+    """Run the evaluation of every task, print the tables, write the JSON reports; return 0."""
     options = parse_options(argv)
+    tasks = options.tasks or (options.task,)
+    if len(tasks) == 1:
+        evaluate_and_print(options)
+        return 0
+    reports = {task: evaluate_and_print(replace(options, task=task,
+                                                out=str(Path(options.out) / task)))
+               for task in tasks}
+    print('\nper task, same seeds:')
+    for task, report in reports.items():
+        for mode, figures in report['modes'].items():
+            print(f'  {task:<14} {mode:<12} success {figures["successes"]}/'
+                  f'{figures["episodes"]}')
+    summary = {task: {mode: {k: figures[k] for k in ('successes', 'episodes', 'success_rate')}
+                      for mode, figures in report['modes'].items()}
+               for task, report in reports.items()}
+    print(f'summary: {write_report({"tasks": summary}, Path(options.out)).resolve()}')
+    return 0
+
+
+def evaluate_and_print(options: EvalOptions) -> Dict[str, Any]:
+    """Evaluate one task, print its table, write its report; return the report."""
     load_before, started = os.getloadavg()[0], time.monotonic()
     if options.through == 'ros':
         report = evaluate_ros(options)
@@ -321,7 +346,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f'latencies measured on this machine (load average {load_before:.1f} at the start, '
           f'{os.cpu_count()} CPUs); rates per {clock} second')
     print(f'report: {write_report(report, Path(options.out)).resolve()}')
-    return 0
+    return report
 
 
 if __name__ == '__main__':
