@@ -24,6 +24,8 @@ SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
                  'async vs sync vs planner-off'),
     'eval-grounding': ('ahawam_ros.eval.grounding.cli', 'does the chunk see the cube? held-out '
                        'R^2 of its position from the chunk, input-swap sensitivity'),
+    'eval-imagination': ('ahawam_ros.eval.imagination', "the world model's predicted frames "
+                         'against the frames that came (PSNR, beside copying the last)'),
     'eval-curve': ('ahawam_ros.eval.grounding.curve', 'success and grounding of a training '
                    "run's checkpoints against training time"),
     'eval-bag': ('ahawam_ros.eval.bag.cli', 'replay recorded bags through the async runtime '

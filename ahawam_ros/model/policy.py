@@ -27,6 +27,7 @@ from typing import Dict, Optional, Tuple, Union
 from ahawam_ros.model.aha_wam import AhaWamModel, EulerPlan
 from ahawam_ros.model.checkpoint import load_checkpoint
 from ahawam_ros.model.compiled import compile_enabled, ExecutorGraph, GraphSet, PlannerGraph
+from ahawam_ros.model.imagination import imagine_latents, to_pixels
 from ahawam_ros.model.kv_memory import PlannerContext, RollingKVMemory
 import numpy as np
 import torch
@@ -87,6 +88,7 @@ class AhaWamPolicy:
         self._image_shape = (config.autoencoder.num_views, config.autoencoder.view_height,
                              config.autoencoder.view_width, 3)
         self._memory = RollingKVMemory(config.planner.memory_size)
+        self._last_refresh = None  # (latents, step, memory entries before it): `imagine`
         self._version = 0
         self._lock = threading.Lock()
         self._generator = torch.Generator().manual_seed(seed)
@@ -128,7 +130,31 @@ class AhaWamPolicy:
         """Start a new episode: clear the rolling memory and the refresh counter."""
         with self._lock:
             self._memory.reset()
+            self._last_refresh = None
             self._version = 0
+
+    def imagine(self, num_steps: Optional[int] = None, seed: int = 0) -> np.ndarray:
+        """
+        Return the future frames the planner predicts after its last refresh.
+
+        (F, V, H, W, 3) uint8 views for the steps frame_stride, 2 frame_stride, ... after the
+        refreshed one (`model/imagination.py`); `num_steps` Euler steps (default: the
+        checkpoint's), starting noise from `seed`. Raises RuntimeError before any `plan`.
+        """
+        with self._lock:
+            last = self._last_refresh
+        if last is None:
+            raise RuntimeError('imagine() needs a plan() first')
+        latents, step, entries = last
+        memory = None if not entries else tuple(
+            torch.cat([entry[i] for entry in entries], dim=3) for i in (0, 1))
+        generator = torch.Generator().manual_seed(int(seed))
+        with torch.inference_mode():
+            future = imagine_latents(self.model, latents, torch.tensor([step], device=self.device),
+                                     self._task_tokens, memory,
+                                     num_steps or self.model.config.flow.num_inference_steps,
+                                     generator)
+            return to_pixels(self.model, future)[0].cpu().numpy()
 
     def reseed(self, seed: int) -> None:
         """Restart the executor's starting noise from `seed` (evaluations compare chunks)."""
@@ -219,6 +245,7 @@ class AhaWamPolicy:
         """
         graph = self._planner_graph()
         with self._lock:
+            before = self._memory.entries()  # what `imagine` conditions on, as in training
             if graph is not None:
                 latents, keys, values = graph(*self._planner_inputs(images, step))
             else:
@@ -227,6 +254,7 @@ class AhaWamPolicy:
                     latents, torch.tensor([step], device=self.device), self._task_tokens,
                     self._memory.stacked())  # (L, 1, H, S, hd)
             self._memory.append(keys, values)
+            self._last_refresh = (latents, int(step), before)
             self._version += 1
             version = self._version
         position = float(step) / self.model.config.rope_steps_per_unit
