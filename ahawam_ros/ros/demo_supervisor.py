@@ -117,6 +117,8 @@ class DemoSupervisor(Node):
                        executor.chunk_topic: (ActionChunk, 10),
                        executor.context_topic: (WorldContext, 10),
                        sim.reward_topic: (Float64, 50)})
+        planner = self.planner_node  # its predicted frames, when imagination_rate_hz > 0
+        topics[planner.resolve_topic_name(planner.config.imagination_topic)] = (Image, 1)
         return topics
 
     # ---- subscriptions --------------------------------------------------------------------

@@ -71,11 +71,20 @@ class CameraInputs(PolicySource):
 class WorldPlannerConfig(CameraInputs, PlannerSettings):
     """Parameters of the world_planner node: its runtime settings, topics and diagnostics."""
 
-    LIVE: ClassVar[Tuple[str, ...]] = PlannerSettings.LIVE + ('diagnostics_period',
-                                                              'error_after')
+    LIVE: ClassVar[Tuple[str, ...]] = PlannerSettings.LIVE + (
+        'diagnostics_period', 'error_after', 'imagination_rate_hz', 'imagination_steps')
 
     context_topic: str = field('world_context', 'WorldContext descriptor topic')
     composite_topic: str = field('~/composite_image', 'tiled planner input image topic (rviz)')
+    imagination_rate_hz: float = field(0.0, "publish the world model's predicted future frames "
+                                       "at most this often (0: off); computed in the planner's "
+                                       "worker after a refresh, off the executor's path",
+                                       (0.0, 30.0))
+    imagination_steps: int = field(4, 'Euler steps of each prediction (fewer: cheaper, coarser)',
+                                   (1, 100))
+    imagination_topic: str = field('~/imagination', 'sensor_msgs/Image of the predicted future '
+                                   'frames: one row per future frame, views tiled as on '
+                                   'composite_topic, stamped with the refreshed frame')
     episode_topic: str = field('episode_start', 'std_msgs/Header: a new episode starts at '
                                                 'header.stamp (resets the rolling memory)')
     diagnostics_topic: str = field('/diagnostics', 'diagnostic_msgs/DiagnosticArray topic')

@@ -11,6 +11,7 @@ action_executor node hosted in the same process (see bringup.py).
 """
 
 import sys
+import time
 from typing import Optional
 
 from ahawam_ros.images import tile_views
@@ -32,7 +33,9 @@ from ahawam_ros.runtime.planner_core import PUBLISHED
 from ahawam_ros.runtime.planner_health import PlannerHealth
 from ahawam_ros.runtime.policy_api import ChunkPolicy
 from ahawam_ros.runtime.settings import planner_core_config
+from ahawam_ros.runtime.stats import RollingStats
 from diagnostic_msgs.msg import DiagnosticArray
+import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import Image
@@ -62,6 +65,9 @@ class WorldPlannerNode(Node):
         self._context_pub = self.create_publisher(WorldContext, config.context_topic,
                                                   CONTEXT_QOS)
         self._composite_pub = self.create_publisher(Image, config.composite_topic, 1)
+        self._imagination_pub = self.create_publisher(Image, config.imagination_topic, 1)
+        self._imagined_at = -float('inf')  # wall clock of the last prediction
+        self.imagination_ms = RollingStats(50)  # what a prediction costs the planner's worker
         self.create_subscription(Header, config.episode_topic, self._on_episode_start, 10)
         self._waiting_logged = False
         self._waiting_since = self.now()  # diagnostics: WARN, ERROR only after error_after
@@ -132,6 +138,20 @@ class WorldPlannerNode(Node):
         if self._composite_pub.get_subscription_count() > 0:
             self._composite_pub.publish(rgb_to_image_msg(
                 tile_views(outcome.images), to_time_msg(snapshot.obs_stamp), 'composite'))
+        self._imagine(snapshot.obs_stamp)
+
+    def _imagine(self, stamp: float) -> None:
+        """Publish the predicted future frames when due (throttled; in the planner's worker)."""
+        rate = self.config.imagination_rate_hz
+        started = time.monotonic()
+        if rate <= 0.0 or started - self._imagined_at < 1.0 / rate or not hasattr(
+                self.policy, 'imagine'):
+            return
+        self._imagined_at = started
+        frames = self.policy.imagine(self.config.imagination_steps)  # (F, V, H, W, 3)
+        rows = np.concatenate([tile_views(frame) for frame in frames], axis=0)  # (F H, V W, 3)
+        self._imagination_pub.publish(rgb_to_image_msg(rows, to_time_msg(stamp), 'imagination'))
+        self.imagination_ms.add(1e3 * (time.monotonic() - started))
 
     def _on_diagnostics(self) -> None:
         """Publish the planner's status: OK while contexts come, else why not (names topics)."""
@@ -144,6 +164,7 @@ class WorldPlannerNode(Node):
         level, message = health.summary(config.error_after)
         stats = core.stats()
         stats.update(last_status=core.last_status, since_context_s=health.since_publish)
+        stats.update(self.imagination_ms.summary('imagination_ms'))
         # The fully qualified name tells two robots (namespaces) on one /diagnostics apart.
         self._diagnostics_pub.publish(diagnostics_msg(
             f'{self.get_fully_qualified_name()}: planner', 'ahawam_ros', level, message, stats,

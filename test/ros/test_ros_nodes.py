@@ -242,3 +242,22 @@ def test_a_task_the_checkpoint_lacks_fails_at_start(ros_context, tiny_checkpoint
         WorldPlannerNode(context=ros_context, namespace=f'/t{uuid.uuid4().hex[:8]}',
                          parameter_overrides=params(checkpoint=tiny_checkpoint,
                                                     task='stack_blocks'))
+
+
+def test_the_planner_publishes_its_imagination_when_asked(ros_context, tiny_checkpoint):
+    stub, planner, executor = _system(ros_context, tiny_checkpoint,
+                                      planner_params={'imagination_rate_hz': 2.0,
+                                                      'imagination_steps': 2})
+    received = []
+    stub.create_subscription(Image, planner.resolve_topic_name('~/imagination'),
+                             received.append, 10)
+    with spinning(ros_context, [stub, planner, executor]):
+        assert wait_for(lambda: planner.core.stats()['published'] >= 12, timeout=30)
+        refreshes = planner.core.stats()['published']  # at 10 Hz; predictions at 2 Hz
+    config = planner.policy.model.config
+    height, width = planner.policy.image_size
+    image = received[-1]
+    assert (image.height, image.width) == (config.planner.num_future_frames * height,
+                                           config.autoencoder.num_views * width)
+    assert image.encoding == 'rgb8' and 2 <= len(received) <= refreshes // 2
+    assert planner.imagination_ms.summary('x')['x_count'] >= 2
