@@ -8,7 +8,7 @@ planner's composite image in rviz. (The model's tiling of normalised torch tenso
 rows x cols grid, its autoencoder input, is `ahawam_ros.model.autoencoder.tile_views`.)
 """
 
-from typing import Sequence, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -32,3 +32,23 @@ def tile_views(images: Union[np.ndarray, Sequence[np.ndarray]]) -> np.ndarray:
     if not views:
         raise ValueError('tile_views: no views to tile')
     return np.concatenate(views, axis=1)  # (H, V * W, 3)
+
+
+def side_by_side(frame: np.ndarray, other: Optional[np.ndarray], width: int) -> np.ndarray:
+    """
+    Return (H, W + width, 3): `frame` (H, W, 3), then `other` scaled to H x `width` beside it.
+
+    `other` None (nothing to show yet) leaves its place black. Both uint8 RGB.
+    """
+    height = frame.shape[0]
+    if other is None:
+        right = np.zeros((height, width, 3), np.uint8)
+    else:
+        import cv2  # the frame-producing paths already have it; importing the module need not
+        right = cv2.resize(other, (width, height), interpolation=cv2.INTER_AREA)
+    return np.concatenate([frame, right], axis=1)
+
+
+def beside_width(height: int, other_hw: Tuple[int, int]) -> int:
+    """Return the width an (h, w) image takes scaled to `height`, keeping its aspect ratio."""
+    return max(1, round(height * other_hw[1] / other_hw[0]))

@@ -7,6 +7,7 @@ import threading
 import time
 from typing import Callable, Dict, Optional, Tuple
 
+from ahawam_ros.images import beside_width, side_by_side
 from ahawam_ros.msg import ActionChunk, WorldContext
 from ahawam_ros.ros.action_executor_node import ActionExecutorNode
 from ahawam_ros.ros.bag_recorder import BagRecorder
@@ -83,6 +84,12 @@ class DemoSupervisor(Node):
         self._video_camera = sim.camera_topic_pattern.format(name=sim.cameras[0])
         self.create_subscription(Image, self._video_camera, self._on_frame, CAMERA_QOS,
                                  callback_group=group)
+        # with the planner's imagination on, the videos show it beside the camera
+        self._imagined, self._imagined_width = None, self._imagination_width(planner)
+        if self._imagined_width:
+            self.create_subscription(
+                Image, planner.resolve_topic_name(planner.config.imagination_topic),
+                self._on_imagination, 1, callback_group=group)
         self.recorder = BagRecorder(self, self._recorded_topics(),
                                     MutuallyExclusiveCallbackGroup())
         self.create_subscription(DiagnosticArray, DIAGNOSTICS_TOPIC, self._on_diagnostics, 10,
@@ -154,11 +161,28 @@ class DemoSupervisor(Node):
         with self._lock:
             return dict(self._sim_timing)
 
+    def _imagination_width(self, planner: WorldPlannerNode) -> int:
+        """Return the video width the imagination takes beside the camera (0: it is off)."""
+        model = getattr(planner.policy, 'model', None)
+        if planner.config.imagination_rate_hz <= 0.0 or model is None:
+            return 0
+        height, width = planner.policy.image_size
+        rows = (model.config.planner.num_future_frames * height,
+                model.config.autoencoder.num_views * width)
+        return beside_width(self.sim_config.image_height, rows)
+
+    def _on_imagination(self, msg: Image) -> None:
+        rgb = ImageConverter(prefer_cv_bridge=False).to_rgb(msg)
+        with self._lock:
+            self._imagined = rgb
+
     def _on_frame(self, msg: Image) -> None:
         with self._lock:
-            video = self._video
+            video, imagined = self._video, self._imagined
         if video is not None:
             rgb = ImageConverter(prefer_cv_bridge=False).to_rgb(msg)
+            if self._imagined_width:
+                rgb = side_by_side(rgb, imagined, self._imagined_width)
             video.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
 
     # ---- episodes -------------------------------------------------------------------------
@@ -211,7 +235,7 @@ class DemoSupervisor(Node):
         config = self.sim_config
         fps = config.control_rate_hz / config.camera_every
         return cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'mp4v'), fps,
-                               (config.image_width, config.image_height))
+                               (config.image_width + self._imagined_width, config.image_height))
 
     def _tick_counts(self) -> Tuple[int, int]:
         stats = self.executor_node.core.stats()

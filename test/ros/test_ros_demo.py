@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from ahawam_ros.data.typestore import ahawam_typestore
+from ahawam_ros.paths import system_params_file
 from ahawam_ros.ros.demo import DemoOptions, parse_options
 from ahawam_ros.ros.demo_supervisor import DemoSupervisor
 from ahawam_ros.ros.node_configs import BimanualSimConfig
@@ -15,11 +16,13 @@ from ahawam_ros.runtime.policy_api import FakePolicy
 from ahawam_ros.sim.aloha_env import SimConfig
 from ahawam_ros.sim.expert_policy import ExpertPolicy
 from ahawam_ros.sim.scripted_expert import ScriptedExpert
+import cv2
 import numpy as np
 import pytest
 import rclpy
 from rclpy.context import Context
 from rosbags.rosbag2 import Reader
+import yaml
 
 pytestmark = [pytest.mark.ros, pytest.mark.sim]
 
@@ -63,9 +66,13 @@ def test_policy_option_reaches_the_nodes_and_only_the_expert_gets_the_seed(
 def test_demo_runs_an_episode_and_writes_bag_video_and_summary(tmp_path):
     assert DEFAULT_CHECKPOINT.is_dir(), f'the packaged checkpoint is missing: {DEFAULT_CHECKPOINT}'
     out = tmp_path / 'demo'
+    params = yaml.safe_load(system_params_file().read_text())  # the system's, imagination on
+    params['/**/world_planner']['ros__parameters']['imagination_rate_hz'] = 2.0
+    (tmp_path / 'params.yaml').write_text(yaml.safe_dump(params))
     result = subprocess.run(
         [sys.executable, '-m', 'ahawam_ros.cli', 'demo', '--episodes', '1',
-         '--episode-seconds', '4', '--out', str(out)],
+         '--episode-seconds', '4', '--params-file', str(tmp_path / 'params.yaml'),
+         '--out', str(out)],
         capture_output=True, text=True, timeout=240,
         env=dict(os.environ, ROS_DOMAIN_ID=str(140 + os.getpid() % 50)))
     output = result.stdout + result.stderr
@@ -77,10 +84,14 @@ def test_demo_runs_an_episode_and_writes_bag_video_and_summary(tmp_path):
     assert summary['command_ticks'] >= 20 and summary['planner_refreshes'] >= 2, summary
     assert summary['chunks_accepted'] >= 1, summary
     assert (out / 'episode_000.mp4').stat().st_size > 1000
+    video = cv2.VideoCapture(str(out / 'episode_000.mp4'))
+    camera_width = 160  # the simulator's; the imagination beside it makes the video wider
+    assert video.get(cv2.CAP_PROP_FRAME_WIDTH) > camera_width
+    video.release()
     with Reader(out / 'episode_000') as reader:
         counts = {c.topic: c.msgcount for c in reader.connections}
     for topic in ('/joint_states', '/joint_trajectory', '/cameras/top/image_raw',
-                  '/world_context', '/action_chunk'):
+                  '/world_context', '/action_chunk', '/world_planner/imagination'):
         assert counts.get(topic, 0) > 0, counts
 
 

@@ -54,3 +54,14 @@ def test_episode_tiles_each_step_and_names_its_joints():
 def test_a_field_of_the_wrong_shape_is_named(field, value, message):
     with pytest.raises(ValueError, match=message):
         _episode(**{field: value})
+
+
+def test_side_by_side_scales_the_other_image_beside_the_frame():
+    from ahawam_ros.images import beside_width, side_by_side
+    frame = np.full((4, 6, 3), 10, np.uint8)
+    other = np.full((8, 24, 3), 200, np.uint8)
+    width = beside_width(4, other.shape[:2])
+    assert width == 12  # aspect ratio kept
+    both = side_by_side(frame, other, width)
+    assert both.shape == (4, 18, 3) and (both[:, :6] == 10).all() and (both[:, 6:] == 200).all()
+    assert (side_by_side(frame, None, 5)[:, 6:] == 0).all()  # nothing yet: black
