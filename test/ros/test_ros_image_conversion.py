@@ -78,4 +78,3 @@ def test_cv_bridge_and_numpy_paths_agree(name):
     assert bridged.uses_cv_bridge
     np.testing.assert_array_equal(bridged.to_rgb(msg),
                                   ImageConverter(prefer_cv_bridge=False).to_rgb(msg))
-
