@@ -108,9 +108,10 @@ def _free_port() -> int:
 @pytest.mark.parametrize('strategy', ['ddp', 'fsdp'])
 def test_two_ranks_with_half_batches_match_the_full_batch_gradient(tmp_path, monkeypatch,
                                                                    strategy):
-    # fork: the children reuse this process's imports (CPU only, no CUDA state to inherit).
+    # fork: the children reuse this process's imports (CPU only, no CUDA state to inherit);
+    # FSDP's sharding in a forked child can crash after the suite's threads: spawn it
     mp.start_processes(_worker, args=(_free_port(), str(tmp_path), strategy), nprocs=2,
-                       join=True, start_method='fork')
+                       join=True, start_method='spawn' if strategy == 'fsdp' else 'fork')
     ranks = [torch.load(tmp_path / f'rank{r}.pt') for r in range(2)]
     monkeypatch.setattr(losses, 'torch', torch)  # restored after _fix_randomness patches it
     expected, draws = gradients(DistInfo(rank=0, world_size=1, local_rank=0,

@@ -38,8 +38,10 @@ def _worker(rank: int, port: int, root: str) -> None:
 
 
 def test_a_sharded_run_checkpoints_and_resumes_on_two_ranks_and_on_one(tmp_path):
+    # spawn, not fork: FSDP's sharding crashed (SIGSEGV) in children forked from a process that
+    # had run the rest of the suite (its threads); a fresh interpreter has none
     mp.start_processes(_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True,
-                       start_method='fork')
+                       start_method='spawn')
     middle = checkpoint_dir(tmp_path / 'full', POLICY_STAGE, 2)
     assert has_sharded_optimizer(middle) and load_trainer_state(middle)['optimizer'] is None
     full = load_checkpoint(tmp_path / 'full' / POLICY_STAGE)[0].state_dict()
