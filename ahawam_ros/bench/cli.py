@@ -29,31 +29,23 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ahawam_ros.bench.heavy_planner import heavy_planner_lines, heavy_planner_rows
 from ahawam_ros.bench.heavy_planner import PLANNER_WIDTHS
-from ahawam_ros.bench.runtime import planner_run, proc_kib, training_throughput
+from ahawam_ros.bench.runtime import planner_run, training_throughput
 from ahawam_ros.bench.runtime import update_rates
 from ahawam_ros.bench.smoothness import Message, smoothness, smoothness_lines
 from ahawam_ros.eval.closed_loop.metrics import write_json
 from ahawam_ros.eval.closed_loop.policy import load_eval_policy, policy_views, RANDOM_PREFIX
-from ahawam_ros.model.aha_wam import AhaWamModel, parameter_counts
 from ahawam_ros.model.presets import get_preset, PRESETS
 from ahawam_ros.runtime.settings_flags import add_settings_flags, settings_from_args
+from ahawam_ros.train.memory_plan import count_parameters, device_memory_bytes
 import torch
 
 REPORT_FILE = 'bench.json'
-MEMINFO = '/proc/meminfo'
-
-
-def available_bytes() -> float:
-    """Return MemAvailable in bytes (infinite where /proc/meminfo is missing)."""
-    kib = proc_kib(MEMINFO, 'MemAvailable')
-    return float('inf') if math.isnan(kib) else kib * 1024.0
 
 
 def preset_fits(name: str) -> Tuple[bool, str]:
     """Return whether a preset trains here: weights, gradients and two AdamW moments in RAM."""
-    with torch.device('meta'):
-        count = parameter_counts(AhaWamModel(get_preset(name)))['total']
-    needed, available = 16.0 * count, available_bytes()
+    count = count_parameters(get_preset(name))['total']
+    needed, available = 16.0 * count, device_memory_bytes('cpu')
     reason = f'{count / 1e6:.1f} M parameters need ~{needed / 2 ** 30:.2f} GiB to train, ' \
              f'{available / 2 ** 30:.1f} GiB available'
     return needed < available, reason

@@ -69,7 +69,8 @@ class SensorStandIn(Node):
         self._positions = np.zeros(len(JOINT_NAMES))
         self._positions[[6, 13]] = 0.5  # grippers half open
         self._lock = threading.Lock()
-        self.command_times: List[float] = []
+        # (perf_counter at arrival, arrival and stamp on the ROS clock, times, positions,
+        # velocities) of each command received
         self.commands: List[Tuple[float, float, float, Any, Any, Any]] = []
         self.chunk_times: List[float] = []
         inputs = MutuallyExclusiveCallbackGroup()
@@ -94,14 +95,12 @@ class SensorStandIn(Node):
         self._joints.publish(conv.joint_state_msg(self._positions, JOINT_NAMES, self._now()))
 
     def _on_command(self, msg: JointTrajectory) -> None:
+        received = time.perf_counter()
         arrival = self._now()  # the stamp's clock, for a controller's replay of the commands
-        with self._lock:
-            self.command_times.append(time.perf_counter())
         times, positions, velocities = conv.trajectory_points(msg, JOINT_NAMES)
         with self._lock:
-            self.commands.append((time.perf_counter(), arrival,
-                                  conv.stamp_seconds(msg.header.stamp), times, positions,
-                                  velocities))
+            self.commands.append((received, arrival, conv.stamp_seconds(msg.header.stamp),
+                                  times, positions, velocities))
 
     def _on_chunk(self, msg: ActionChunk) -> None:
         with self._lock:
@@ -115,7 +114,7 @@ class SensorStandIn(Node):
     def arrivals(self, start: float, end: float) -> Tuple[np.ndarray, int]:
         """Return the command arrival times and the number of chunks in [start, end)."""
         with self._lock:
-            commands = [t for t in self.command_times if start <= t < end]
+            commands = [entry[0] for entry in self.commands if start <= entry[0] < end]
             chunks = sum(start <= t < end for t in self.chunk_times)
         return np.asarray(commands), chunks
 

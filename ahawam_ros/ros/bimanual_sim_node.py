@@ -5,9 +5,9 @@ Publishes the configured cameras (sensor_msgs/Image rgb8) and /joint_states at t
 rate, steers each step to the next point of the executor's newest JointTrajectory (after a
 late message, along its later points: `sim.trajectory_follower`) or to the newest position
 command, publishes reward and success, and resets to a seeded episode on the `sim/reset`
-service. With `publish_clock` the
-node is the clock: each physics step advances /clock by one control period, and nodes with
-use_sim_time follow the simulation (at `real_time_factor` x wall time).
+service. With `publish_clock` the node is the clock: each physics step advances /clock by one
+control period, and nodes with use_sim_time follow the simulation (at `real_time_factor` x
+wall time).
 
 Timing: physics steps at the control rate on a steady clock, catching up a few late steps
 (`sim.pacing`); the cameras are rendered only every `camera_every`-th step, and not on the

@@ -42,7 +42,7 @@ def test_training_throughput_uses_the_trainer_step():
 
 
 def test_presets_that_do_not_fit_are_skipped(monkeypatch):
-    monkeypatch.setattr(bench_suite, 'available_bytes', lambda: 2.0 * 2 ** 30)
+    monkeypatch.setattr(bench_suite, 'device_memory_bytes', lambda device: 2.0 * 2 ** 30)
     assert bench_suite.preset_fits('tiny')[0]
     fits, why = bench_suite.preset_fits('paper')
     assert not fits and 'GiB' in why
