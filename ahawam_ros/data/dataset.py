@@ -1,10 +1,11 @@
 """
 Training data: episodes from a directory of bags (cached) or from the simulator, as datasets.
 
-- `load_episodes` decodes every bag under a directory once (`EpisodeCache`), through a topic
-  mapping when given (`DataConfig.mapping`, a YAML file: see data/mapping), resizing frames
-  to the model's view size as they are decoded when asked, and returns the episodes and
-  their cache keys.
+- `load_episodes` decodes every bag under a directory, or every episode of a LeRobot dataset
+  (`data/lerobot`), once (`EpisodeCache`), through a mapping when given
+  (`DataConfig.mapping`, a YAML file: see data/mapping and data/lerobot/mapping), resizing
+  frames to the model's view size as they are decoded when asked, and returns the episodes
+  and their cache keys.
 - `PolicyDataset` turns episodes into AHA-WAM training samples with the model's own
   `sample_builder.build_sample` (planner clip, history frames, per-chunk actions, proprio and
   frames at o + nK, task id). Starts s run over every episode with a stride.
@@ -19,7 +20,7 @@ Shapes: T steps, V views, H x W pixels, A joints (sample keys: `sample_builder`)
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ahawam_ros.data.bag_files import find_bags
 from ahawam_ros.data.bag_layout import Layout
@@ -29,6 +30,9 @@ from ahawam_ros.data.demo_bags import METADATA_FILE, read_bag_metadata
 from ahawam_ros.data.episode import Episode
 from ahawam_ros.data.features import feature_preset
 from ahawam_ros.data.hindsight import hindsight_object_position
+from ahawam_ros.data.lerobot.mapping import load_dataset_mapping
+from ahawam_ros.data.lerobot.meta import is_lerobot_dataset
+from ahawam_ros.data.lerobot.reader import episode_builders
 from ahawam_ros.data.mapping_yaml import load_mapping
 from ahawam_ros.model.config import ModelConfig
 from ahawam_ros.model.sample_builder import build_sample, sample_offset
@@ -52,15 +56,16 @@ class DataConfig:
     Attributes
     ----------
     bags : str
-        Directory holding rosbag2 bag directories or .mcap files (searched recursively), or
-        one bag.
+        Directory holding rosbag2 bag directories or .mcap files (searched recursively), one
+        bag, or a LeRobot dataset (v3.0 or v2.1: a directory with meta/info.json).
     cache_dir : str, optional
         Decoded-episode cache; `<bags>/.ahawam_cache` when omitted.
     feature_preset : str, optional
         FeatureConfig preset naming topics and cameras; each bag's recorded features if None.
     mapping : str, optional
         YAML topic and joint mapping file (a robot's own layout, e.g.
-        config/mappings/aloha_interbotix.yaml); excludes `feature_preset`.
+        config/mappings/aloha_interbotix.yaml), or for a LeRobot dataset its feature mapping
+        (config/mappings/lerobot_aloha.yaml); excludes `feature_preset`.
     resize_images : bool
         Resize frames of another size to the model's view size (cv2 INTER_AREA, as the live
         nodes do) instead of failing.
@@ -96,7 +101,15 @@ class DataConfig:
         if self.mapping is not None:
             if self.feature_preset is not None:
                 raise ValueError('DataConfig: give feature_preset or mapping, not both')
-            load_mapping(self.mapping)  # fails naming the file and field
+            if self.is_dataset:
+                load_dataset_mapping(self.mapping)  # fails naming the file and field
+            else:
+                load_mapping(self.mapping)
+
+    @property
+    def is_dataset(self) -> bool:
+        """Whether `bags` is a LeRobot dataset rather than bags."""
+        return is_lerobot_dataset(self.bags)
 
     @property
     def cache_path(self) -> Path:
@@ -106,6 +119,8 @@ class DataConfig:
     @property
     def features(self) -> Layout:
         """Return the mapping, else the FeatureConfig preset, else None (each bag's own)."""
+        if self.is_dataset:
+            return None  # a dataset's mapping is read by data/lerobot
         if self.mapping:
             return load_mapping(self.mapping)
         return feature_preset(self.feature_preset) if self.feature_preset else None
@@ -147,10 +162,30 @@ def recorded_object_position(bag: Path, steps: int) -> Optional[np.ndarray]:
     return position
 
 
+def _episode_builders(config: DataConfig, size: Optional[Tuple[int, int]],
+                      control_rate_hz: float) -> List[Tuple[str, str, Callable[[], Episode]]]:
+    """Return (cache key, source label, build) per episode of the bags or the dataset."""
+    if config.is_dataset:
+        return episode_builders(config.bags, config.mapping, size, control_rate_hz)
+    bags = find_bags(config.bags)
+    if not bags:
+        raise FileNotFoundError(f'no rosbag2 bags (directories with metadata.yaml, or .mcap '
+                                f'files) or LeRobot dataset (meta/info.json) under {config.bags}')
+    layout = config.features
+    out = []
+    for bag in bags:
+        def build(bag: Path = bag) -> Episode:
+            episode = read_episode(bag, layout, resize_to=size)  # frames resized as decoded
+            episode.object_position = recorded_object_position(bag, len(episode))
+            return episode
+        out.append((cache_key(bag, layout, size), f'bag {bag}', build))
+    return out
+
+
 def load_episodes(config: DataConfig, model: ModelConfig,
                   cache: Optional[EpisodeCache] = None) -> Tuple[List[Episode], List[str]]:
     """
-    Decode (or read from the cache) every bag under `config.bags`.
+    Decode (or read from the cache) every bag, or dataset episode, under `config.bags`.
 
     Returns
     -------
@@ -160,25 +195,13 @@ def load_episodes(config: DataConfig, model: ModelConfig,
         Their cache keys.
 
     """
-    bags = find_bags(config.bags)
-    if not bags:
-        raise FileNotFoundError(f'no rosbag2 bags (directories with metadata.yaml, or .mcap '
-                                f'files) under {config.bags}')
     cache = cache or EpisodeCache(config.cache_path)
     ae = model.autoencoder
     size = (ae.view_height, ae.view_width) if config.resize_images else None
-    layout = config.features
     episodes, keys = [], []
-    for bag in bags:
-        key = cache_key(bag, layout, size)
-
-        def build(bag: Path = bag) -> Episode:
-            episode = read_episode(bag, layout, resize_to=size)  # frames resized as decoded
-            episode.object_position = recorded_object_position(bag, len(episode))
-            return episode
-
-        episode = cache.get(key, build, source=str(bag))
-        check_episode(episode, model, source=f'bag {bag}')
+    for key, source, build in _episode_builders(config, size, model.control_rate_hz):
+        episode = cache.get(key, build, source=source)
+        check_episode(episode, model, source=source)
         if config.object_target == HINDSIGHT:
             episode.object_position = hindsight_object_position(
                 episode.joint_positions, episode.actions, episode.joint_names)

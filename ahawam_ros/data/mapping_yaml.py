@@ -112,23 +112,32 @@ def shipped_mappings() -> Dict[str, Path]:
     return found
 
 
-def load_mapping(path: PathLike) -> TopicMapping:
+def read_mapping_file(path: PathLike) -> Tuple[Path, Any]:
     """
-    Read a YAML mapping file; any problem raises ValueError naming the file and field.
+    Return the resolved path and the parsed YAML of a mapping file (bag or dataset form).
 
-    `path` may also be the name of a shipped mapping (`aloha_interbotix`, `default`).
+    `path` may also be the name of a shipped mapping (`aloha_interbotix`, `default`, ...).
     """
     path = Path(path)
     if not path.exists() and path.name == str(path):
         path = shipped_mappings().get(path.name, path)
     try:
-        values = yaml.safe_load(path.read_text())
+        return path, yaml.safe_load(path.read_text())
     except OSError as error:
         raise ValueError(f'mapping file {path}: cannot read it ({error.strerror}; shipped '
                          f'mappings: {sorted(shipped_mappings())})') from None
     except yaml.YAMLError as error:
         raise ValueError(f'mapping file {path}: not valid YAML ({" ".join(str(error).split())})'
                          ) from None
+
+
+def load_mapping(path: PathLike) -> TopicMapping:
+    """
+    Read a YAML mapping file; any problem raises ValueError naming the file and field.
+
+    `path` may also be the name of a shipped mapping (`aloha_interbotix`, `default`).
+    """
+    path, values = read_mapping_file(path)
     try:
         return mapping_from_dict(values)
     except ValueError as error:

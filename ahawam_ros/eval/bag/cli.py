@@ -6,7 +6,8 @@
         [--mapping FILE] [--cameras NAME[=TOPIC],...] [--command-topic TOPIC,...] ...
 
 Every bag (a rosbag2 directory, mcap or sqlite3, or a bare .mcap file; a directory means each
-bag in it; its topics as a `TopicMapping` (--mapping YAML) or the default layout say) is
+bag in it; its topics as a `TopicMapping` (--mapping YAML) or the default layout say), or
+every episode of a LeRobot dataset directory (`dataset_source`), is
 replayed on its own clock through the runtime the nodes run, built by the same assembly with
 the same settings (see `replay`), and what it would have commanded at each control tick is
 compared with the command recorded then (`metrics`). The output directory gets
@@ -22,10 +23,12 @@ import os
 from pathlib import Path
 import shutil
 import sys
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from ahawam_ros.data.bag_files import BagError, find_bags
 from ahawam_ros.data.features import FeatureConfig
+from ahawam_ros.data.lerobot.meta import DatasetError, is_lerobot_dataset
+from ahawam_ros.eval.bag.dataset_source import dataset_episodes, DatasetEpisode, DatasetSource
 from ahawam_ros.eval.bag.metrics import figures, problems, ReplayTrace
 from ahawam_ros.eval.bag.replay import BagReplay, EvalError
 from ahawam_ros.eval.bag.report import headline, write_bag_plots, write_html
@@ -42,10 +45,16 @@ REPORT_FILE = 'report.html'
 TRACE_FILE = 'trace.npz'
 
 
-def open_source(path: Path, policy: ChunkPolicy, config: BagEvalConfig,
-                features: Optional[FeatureConfig] = None) -> BagSource:
-    """Open a bag with its mapping (see `BagEvalConfig.layout`), checked against the policy."""
-    source = BagSource(path, config.layout(features), config.overrides())
+Recording = Union[Path, DatasetEpisode]  # a bag, or an episode of a LeRobot dataset
+
+
+def open_source(path: Recording, policy: ChunkPolicy, config: BagEvalConfig,
+                features: Optional[FeatureConfig] = None) -> Union[BagSource, DatasetSource]:
+    """Open a bag (or dataset episode) with its mapping, checked against the policy."""
+    if isinstance(path, DatasetEpisode):
+        source = DatasetSource(path, config.dataset_mapping())
+    else:
+        source = BagSource(Path(path), config.layout(features), config.overrides())
     joints = len(source.mapping.joint_names)
     if joints != policy.action_dim:
         source.close()
@@ -62,15 +71,15 @@ def _set_task(policy: ChunkPolicy, task: str) -> None:
         raise EvalError(f"the policy does not know the bag's task {task!r}: {error}") from error
 
 
-def evaluate_bag(path: Path, policy: ChunkPolicy, config: BagEvalConfig,
+def evaluate_bag(path: Recording, policy: ChunkPolicy, config: BagEvalConfig,
                  features: Optional[FeatureConfig] = None) -> ReplayTrace:
     """
     Replay one bag through a fresh runtime and return what it would have commanded.
 
     Parameters
     ----------
-    path : Path
-        A rosbag2 directory.
+    path : Path or DatasetEpisode
+        A rosbag2 directory, or an episode of a LeRobot dataset.
     policy : ChunkPolicy
         The policy; reset first, conditioned on the bag's task when it takes one.
     config : BagEvalConfig
@@ -87,21 +96,24 @@ def evaluate_bag(path: Path, policy: ChunkPolicy, config: BagEvalConfig,
 
     """
     image_size = getattr(policy, 'image_size', None)
-    with open_source(Path(path), policy, config, features) as source:
+    with open_source(path, policy, config, features) as source:
         _set_task(policy, source.task)
         replay = BagReplay(policy, config.settings, config.timing(),
                            None if image_size is None else tuple(image_size),
                            config.resize_images)
         ticks = int(source.duration_ns * 1e-9 * config.settings.executor.control_rate_hz) + 1
-        with tqdm(total=ticks, desc=Path(path).name, unit='tick', leave=False,
+        with tqdm(total=ticks, desc=path.name, unit='tick', leave=False,
                   disable=not config.progress) as bar:
             return replay.run(source, on_tick=bar.update)
 
 
-def bag_labels(bags: Sequence[Path], root: Path) -> List[str]:
+def bag_labels(bags: Sequence[Recording], root: Path) -> List[str]:
     """Return a distinct file-name-safe label per bag: its path under `root`, '/' -> '__'."""
     labels = []
     for bag in bags:
+        if isinstance(bag, DatasetEpisode):
+            labels.append(bag.name)
+            continue
         relative = bag.relative_to(root) if bag != root and root in bag.parents else None
         labels.append('__'.join(relative.parts) if relative else bag.name)
     return labels
@@ -163,7 +175,7 @@ def write_report(directory: Path, traces: Sequence[ReplayTrace], labels: Sequenc
                results['settings'])
 
 
-def run_eval(bags: Sequence[Path], policy: ChunkPolicy, config: BagEvalConfig, out: Path,
+def run_eval(bags: Sequence[Recording], policy: ChunkPolicy, config: BagEvalConfig, out: Path,
              root: Optional[Path] = None, force: bool = False,
              settings: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """
@@ -184,7 +196,9 @@ def run_eval(bags: Sequence[Path], policy: ChunkPolicy, config: BagEvalConfig, o
     for bag in bags:
         open_source(bag, policy, config).close()
     warm_up(policy)  # as the nodes do before their first command: not charged to the bag
-    labels = bag_labels(bags, root or bags[0].parent)
+    first = bags[0]
+    labels = bag_labels(bags, root or (first.root if isinstance(first, DatasetEpisode)
+                                       else first.parent))
     traces = [evaluate_bag(bag, policy, config)
               for bag in tqdm(bags, desc='bags', unit='bag',
                               disable=not config.progress or len(bags) < 2)]
@@ -226,12 +240,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     out = args.out or Path('outputs') / 'eval_bag' / args.bags.resolve().name
     try:
         config = config_from_args(args)
-        bags = find_bags(args.bags)
+        bags = dataset_episodes(args.bags) if is_lerobot_dataset(args.bags) \
+            else find_bags(args.bags)
         policy = load_policy(args.checkpoint, args.device)
         settings = {'bags': str(args.bags), 'checkpoint': args.checkpoint, 'device': args.device,
                     **asdict(config)}
         results = run_eval(bags, policy, config, out, args.bags, args.force, settings)
-    except (BagError, EvalError, FileNotFoundError, FileExistsError, ValueError) as error:
+    except (BagError, DatasetError, EvalError, FileNotFoundError, FileExistsError, ValueError) as error:
         print(f'ahawam eval-bag: error: {error}', file=sys.stderr)
         return 2
     _print_figures(results, out)

@@ -170,7 +170,7 @@ def _inputs(inputs: Optional[Dict[str, Any]]) -> Dict[str, str]:
     merge = '; '.join(
         f"{role}: {m['dropped']} dropped for skew > {inputs['max_skew_s']:g} s, max skew "
         f"{m['max_skew_ms']:.1f} ms, {m['out_of_range']} outside the limits"
-        for role, m in inputs['merge'].items())
+        for role, m in inputs.get('merge', {}).items())  # a dataset's vectors are not merged
     return {'inputs': topics, 'merged joint samples': merge or '-'}
 
 

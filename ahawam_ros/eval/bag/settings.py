@@ -14,6 +14,7 @@ from typing import Optional, Tuple
 
 from ahawam_ros.data.bag_layout import Layout
 from ahawam_ros.data.features import FeatureConfig
+from ahawam_ros.data.lerobot.mapping import DatasetMapping, load_any_mapping
 from ahawam_ros.data.mapping import MappingOverrides
 from ahawam_ros.data.mapping_yaml import load_mapping
 from ahawam_ros.eval.bag.replay import ReplayTiming
@@ -65,7 +66,8 @@ class BagEvalConfig:
         if not isinstance(self.settings, RuntimeSettings):
             raise ValueError(f'BagEvalConfig.settings: {self.settings!r} is not RuntimeSettings')
         self.overrides()  # validates the topic flags
-        self.layout()  # validates the mapping file
+        if self.mapping:
+            load_any_mapping(self.mapping)  # validates the mapping file
         for name in ('planner_latency', 'executor_latency'):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value >= 0.0):
@@ -78,7 +80,23 @@ class BagEvalConfig:
 
     def layout(self, features: Optional[FeatureConfig] = None) -> Layout:
         """Return the mapping file's mapping, else `features` (None: each bag's own)."""
+        if self.mapping and isinstance(load_any_mapping(self.mapping), DatasetMapping):
+            raise ValueError(f'mapping file {self.mapping}: a LeRobot dataset mapping, given '
+                             'for bags')
         return load_mapping(self.mapping) if self.mapping else features
+
+    def dataset_mapping(self) -> Optional[DatasetMapping]:
+        """Return the mapping file's dataset mapping, else None (the dataset's own layout)."""
+        if self.cameras or self.joint_state_topics or self.command_topics:
+            raise ValueError('--cameras, --joint-states and --command-topic are for bags: '
+                             'give a LeRobot dataset a --mapping file')
+        if not self.mapping:
+            return None
+        mapping = load_any_mapping(self.mapping)
+        if not isinstance(mapping, DatasetMapping):
+            raise ValueError(f'mapping file {self.mapping}: a bag (topic) mapping, given for a '
+                             'LeRobot dataset (see config/mappings/lerobot_aloha.yaml)')
+        return mapping
 
     def timing(self) -> ReplayTiming:
         """Return the latencies of the replay."""
@@ -93,7 +111,8 @@ def parser() -> argparse.ArgumentParser:
         'commanded with what was commanded.')
     add = parser.add_argument
     add('bags', metavar='BAG_OR_DIR', type=Path,
-        help='a rosbag2 directory, an .mcap file, or a tree of them')
+        help='a rosbag2 directory, an .mcap file, a tree of them, or a LeRobot dataset '
+        '(v3.0 or v2.1; each episode is replayed)')
     add('--checkpoint', required=True, help="checkpoint directory, or 'fake' (FakePolicy)")
     add('--out', type=Path, help='output directory (default: outputs/eval_bag/<name>)')
     add('--force', action='store_true', help='replace --out if it exists')
@@ -105,7 +124,8 @@ def parser() -> argparse.ArgumentParser:
     add('--resize-images', action='store_true',
         help="resize frames to the policy's input size (cv2 INTER_AREA)")
     add('--mapping', default='', metavar='FILE', help='YAML topic and joint mapping, e.g. '
-        'config/mappings/aloha_interbotix.yaml (default: the layout the bag recorded)')
+        'aloha_interbotix (default: the layout the bag recorded); for a LeRobot dataset its '
+        'feature mapping, e.g. lerobot_aloha')
     add('--cameras', default='', metavar='NAME[=TOPIC],...',
         help="cameras in the policy's view order, optionally with their topics")
     add('--joint-states', default='', metavar='TOPIC,...', help='joint-state topics')
