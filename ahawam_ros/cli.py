@@ -12,7 +12,8 @@ from typing import Dict, List, Optional, Tuple
 # subcommand -> (module with main(argv), one-line help)
 SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
     'info': ('ahawam_ros.info', 'print versions and what this install can do'),
-    'train': ('ahawam_ros.train.cli', 'train AHA-WAM on a directory of demonstration bags'),
+    'train': ('ahawam_ros.train.cli', 'train AHA-WAM on demonstration bags or a LeRobot '
+              'dataset'),
     'export': ('ahawam_ros.train.export', 'package a trained checkpoint (fp16 weights)'),
     'distill': ('ahawam_ros.train.distill', 'AHA-WAM-Flash: distil a 1/2/4-step executor '
                 'from a trained checkpoint'),
@@ -28,8 +29,9 @@ SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
                          'against the frames that came (PSNR, beside copying the last)'),
     'eval-curve': ('ahawam_ros.eval.grounding.curve', 'success and grounding of a training '
                    "run's checkpoints against training time"),
-    'eval-bag': ('ahawam_ros.eval.bag.cli', 'replay recorded bags through the async runtime '
-                 'and compare with the commands sent'),
+    'eval-bag': ('ahawam_ros.eval.bag.cli', 'replay recorded bags (or a LeRobot dataset) '
+                 'through the async runtime and compare with the commands sent'),
+    'export-lerobot': ('ahawam_ros.data.lerobot.cli', 'write bags as a LeRobot v3.0 dataset'),
     'bench': ('ahawam_ros.bench.cli', 'model, runtime and ROS benchmarks side by side '
               '(JSON and a table)'),
 }

@@ -42,7 +42,7 @@ def row_stride(fps: float, control_rate_hz: Optional[float], where: str) -> int:
     ratio = fps / control_rate_hz
     if ratio >= 1 and abs(ratio - round(ratio)) < 1e-6:
         return int(round(ratio))
-    raise DatasetError(f'{where}: fps {fps:g} is not the policy\'s control rate '
+    raise DatasetError(f"{where}: fps {fps:g} is not the policy's control rate "
                        f'{control_rate_hz:g} Hz nor a whole multiple of it: resample the '
                        'dataset, or train a model at its rate')
 
@@ -86,7 +86,7 @@ def read_rows(index: DatasetIndex, entry: EpisodeEntry, keys: Sequence[str]
 
     if not entry.data_path.is_file():
         raise DatasetError(f'dataset {index.root}: missing file '
-                           f'{entry.data_path.relative_to(index.root)} (episode {entry.index}\'s '
+                           f"{entry.data_path.relative_to(index.root)} (episode {entry.index}'s "
                            'rows)')
     try:
         schema = pq.read_schema(entry.data_path)
@@ -133,7 +133,7 @@ def _frames(index: DatasetIndex, entry: EpisodeEntry, feature: str, times: np.nd
     spec = index.features.get(feature)
     if spec is None or not spec.is_video:
         raise DatasetError(f'dataset {index.root}: meta/info.json: the mapping reads video '
-                           f'{feature!r}, the dataset\'s videos are {index.video_keys}')
+                           f"{feature!r}, the dataset's videos are {index.video_keys}")
     span = entry.videos[feature]
     height, width = spec.image_hw()
 

@@ -109,7 +109,7 @@ def _features(episode: Episode, fps: float, codec: str) -> Dict[str, Any]:
 
 
 def _tasks_table(tasks: List[str]):
-    """The tasks table with the task string as its pandas index (what LeRobot reads)."""
+    """Return the tasks table with the task string as its pandas index (what LeRobot reads)."""
     import pyarrow as pa
     table = pa.table({'task_index': pa.array(range(len(tasks)), pa.int64()),
                       '__index_level_0__': pa.array(tasks, pa.string())})
@@ -179,7 +179,7 @@ class DatasetWriter:
                         self.codec)
         elif features != self.features:
             raise ValueError(f'episode {len(self.episodes)}: its cameras, size or joints differ '
-                             'from the first episode\'s')
+                             "from the first episode's")
         if episode.task not in self.tasks:
             self.tasks.append(episode.task)
         steps, index = len(episode), len(self.episodes)
@@ -230,7 +230,7 @@ class DatasetWriter:
         stats = {key: _stats(np.concatenate(parts).astype(np.float64))
                  for key, parts in self.columns.items()}
         for key in self.videos:  # frame stats pooled over episodes, weighted by length
-            rows = [e for e in self.episodes]
+            rows = self.episodes
             weights = np.array([e['length'] for e in rows], np.float64)
             means = np.array([np.asarray(e[f'stats/{key}/mean'])[:, 0, 0] for e in rows])
             stds = np.array([np.asarray(e[f'stats/{key}/std'])[:, 0, 0] for e in rows])

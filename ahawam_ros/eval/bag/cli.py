@@ -246,7 +246,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         settings = {'bags': str(args.bags), 'checkpoint': args.checkpoint, 'device': args.device,
                     **asdict(config)}
         results = run_eval(bags, policy, config, out, args.bags, args.force, settings)
-    except (BagError, DatasetError, EvalError, FileNotFoundError, FileExistsError, ValueError) as error:
+    except (BagError, DatasetError, EvalError, FileNotFoundError, FileExistsError,
+            ValueError) as error:
         print(f'ahawam eval-bag: error: {error}', file=sys.stderr)
         return 2
     _print_figures(results, out)

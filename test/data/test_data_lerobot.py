@@ -1,0 +1,202 @@
+"""LeRobot datasets: bags written as v3.0 and read back, training and evaluation, bad ones."""
+
+import json
+from pathlib import Path
+import re
+import shutil
+
+from ahawam_ros.cli import main as ahawam
+from ahawam_ros.data.dataset import DataConfig, load_episodes, PolicyDataset
+from ahawam_ros.data.lerobot.mapping import load_any_mapping, load_dataset_mapping
+from ahawam_ros.data.lerobot.meta import DatasetError, open_dataset
+from ahawam_ros.data.lerobot.writer import write_dataset
+from ahawam_ros.model.presets import tiny
+import numpy as np
+import pytest
+from test_data_dataset import synthetic_episode, write_bags
+
+
+def export(bags: Path, out: Path, *flags: str) -> Path:
+    assert ahawam(['export-lerobot', str(bags), '--out', str(out), *flags]) == 0
+    return out
+
+
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory):
+    """Two synthetic demonstration bags and the LeRobot dataset `export-lerobot` makes of them."""
+    root = tmp_path_factory.mktemp('lerobot')
+    bags = write_bags(root / 'bags')
+    return bags, export(bags, root / 'dataset')
+
+
+def test_the_export_is_a_v30_dataset_with_one_episode_per_bag(exported):
+    _, dataset = exported
+    index = open_dataset(dataset)
+    assert index.version == 'v3.0' and index.fps == 50.0
+    assert [(e.index, e.length) for e in index.episodes] == [(0, 60), (1, 45)]
+    assert index.video_keys == ['observation.images.top', 'observation.images.left_wrist']
+    # both episodes share one mp4 per view: the second starts where the first ends
+    spans = [e.videos['observation.images.top'] for e in index.episodes]
+    assert spans[0].path == spans[1].path and spans[1].from_s == pytest.approx(60 / 50)
+    info = json.loads((dataset / 'meta' / 'info.json').read_text())
+    assert info['features']['observation.state']['names'][0] == 'left_waist'
+    assert info['total_frames'] == 105 and info['features']['action']['shape'] == [14]
+
+
+def test_a_dataset_and_the_bags_it_came_from_give_the_same_training_samples(exported):
+    bags, dataset = exported
+    config = tiny()
+    from_bags, _ = load_episodes(DataConfig(bags=str(bags)), config)
+    from_dataset, _ = load_episodes(DataConfig(bags=str(dataset)), config)
+    for a, b in zip(from_bags, from_dataset):
+        assert (a.task, a.cameras, a.joint_names) == (b.task, b.cameras, b.joint_names)
+        np.testing.assert_allclose(b.joint_positions, a.joint_positions, atol=1e-5)  # float32
+        np.testing.assert_allclose(b.actions, a.actions, atol=1e-5)
+        np.testing.assert_allclose(b.timestamps - b.timestamps[0],
+                                   a.timestamps - a.timestamps[0], atol=1e3)  # 1 us
+        error = np.abs(b.images.astype(int) - a.images.astype(int))
+        assert error.mean() < 1.0 and error.max() <= 4, (error.mean(), error.max())  # codec
+    samples = [PolicyDataset(episodes, config, seed=1) for episodes in (from_bags, from_dataset)]
+    assert len(samples[0]) == len(samples[1])
+    for draw in (0, 17, len(samples[0]) - 1):
+        a, b = samples[0][draw], samples[1][draw]
+        assert a.keys() == b.keys()
+        for key in a:
+            tolerance = 4 if np.asarray(a[key]).dtype == np.uint8 else 1e-4
+            np.testing.assert_allclose(np.asarray(b[key], np.float64),
+                                       np.asarray(a[key], np.float64), atol=tolerance,
+                                       err_msg=key)
+
+
+def test_a_dataset_at_twice_the_control_rate_keeps_every_other_frame(tmp_path):
+    episode = synthetic_episode(40)
+    from ahawam_ros.data.episode import from_sim_episode
+    dataset = write_dataset([from_sim_episode(episode)], tmp_path / 'ds100', fps=100)
+    (read,), _ = load_episodes(DataConfig(bags=str(dataset)), tiny())
+    assert len(read) == 20
+    np.testing.assert_allclose(read.joint_positions, episode.qpos[::2], atol=1e-5)
+    np.testing.assert_array_equal(read.timestamps, np.arange(20) * 20_000_000)  # 50 Hz steps
+
+
+def test_a_dataset_at_a_rate_that_is_not_a_multiple_is_refused(tmp_path):
+    from ahawam_ros.data.episode import from_sim_episode
+    dataset = write_dataset([from_sim_episode(synthetic_episode(20))], tmp_path / 'ds30',
+                            fps=30)
+    with pytest.raises(DatasetError, match=r'fps 30 is not the policy.s control rate 50'):
+        load_episodes(DataConfig(bags=str(dataset)), tiny())
+
+
+def test_training_and_offline_evaluation_run_from_a_dataset(exported, tmp_path, capsys):
+    _, dataset = exported
+    assert ahawam(['train', '--data', str(dataset), '--preset', 'tiny', '--out',
+                   str(tmp_path / 'run'), '--ae-steps', '1', '--steps', '1',
+                   '--batch-size', '2']) == 0
+    out = tmp_path / 'report'
+    assert ahawam(['eval-bag', str(dataset), '--checkpoint', str(tmp_path / 'run' / 'policy'),
+                   '--out', str(out), '--no-progress']) == 0
+    results = json.loads((out / 'metrics.json').read_text())
+    assert sorted(results['bags']) == ['episode_000000', 'episode_000001']
+    assert results['all']['compared_ticks'] > 0
+    assert (out / 'report.html').is_file()
+    inputs = results['bags']['episode_000000']['inputs']
+    assert inputs['cameras'] == {'top': 'observation.images.top',
+                                 'left_wrist': 'observation.images.left_wrist'}
+
+
+# --- broken datasets: exit 2, one line naming the file and what is wrong --------------------
+
+def _break_missing_file(dataset: Path) -> str:
+    (dataset / 'data' / 'chunk-000' / 'file-000.parquet').unlink()
+    return r'missing file data/chunk-000/file-000\.parquet'
+
+
+def _break_short_video(dataset: Path) -> str:
+    shorter = write_dataset([_episode(steps) for steps in (60, 30)],
+                            dataset.parent / 'shorter', fps=50)
+    video = Path('videos') / 'observation.images.left_wrist' / 'chunk-000' / 'file-000.mp4'
+    shutil.copy(shorter / video, dataset / video)
+    return (r'videos/observation\.images\.left_wrist/chunk-000/file-000\.mp4: episode 1, '
+            r'observation\.images\.left_wrist: the video ends at .* shorter than its parquet')
+
+
+def _break_undecodable_video(dataset: Path) -> str:
+    video = dataset / 'videos' / 'observation.images.top' / 'chunk-000' / 'file-000.mp4'
+    video.write_bytes(b'\x00\x00\x00\x18ftypmp42' + bytes(range(256)) * 8)
+    return r'videos/observation\.images\.top/chunk-000/file-000\.mp4: .*not a readable video'
+
+
+def _break_feature_shape(dataset: Path) -> str:
+    info_file = dataset / 'meta' / 'info.json'
+    info = json.loads(info_file.read_text())
+    info['features']['action']['shape'] = [13]  # the rows carry 14
+    info_file.write_text(json.dumps(info))
+    return (r"data/chunk-000/file-000\.parquet: episode 0: feature 'action' has 14 values in "
+            r'its row 0, info\.json says 13')
+
+
+def _break_version(dataset: Path) -> str:
+    info_file = dataset / 'meta' / 'info.json'
+    info = json.loads(info_file.read_text())
+    info['codebase_version'] = 'v1.6'
+    info_file.write_text(json.dumps(info))
+    return r"meta/info\.json: codebase_version 'v1\.6' is not one this package reads"
+
+
+def _episode(steps: int):
+    from ahawam_ros.data.episode import from_sim_episode
+    return from_sim_episode(synthetic_episode(steps))
+
+
+@pytest.mark.parametrize('breaking', [_break_missing_file, _break_short_video,
+                                      _break_undecodable_video, _break_feature_shape,
+                                      _break_version])
+def test_a_broken_dataset_stops_with_exit_2_and_one_line_naming_it(
+        exported, tmp_path, breaking, capsys):
+    dataset = shutil.copytree(exported[1], tmp_path / 'broken')
+    expected = breaking(dataset)
+    for command in (['eval-bag', str(dataset), '--checkpoint', 'fake', '--out',
+                     str(tmp_path / 'report'), '--no-progress'],
+                    ['train', '--data', str(dataset), '--preset', 'tiny', '--out',
+                     str(tmp_path / 'run'), '--steps', '1', '--ae-steps', '1']):
+        capsys.readouterr()
+        assert ahawam(command) == 2, command
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and str(dataset) in lines[0], lines
+        assert re.search(expected, lines[0]), lines[0]
+    assert not (tmp_path / 'report').exists()
+
+
+# --- mappings ----------------------------------------------------------------------------------
+
+def test_the_shipped_dataset_mappings_load_and_bag_mappings_are_refused_for_datasets(
+        exported, tmp_path, capsys):
+    aloha = load_dataset_mapping('lerobot_aloha')
+    assert aloha.camera_features[0] == 'observation.images.cam_high'
+    assert load_dataset_mapping('lerobot_aloha_sim').cameras == ('top',)
+    assert type(load_any_mapping('aloha_interbotix')).__name__ == 'TopicMapping'
+    assert ahawam(['eval-bag', str(exported[1]), '--checkpoint', 'fake', '--mapping',
+                   'aloha_interbotix', '--out', str(tmp_path / 'r'), '--no-progress']) == 2
+    assert 'a bag (topic) mapping, given for a LeRobot dataset' in capsys.readouterr().err
+
+
+def test_a_mapping_names_features_and_values_the_dataset_has(exported, tmp_path, capsys):
+    values = {'cameras': {'top': 'observation.images.top',
+                          'left_wrist': 'observation.images.left_wrist'},
+              'joint_states': {'observation.state': {str(i): n for i, n in enumerate(
+                  json.loads((exported[1] / 'meta' / 'info.json').read_text())['features'][
+                      'action']['names'])}},
+              'commands': {'action': {'left_waist': 'left_waist'}}}
+    mapping = tmp_path / 'm.yaml'
+    mapping.write_text(json.dumps(values))
+    with pytest.raises(ValueError, match='commands: every policy joint exactly once'):
+        load_dataset_mapping(mapping)
+    values['commands'] = {'action.typo': dict(values['joint_states']['observation.state'])}
+    mapping.write_text(json.dumps(values))
+    with pytest.raises(DatasetError, match=r"the mapping reads feature\(s\) \['action\.typo'\]"):
+        load_episodes(DataConfig(bags=str(exported[1]), mapping=str(mapping)), tiny())
+    values['commands'] = {'action': dict(values['joint_states']['observation.state'])}
+    mapping.write_text(json.dumps(values))  # by index: the same episodes as by name
+    by_index, _ = load_episodes(DataConfig(bags=str(exported[1]), mapping=str(mapping),
+                                           cache_dir=str(tmp_path / 'cache')), tiny())
+    by_name, _ = load_episodes(DataConfig(bags=str(exported[1])), tiny())
+    np.testing.assert_array_equal(by_index[0].joint_positions, by_name[0].joint_positions)
