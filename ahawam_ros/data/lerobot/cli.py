@@ -8,8 +8,8 @@ Each bag is read on its command clock as training reads it (`bag_reader`, throug
 mapping for a robot's own layout) and written as one episode (`writer`): the policy's views
 as `observation.images.<view>` videos, its joints as `observation.state` and `action`, the
 task name as the episode's task. The rate is the bags' recorded control rate, else the one
-their command stamps give; bags that disagree, or frames of other sizes, stop with exit 2 and
-nothing written.
+their command stamps give (whole Hz); bags that disagree, or frames of other sizes, stop with
+exit 2 and nothing written.
 """
 
 import argparse
@@ -27,14 +27,19 @@ import numpy as np
 
 
 def step_rate(bag: Path, episode: Episode) -> float:
-    """Return the bag's control rate: recorded in its episode.json, else from its stamps."""
+    """
+    Return the bag's control rate: recorded in its episode.json, else from its stamps.
+
+    A live recording's commands come at the control rate with jitter (49.8 or 49.96 Hz for
+    50): the median period, rounded to whole Hz. --fps overrides it.
+    """
     if (bag / METADATA_FILE).is_file():
         rate = read_bag_metadata(bag).get('control_rate_hz')
         if rate:
             return float(rate)
     if len(episode) < 2:
         raise BagError(f'bag {bag}: one step, no rate: give --fps')
-    return float(np.round(1e9 / np.median(np.diff(episode.timestamps)), 3))
+    return float(np.round(1e9 / np.median(np.diff(episode.timestamps))))  # whole Hz
 
 
 def parser() -> argparse.ArgumentParser:

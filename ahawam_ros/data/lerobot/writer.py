@@ -160,7 +160,7 @@ class DatasetWriter:
         shutil.rmtree(self.staging, ignore_errors=True)
         self.staging.mkdir(parents=True)
         self.features: Optional[Dict[str, Any]] = None
-        self.videos: Dict[str, _VideoWriter] = {}
+        self.videos: Dict[str, Optional[_VideoWriter]] = {}  # None once closed
         self.columns: Dict[str, List[Any]] = {}
         self.episodes: List[Dict[str, Any]] = []
         self.tasks: List[str] = []
@@ -251,6 +251,7 @@ class DatasetWriter:
         try:
             for video in self.videos.values():
                 video.close()
+            self.videos = {key: None for key in self.videos}  # closed (keys kept: the views)
             self._write_tables()
             info = {
                 'codebase_version': V30, 'robot_type': self.robot_type,
@@ -269,7 +270,13 @@ class DatasetWriter:
         return self.out
 
     def abort(self) -> None:
-        """Remove what was written."""
+        """Close the encoders and remove what was written."""
+        for video in filter(None, self.videos.values()):
+            try:
+                video.close()
+            except Exception:  # an encoder that already failed: nothing more to save
+                pass
+        self.videos = {}
         shutil.rmtree(self.staging, ignore_errors=True)
 
 
