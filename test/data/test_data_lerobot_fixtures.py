@@ -1,4 +1,4 @@
-"""Datasets the real `lerobot` wrote (v3.0, v2.1: test/fixtures/lerobot): read, trained, evaluated."""
+"""Datasets the real `lerobot` wrote (v3.0, v2.1: test/fixtures/lerobot): read, trained, run."""
 
 import importlib.util
 import json

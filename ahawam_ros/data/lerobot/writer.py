@@ -251,7 +251,7 @@ class DatasetWriter:
         try:
             for video in self.videos.values():
                 video.close()
-            self.videos = {key: None for key in self.videos}  # closed (keys kept: the views)
+            self.videos = dict.fromkeys(self.videos)  # closed (keys kept: the views)
             self._write_tables()
             info = {
                 'codebase_version': V30, 'robot_type': self.robot_type,
