@@ -28,7 +28,8 @@ def evaluation(varied_tiny_checkpoint, tmp_path_factory):
         code = cli.main(['eval-sim', '--checkpoint', varied_tiny_checkpoint, '--episodes',
                          str(EPISODES),
                          '--steps', str(STEPS), '--mode', 'all', '--render-size', 'native',
-                         '--seed', '5', '--video', '--bags', '--out', str(out)])
+                         '--seed', '5', '--video', '--bags', '--imagination', '1',
+                         '--out', str(out)])
     assert code == 0
     return json.loads((out / 'eval_sim.json').read_text()), out, printed.getvalue()
 
@@ -80,6 +81,22 @@ def test_videos_and_bags_are_written_per_episode(evaluation):
             metadata = read_bag_metadata(out / mode / f'episode_{index:03d}')
             assert metadata['mode'] == mode and metadata['num_steps'] == STEPS
             assert metadata['seed'] == 5 + index
+
+
+def test_the_report_scores_the_world_models_prediction_beside_copying_the_frame(evaluation):
+    report, out, printed = evaluation
+    rows = report['imagination']['psnr_db']['0']  # the one anchor within 30 steps: the reset
+    frames = len(report['imagination']['future_steps']['0'])
+    assert frames >= 1 and set(rows) == {'predicted', 'copy_current', 'reconstruction'}
+    assert all(len(values) == frames and all(v > 0 for v in values) for values in rows.values())
+    assert 'world model prediction' in printed and 'copy s' in printed
+    assert (out / 'imagination' / 'imagination.json').is_file()
+
+
+def test_the_imagination_needs_a_checkpoint_policy():
+    from ahawam_ros.eval.closed_loop.cli import EvalOptions
+    with pytest.raises(ValueError, match='needs a checkpoint policy'):
+        EvalOptions('', policy='expert', imagination=2)
 
 
 def test_both_tasks_in_one_call_on_the_same_seeds(varied_tiny_checkpoint, tmp_path):

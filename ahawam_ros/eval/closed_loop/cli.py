@@ -3,7 +3,7 @@
 
     ahawam eval-sim --checkpoint CKPT --episodes N [--mode async|sync|planner-off|all]
                     [--through runtime|ros] [--timing realtime|replayed] [--video] [--bags]
-                    [--out DIR] [--seed S]
+                    [--out DIR] [--seed S] [--imagination SEEDS]
     ahawam eval-sim --policy expert --episodes N ...
 
 `--policy expert` runs the privileged scripted expert (`ahawam_ros.sim.expert_policy`) through
@@ -21,6 +21,9 @@ deterministic, for machines too slow for real time. `--through ros` runs the dep
 the ROS nodes in real time (`ahawam_ros.ros.demo`), async only. Every mode runs the same seeds.
 Prints one table (success with its 68 % Wilson interval, mean max staged reward, executed
 command and chunk rates per simulated second, latency percentiles) and writes it as JSON.
+`--imagination SEEDS` then scores the world model's predicted frames on the first SEEDS seeds
+(`eval.imagination`: PSNR against the frames that came, beside copying the last frame), after
+the episodes so that it never competes with their real time.
 """
 
 import argparse
@@ -42,6 +45,7 @@ from ahawam_ros.eval.closed_loop.policy import (DEMO_HW, load_eval_policy, Polic
                                                 sim_config_for)
 from ahawam_ros.eval.closed_loop.realtime import run_realtime_episode
 from ahawam_ros.eval.closed_loop.record import EpisodeRecorder, write_bag, write_video
+from ahawam_ros.eval.imagination import format_table as imagination_table
 from ahawam_ros.robot import CAMERA_EVERY, CONTROL_RATE_HZ, FIRST_HELD_OUT_SEED
 from ahawam_ros.runtime.loading import (CHECKPOINT_POLICY, EXPERT_POLICY, POLICY_KINDS,
                                         select_policy)
@@ -84,6 +88,7 @@ class EvalOptions:
     camera_every: int = CAMERA_EVERY
     params_file: str = ''  # where the settings were read from (the report says)
     tasks: Tuple[str, ...] = ()  # every task of the call (`task` is the one evaluated)
+    imagination: int = 0  # seeds of the world model's prediction scored after the episodes
 
     def __post_init__(self):
         if self.policy not in POLICY_KINDS:
@@ -91,6 +96,9 @@ class EvalOptions:
         if self.policy == CHECKPOINT_POLICY and not self.checkpoint:
             raise ValueError('checkpoint must name a checkpoint directory, fake or '
                              'random:<preset> (or pass --policy expert)')
+        if self.imagination < 0 or (self.imagination and self.policy != CHECKPOINT_POLICY):
+            raise ValueError(f'imagination must be >= 0 seeds, and needs a checkpoint policy, '
+                             f'got {self.imagination} with {self.policy}')
         if self.episodes < 1 or self.steps < 1 or self.threads < 1:
             raise ValueError(f'episodes, steps and threads must be >= 1, got {self.episodes}, '
                              f'{self.steps}, {self.threads}')
@@ -149,6 +157,10 @@ def parse_options(argv: Optional[Sequence[str]]) -> EvalOptions:
                         'at the input size (default: 120x160, as the demonstrations)')
     parser.add_argument('--threads', type=int, default=1, help='torch threads (1, as a node)')
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--imagination', type=int, default=0, metavar='SEEDS',
+                        help="also score the world model's predicted frames on the first SEEDS "
+                        'seeds against the frames that came and copying the last one '
+                        '(eval-imagination; 0: no)')
     add_settings_flags(parser)
     args = parser.parse_args(argv)
     if args.policy == CHECKPOINT_POLICY and not args.checkpoint:
@@ -161,7 +173,8 @@ def parse_options(argv: Optional[Sequence[str]]) -> EvalOptions:
                        args.bags, args.out, args.seed, args.task[0], args.steps,
                        _size(args.render_size), args.threads, args.device, args.timing,
                        args.policy, settings_from_args(args), camera_every,
-                       str(params) if params is not None else '', tuple(args.task))
+                       str(params) if params is not None else '', tuple(args.task),
+                       args.imagination)
 
 
 def load_options_policy(options: EvalOptions) -> ChunkPolicy:
@@ -330,6 +343,8 @@ def evaluate_and_print(options: EvalOptions) -> Dict[str, Any]:
                            'load_average_after': os.getloadavg()[0],
                            'torch_threads': options.threads},
                   wall_seconds=time.monotonic() - started)
+    if options.imagination:  # after the episodes: never beside their real-time runs
+        report['imagination'] = score_imagination(options)
     name = options.checkpoint if options.policy == CHECKPOINT_POLICY else 'the expert policy'
     print(f'\n{name} through {options.through}, {options.episodes} episode(s) '
           f'per mode, seeds {options.seed}..{options.seed + options.episodes - 1}')
@@ -345,8 +360,22 @@ def evaluate_and_print(options: EvalOptions) -> Dict[str, Any]:
     clock = 'simulated' if replayed else 'wall-clock (real time)'
     print(f'latencies measured on this machine (load average {load_before:.1f} at the start, '
           f'{os.cpu_count()} CPUs); rates per {clock} second')
+    if 'imagination' in report:
+        print(f'world model prediction (PSNR against the frames that came), seeds '
+              f'{options.seed}..{options.seed + options.imagination - 1}:')
+        print(imagination_table(report['imagination']))
     print(f'report: {write_report(report, Path(options.out)).resolve()}')
     return report
+
+
+def score_imagination(options: EvalOptions) -> Dict[str, Any]:
+    """Return eval-imagination's figures for the options' checkpoint, task and first seeds."""
+    from ahawam_ros.eval.imagination import evaluate, ImaginationOptions
+    anchors = tuple(s for s in ImaginationOptions.steps if s < options.steps) or (0,)
+    report = evaluate(ImaginationOptions(
+        options.checkpoint, options.imagination, options.seed, anchors, task=options.task,
+        out=str(Path(options.out) / 'imagination'), device=options.device))
+    return {key: report[key] for key in ('future_steps', 'psnr_db', 'wall_seconds')}
 
 
 if __name__ == '__main__':
