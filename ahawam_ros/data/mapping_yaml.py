@@ -17,7 +17,7 @@ Every problem raises ValueError naming the file and the field.
 
 from pathlib import Path
 import sys
-from typing import Any, Dict, Mapping, Tuple, Union
+from typing import Any, Callable, Dict, Mapping, Tuple, Union
 
 from ahawam_ros.data.mapping import finite_number, JointMap, JointTopic, TopicMapping
 import yaml
@@ -57,21 +57,32 @@ def joint_map(source: Any, value: Any) -> JointMap:
                     -closed / (opened - closed))
 
 
-def _joint_topics(group: str, value: Any) -> Tuple[JointTopic, ...]:
+def joint_groups(group: str, value: Any, make: Callable[[str, Tuple[JointMap, ...]], Any],
+                 what: str = 'topic') -> Tuple[Any, ...]:
+    """
+    Return `make(key, joint maps)` per entry of a YAML group `{key: {source: policy joint}}`.
+
+    The key is a topic (bags) or a feature (datasets: `what` names it in the errors); each
+    problem raises ValueError naming the group and the key.
+    """
     if not isinstance(value, dict) or not value:
-        raise ValueError(f'{group}: expected topic -> {{source joint: policy joint}}, got '
+        raise ValueError(f'{group}: expected {what} -> {{source joint: policy joint}}, got '
                          f'{value!r}')
     out = []
-    for topic, joints in value.items():
+    for key, joints in value.items():
         if not isinstance(joints, dict) or not joints:
-            raise ValueError(f'{group}[{topic!r}]: expected {{source joint: policy joint}}, '
+            raise ValueError(f'{group}[{key!r}]: expected {{source joint: policy joint}}, '
                              f'got {joints!r}')
         try:
-            out.append(JointTopic(topic, tuple(joint_map(source, target)
-                                               for source, target in joints.items())))
+            out.append(make(key, tuple(joint_map(source, target)
+                                       for source, target in joints.items())))
         except ValueError as error:
-            raise ValueError(f'{group}[{topic!r}]: {error}') from None
+            raise ValueError(f'{group}[{key!r}]: {error}') from None
     return tuple(out)
+
+
+def _joint_topics(group: str, value: Any) -> Tuple[JointTopic, ...]:
+    return joint_groups(group, value, JointTopic)
 
 
 YAML_KEYS = ('cameras', 'joint_states', 'commands', 'joint_names', 'max_skew', 'task',

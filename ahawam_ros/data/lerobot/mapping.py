@@ -32,7 +32,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ahawam_ros.data.lerobot.meta import DatasetError, DatasetIndex
 from ahawam_ros.data.mapping import JointMap
-from ahawam_ros.data.mapping_yaml import joint_map, PathLike, read_mapping_file
+from ahawam_ros.data.mapping_yaml import joint_groups, PathLike, read_mapping_file
 from ahawam_ros.robot import JOINT_NAMES
 import numpy as np
 
@@ -117,20 +117,8 @@ class DatasetMapping:
 
 
 def _sources(group: str, value: Any) -> Tuple[VectorSource, ...]:
-    if not isinstance(value, dict) or not value:
-        raise ValueError(f'{group}: expected feature -> {{value name: policy joint}}, got '
-                         f'{value!r}')
-    out = []
-    for feature, joints in value.items():
-        if not isinstance(joints, dict) or not joints:
-            raise ValueError(f'{group}[{feature!r}]: expected {{value name: policy joint}}, '
-                             f'got {joints!r}')
-        try:
-            out.append(VectorSource(str(feature), tuple(joint_map(source, target)
-                                                        for source, target in joints.items())))
-        except ValueError as error:
-            raise ValueError(f'{group}[{feature!r}]: {error}') from None
-    return tuple(out)
+    return joint_groups(group, value, lambda key, joints: VectorSource(str(key), joints),
+                        'feature')
 
 
 def mapping_from_dict(values: Any) -> DatasetMapping:
