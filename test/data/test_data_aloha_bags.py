@@ -152,3 +152,22 @@ def test_datasets_and_training_read_aloha_bags_through_a_mapping(bags, tmp_path,
     assert cli.main(['--data', str(aloha.parent), '--mapping', str(tmp_path / 'none.yaml'),
                      '--preset', 'tiny', '--out', str(tmp_path / 'bad')]) == 2
     assert 'none.yaml: cannot read it' in capsys.readouterr().err
+
+
+def test_a_robot_bag_exports_through_its_mapping_as_a_lerobot_dataset(bags, tmp_path):
+    from ahawam_ros.cli import main as ahawam
+    from ahawam_ros.data.lerobot.mapping import default_mapping
+    from ahawam_ros.data.lerobot.meta import open_dataset
+    from ahawam_ros.data.lerobot.reader import read_dataset_episode
+    aloha, _ = bags
+    dataset = tmp_path / 'dataset'
+    assert ahawam(['export-lerobot', str(aloha.parent), '--out', str(dataset), '--mapping',
+                   'aloha_interbotix']) == 0
+    index = open_dataset(dataset)
+    assert index.fps == 50.0  # whole Hz from the merged command stamps
+    episode = read_dataset_episode(index, index.episodes[0], default_mapping(index))
+    recorded = read_episode(aloha, load_mapping(ALOHA))
+    assert episode.cameras == recorded.cameras and episode.joint_names == recorded.joint_names
+    np.testing.assert_allclose(episode.joint_positions, recorded.joint_positions, atol=1e-6)
+    np.testing.assert_allclose(episode.actions, recorded.actions, atol=1e-6)
+    assert np.abs(episode.images.astype(int) - recorded.images.astype(int)).mean() < 3.0
