@@ -13,8 +13,9 @@ cut (a robot never follows a stale plan), and the last point's velocity is zero,
 controller that hears nothing more comes to rest there.
 """
 
-from typing import Optional
+from typing import Any, Optional
 
+from ahawam_ros.runtime.safety import FilteredCommand, SafetyConfig, SafetyFilter
 import numpy as np
 
 
@@ -51,3 +52,24 @@ def path_velocities(previous: Optional[np.ndarray], path: np.ndarray,
     padded = np.concatenate([before[None], path])  # (P + 1, A): padded[k + 1] = path[k]
     velocities[:-1] = (padded[2:] - padded[:-2]) / (2.0 * period)  # k = 0 .. P - 2
     return velocities
+
+
+def command_path(safety: SafetyFilter, result: FilteredCommand, planned: Any, now: float,
+                 joint_stamp: Optional[float], context_stamp: Optional[float],
+                 limits: SafetyConfig) -> Optional[np.ndarray]:
+    """
+    Return the (P, A) path of a tick's filtered command, or None when nothing is sent.
+
+    `planned` is the scheduler's `next_action` (its `ahead` rows and `period`), or None.
+    A hold, or a plan with nothing ahead, is the command alone; else the command, then the
+    plan's fresh points ahead (`fresh_points`) as the filter would send them
+    (`SafetyFilter.preview`). Call under the lock that guards the filter's state.
+    """
+    if result.positions is None:
+        return None
+    if result.is_hold or planned is None or planned.ahead.shape[0] == 0:
+        return result.positions[None].copy()
+    fresh = fresh_points(now, planned.period, planned.ahead.shape[0], joint_stamp,
+                         context_stamp, limits.max_observation_age, limits.max_context_age)
+    rows = safety.preview(result.positions, planned.ahead[:fresh])
+    return np.concatenate([result.positions[None], rows])

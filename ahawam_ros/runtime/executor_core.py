@@ -4,7 +4,7 @@ The executor: newest observation + newest context -> chunks -> one safe command 
 Shapes: V cameras, H x W pixels, A action dim, K chunk length.
 
 Threads: subscription callbacks call `update_joints` / `check_camera_stamp` / `accept_context`
-(every stamp is checked against the clock on arrival: `runtime/stamps.py`); a
+(`executor_inputs`: every stamp is checked against the clock on arrival, `runtime/stamps.py`); a
 chunk worker (the optional built-in thread, or the caller's own callback group) calls
 `compute_chunk`; the command timer calls `tick`. Every entry point is thread-safe and `tick`
 never waits for inference. The same object serves the ROS node, the bag evaluator and tests.
@@ -14,13 +14,15 @@ import logging
 import math
 import threading
 import time
-from typing import Callable, Dict, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 from ahawam_ros.runtime.chunk_scheduler import ACCEPTED, ActionChunk, ChunkScheduler
-from ahawam_ros.runtime.command_path import fresh_points, path_velocities
-from ahawam_ros.runtime.context_slot import ContextSlot, resolve
+from ahawam_ros.runtime.command_path import command_path, path_velocities
+from ahawam_ros.runtime.context_slot import ContextSlot
 from ahawam_ros.runtime.executor_config import ChunkOutcome, Command  # noqa: F401
 from ahawam_ros.runtime.executor_config import ExecutorCoreConfig  # re-exported: the core's API
+from ahawam_ros.runtime.executor_inputs import ExecutorInputs, Observation
+from ahawam_ros.runtime.joint_gate import JointGate
 from ahawam_ros.runtime.policy_api import ChunkPolicy, step_at
 from ahawam_ros.runtime.safety import HoldReason, SafetyFilter
 from ahawam_ros.runtime.stamps import stamp_age, StampGuard
@@ -32,7 +34,6 @@ import numpy as np
 _LOG = logging.getLogger(__name__)
 READY = 'ready'  # computed, waiting for the host's `hand_over` (compute_chunk(hand_over=False))
 Clock = Callable[[], float]
-JOINT_SOURCE, IMAGE_SOURCE, CONTEXT_SOURCE = 'joint_states', 'images', 'world_context'
 # holds that a silent camera explains: no new context or chunk is computed without frames
 _CAMERA_CAUSED = {HoldReason.NO_CONTEXT.value, HoldReason.STALE_CONTEXT.value,
                   HoldReason.NO_CHUNK.value}
@@ -44,12 +45,7 @@ def _timing_rules(config: ExecutorCoreConfig) -> Tuple[str, int, float, int]:
             config.lead_margin_steps)
 
 
-class _Observation(NamedTuple):
-    value: np.ndarray  # joints (A,) float64, or images (V, H, W, 3) uint8
-    stamp: float
-
-
-class ExecutorCore:
+class ExecutorCore(ExecutorInputs):
     """
     Thread-safe executor shared by the ROS executor node, the bag evaluator and tests.
 
@@ -88,8 +84,8 @@ class ExecutorCore:
         self.stamps = StampGuard(config.stamps)
         self._episode_start = clock() if episode_start is None else episode_start
         self._not_before = -math.inf  # after a reset: older observations are refused
-        self._joints: Optional[_Observation] = None
-        self._images: Optional[_Observation] = None
+        self._joints: Optional[Observation] = None
+        self._images: Optional[Observation] = None
         self._last_inputs: Optional[Tuple[int, float, float]] = None
         self._generation = 0
         self._lock = threading.Lock()  # observations, episode
@@ -105,91 +101,8 @@ class ExecutorCore:
         self._ticks = 0
         self._clipped = 0
         self._rate_limited = 0
-        self.rejected_joint_states = 0
-        self.out_of_range_joint_states = 0
-        self._out_of_range_logged: set = set()
+        self.joint_gate = JointGate(policy.action_dim)
         self.last_error = ''
-
-    # ---- inputs (subscription callbacks) -------------------------------------------------
-
-    def update_joints(self, positions: np.ndarray, stamp: float,
-                      source: str = JOINT_SOURCE) -> bool:
-        """
-        Store the newest joint state, float (A,); False if rejected and counted.
-
-        Rejected: bad shape, NaN, a position further than `max_joint_excess` outside the
-        limits (impossible: counted as 'joint_states_out_of_range', logged once per joint),
-        a stamp refused by `self.stamps` (counted per cause under `source`, the topic), or
-        older than the joint state held.
-        """
-        positions = np.asarray(positions, dtype=np.float64)
-        if positions.shape != (self.policy.action_dim,) or not np.all(np.isfinite(positions)):
-            self.rejected_joint_states += 1
-            return False
-        if not self._possible(positions, source):
-            self.rejected_joint_states += 1
-            return False
-        verdict = self.stamps.check(source, stamp, self.clock())
-        if not (verdict.accepted and
-                self._store('_joints', _Observation(positions.copy(), verdict.stamp))):
-            self.rejected_joint_states += 1
-            return False
-        return True
-
-    def _possible(self, positions: np.ndarray, source: str) -> bool:
-        safety, excess = self.config.safety, self.config.max_joint_excess
-        index = self._safety.impossible_joint(positions, excess)
-        if index is None:
-            return True
-        self.out_of_range_joint_states += 1
-        if index not in self._out_of_range_logged:
-            self._out_of_range_logged.add(index)
-            _LOG.warning('refused %s: joint %d at %.4g is more than %g outside its limits '
-                         '[%g, %g] (impossible; held like NaN)', source, index, positions[index],
-                         excess, safety.lower[index], safety.upper[index])
-        return False
-
-    def update_images(self, images: np.ndarray, stamp: float, source: str = IMAGE_SOURCE) -> bool:
-        """
-        Store the newest frames, uint8 (V, H, W, 3) by reference.
-
-        Returns False (and keeps the frames it has) when the stamp is refused by `self.stamps`,
-        or older than the frames held or than the start of the episode after a `reset`.
-        """
-        if images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f'images must be (V, H, W, 3), got {images.shape}')
-        verdict = self.stamps.check(source, stamp, self.clock(), reoffer=True)
-        return verdict.accepted and self._store('_images', _Observation(images, verdict.stamp))
-
-    def check_camera_stamp(self, topic: str, stamp: float) -> Optional[float]:
-        """Check one camera frame's stamp on arrival; the stamp to keep, or None if refused."""
-        verdict = self.stamps.check(topic, stamp, self.clock(), camera=True)
-        return verdict.stamp if verdict.accepted else None
-
-    def accept_context(self, handle: str, source: str = CONTEXT_SOURCE) -> bool:
-        """Resolve a context handle from a message and install it if newer (may raise)."""
-        snapshot = resolve(handle)
-        if self.slot.latest() is snapshot:
-            return False  # delivered in-process already; this is its descriptor on the topic
-        if not self.stamps.check(source, snapshot.obs_stamp, self.clock()).accepted:
-            return False  # a planner on another clock (use_sim_time set on one node only)
-        installed = self.slot.offer(snapshot)
-        if installed:
-            self._worker.wake()
-        return installed
-
-    def _store(self, name: str, observation: _Observation) -> bool:
-        with self._lock:
-            current = getattr(self, name)
-            if observation.stamp < self._not_before:
-                return False  # taken before the episode started (a reset raced with it)
-            if current is not None and observation.stamp < current.stamp:
-                return False
-            newer = current is None or observation.stamp > current.stamp
-            setattr(self, name, observation)
-        if newer:  # a re-offered observation is nothing new to compute from
-            self._worker.wake()
-        return True
 
     # ---- chunk computation (worker thread or the caller's callback group) ----------------
 
@@ -345,7 +258,8 @@ class ExecutorCore:
             reason = self._safety.check_inputs(now, joint_stamp, context_stamp)
             result = self._safety.apply(None if planned is None else planned.action,
                                         None if joints is None else joints.value, reason)
-            path = self._path(result, planned, now, joint_stamp, context_stamp)
+            path = command_path(self._safety, result, planned, now, joint_stamp,
+                                context_stamp, self.config.safety)
             self._ticks += 1
             self._clipped += result.clipped
             self._rate_limited += result.rate_limited
@@ -363,19 +277,6 @@ class ExecutorCore:
             velocities = path_velocities(previous, path, period)
         return Command(result.positions, result.is_hold, reason, seq, age, now,
                        result.clipped, result.rate_limited, detail, path, velocities, period)
-
-    def _path(self, result, planned, now: float, joint_stamp: Optional[float],
-              context_stamp: Optional[float]) -> Optional[np.ndarray]:
-        """Return the (P, A) path of a filtered command (call under the tick lock)."""
-        if result.positions is None:
-            return None
-        if result.is_hold or planned is None or planned.ahead.shape[0] == 0:
-            return result.positions[None].copy()
-        safety = self.config.safety
-        fresh = fresh_points(now, planned.period, planned.ahead.shape[0], joint_stamp,
-                             context_stamp, safety.max_observation_age, safety.max_context_age)
-        rows = self._safety.preview(result.positions, planned.ahead[:fresh])
-        return np.concatenate([result.positions[None], rows])
 
     def _hold_cause(self, now: float, reason: str) -> Tuple[str, str]:
         """Name the silent camera when it is why the context or the chunks ran out."""
@@ -457,8 +358,8 @@ class ExecutorCore:
         out.update({f'chunk_{k}': float(v) for k, v in results.items() if k != ACCEPTED})
         out.update(self.chunk_latency.summary('chunk_latency'))
         out.update(self.context_age.summary('context_age'))
-        out['rejected_joint_states'] = float(self.rejected_joint_states)
-        out['joint_states_out_of_range'] = float(self.out_of_range_joint_states)
+        out['rejected_joint_states'] = float(self.joint_gate.rejected)
+        out['joint_states_out_of_range'] = float(self.joint_gate.out_of_range)
         out.update(self.stamps.stats())
         out['context_seq'] = float(self.slot.last_seq)
         out.update(self.stale_stats())
