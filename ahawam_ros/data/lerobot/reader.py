@@ -93,12 +93,14 @@ def read_rows(index: DatasetIndex, entry: EpisodeEntry, keys: Sequence[str]
         absent = [k for k in (*ROW_COLUMNS, *keys) if k not in schema.names]
         if absent:
             raise fail(f'no column(s) {absent}')
-        table = pq.read_table(entry.data_path, columns=[*ROW_COLUMNS, *keys])
+        # only the row groups that can hold the episode (v3.0 writes one per episode)
+        table = pq.read_table(entry.data_path, columns=[*ROW_COLUMNS, *keys],
+                              filters=[('episode_index', '=', entry.index)])
     except DatasetError:
         raise
     except Exception as error:  # pyarrow's own errors for a damaged file
         raise fail(f'not a readable parquet file ({" ".join(str(error).split())})') from None
-    table = table.filter(pc.equal(table.column('episode_index'), entry.index))
+    table = table.filter(pc.equal(table.column('episode_index'), entry.index))  # row groups: any
     if table.num_rows != entry.length:
         raise fail(f'{table.num_rows} rows, the metadata says length {entry.length}')
     frame_index = np.asarray(table.column('frame_index'))
