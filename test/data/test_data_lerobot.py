@@ -200,3 +200,34 @@ def test_a_mapping_names_features_and_values_the_dataset_has(exported, tmp_path,
                                            cache_dir=str(tmp_path / 'cache')), tiny())
     by_name, _ = load_episodes(DataConfig(bags=str(exported[1])), tiny())
     np.testing.assert_array_equal(by_index[0].joint_positions, by_name[0].joint_positions)
+
+
+def test_image_features_stored_in_the_rows_read_losslessly(exported, tmp_path):
+    """A dataset recorded without videos: PNG bytes in a {bytes, path} column per frame."""
+    import cv2
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    bags, source = exported
+    dataset = shutil.copytree(source, tmp_path / 'images')
+    key = 'observation.images.left_wrist'
+    originals, _ = load_episodes(DataConfig(bags=str(bags)), tiny())
+    frames = np.concatenate([e.images[:, 1] for e in originals])  # the left_wrist view
+    data_file = dataset / 'data' / 'chunk-000' / 'file-000.parquet'
+    table = pq.read_table(data_file)
+    encoded = [{'bytes': cv2.imencode('.png', cv2.cvtColor(f, cv2.COLOR_RGB2BGR))[1].tobytes(),
+                'path': None} for f in frames]
+    pq.write_table(table.append_column(key, pa.array(encoded)), data_file)
+    shutil.rmtree(dataset / 'videos' / key)
+    info_file = dataset / 'meta' / 'info.json'
+    info = json.loads(info_file.read_text())
+    info['features'][key]['dtype'] = 'image'
+    info_file.write_text(json.dumps(info))
+    read, _ = load_episodes(DataConfig(bags=str(dataset)), tiny())
+    for a, b in zip(originals, read):
+        np.testing.assert_array_equal(b.images[:, 1], a.images[:, 1])  # PNG: exact
+        assert np.abs(b.images[:, 0].astype(int) - a.images[:, 0]).max() <= 4  # still video
+    encoded[7]['bytes'] = b'not an image'
+    pq.write_table(table.append_column(key, pa.array(encoded)), data_file)
+    with pytest.raises(DatasetError, match=r'data/chunk-000/file-000\.parquet: episode 0, '
+                                           r'observation\.images\.left_wrist: a frame does not'):
+        load_episodes(DataConfig(bags=str(dataset), cache_dir=str(tmp_path / 'c2')), tiny())

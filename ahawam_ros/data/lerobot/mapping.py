@@ -21,9 +21,9 @@ A vector's values are named by the feature's `names` in info.json, or by index (
 ...). Together the features of a group give every policy joint exactly once.
 
 Without a mapping file (`default_mapping`) a dataset is read as this package writes one:
-every video feature `observation.images.<view>` is view <view>, `observation.state` and
-`action` carry the policy joints under their own names, a task string that is a policy task
-name is that task.
+every video or image feature `observation.images.<view>` is view <view>,
+`observation.state` and `action` carry the policy joints under their own names, a task string
+that is a policy task name is that task.
 """
 
 from dataclasses import dataclass, field
@@ -162,7 +162,7 @@ def load_dataset_mapping(path: PathLike) -> DatasetMapping:
 
 def default_mapping(index: DatasetIndex) -> DatasetMapping:
     """Return the mapping of a dataset laid out as `writer` writes one (module docstring)."""
-    views = [key for key in index.video_keys if key.startswith(IMAGE_PREFIX)]
+    views = [key for key in index.image_keys if key.startswith(IMAGE_PREFIX)]
     if not views:
         raise DatasetError(f'dataset {index.root}: no video feature named {IMAGE_PREFIX}<view>;'
                            ' give a mapping (--mapping, see config/mappings/lerobot_aloha.yaml)')

@@ -26,7 +26,7 @@ PathLike = Union[str, Path]
 INFO_FILE = Path('meta') / 'info.json'
 V30, V21 = 'v3.0', 'v2.1'
 VERSIONS = (V30, V21)
-VIDEO = 'video'
+VIDEO, IMAGE = 'video', 'image'  # frames in mp4 files / encoded in the rows
 
 
 class DatasetError(ValueError):
@@ -152,6 +152,11 @@ class DatasetIndex:
     def video_keys(self) -> List[str]:
         """Return the keys of the video features, in info.json's order."""
         return [key for key, feature in self.features.items() if feature.is_video]
+
+    @property
+    def image_keys(self) -> List[str]:
+        """Return the keys of every feature holding frames (video or image), in order."""
+        return [k for k, f in self.features.items() if f.dtype in (VIDEO, IMAGE)]
 
 
 def _relative(root: Path, file: PathLike) -> str:

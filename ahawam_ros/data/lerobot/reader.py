@@ -3,8 +3,9 @@ One LeRobot episode as an `Episode`: its rows, its frames, its task, on the cont
 
 Rows come from the episode's data parquet (v3.0: the rows of its `episode_index` in a file
 shared with other episodes), frames from each view's video at `from_timestamp + timestamp`
-(`video`). What is checked, each failure a `DatasetError` naming the file and the field:
-rows against the metadata's length, `frame_index` 0..T-1, timestamps on the 1/fps grid,
+(`video`), or for an 'image' feature (a dataset recorded without videos) from the PNG or
+JPEG bytes in its rows. What is checked, each failure a `DatasetError` naming the file and the
+field: rows against the metadata's length, `frame_index` 0..T-1, timestamps on the 1/fps grid,
 each vector's values per frame against info.json's shape, every mapped feature present,
 every frame decoded at its time and of info.json's size, the task mapped to a policy task.
 
@@ -26,7 +27,7 @@ from ahawam_ros.data.cache import CACHE_VERSION
 from ahawam_ros.data.episode import Episode
 from ahawam_ros.data.lerobot.mapping import (DatasetMapping, default_mapping,
                                              load_dataset_mapping, value_columns, VectorSource)
-from ahawam_ros.data.lerobot.meta import (DatasetError, DatasetIndex, EpisodeEntry,
+from ahawam_ros.data.lerobot.meta import (DatasetError, DatasetIndex, EpisodeEntry, IMAGE,
                                           open_dataset, PathLike)
 from ahawam_ros.data.lerobot.video import decode_frames, VideoError
 import numpy as np
@@ -115,8 +116,25 @@ def read_rows(index: DatasetIndex, entry: EpisodeEntry, keys: Sequence[str]
     rows = {name: np.asarray(table.column(name)) for name in ROW_COLUMNS}
     rows['timestamp'] = timestamps
     for key in keys:
-        rows[key] = _vectors(table, key, int(np.prod(index.features[key].shape)), fail)
+        if index.features[key].dtype == IMAGE:
+            rows[key] = _encoded_images(table, key, fail)
+        else:
+            rows[key] = _vectors(table, key, int(np.prod(index.features[key].shape)), fail)
     return rows
+
+
+def _encoded_images(table, key: str, fail) -> np.ndarray:
+    """Return an 'image' feature's encoded frames (PNG or JPEG bytes), an object (T,) array."""
+    import pyarrow as pa
+    column = table.column(key).combine_chunks()
+    if not pa.types.is_struct(column.type) or column.type.get_field_index('bytes') < 0:
+        raise fail(f'image feature {key!r} is a {column.type} column, not {{bytes, path}}')
+    data = column.field('bytes').to_pylist()
+    missing = [row for row, value in enumerate(data) if not value]
+    if missing:
+        raise fail(f'image feature {key!r} has no bytes in row {missing[0]} (images stored by '
+                   'path are not read: embed them)')
+    return np.asarray(data, dtype=object)
 
 
 def _map(index: DatasetIndex, sources: Sequence[VectorSource], rows: Dict[str, np.ndarray],
@@ -130,13 +148,10 @@ def _map(index: DatasetIndex, sources: Sequence[VectorSource], rows: Dict[str, n
 
 
 def _frames(index: DatasetIndex, entry: EpisodeEntry, feature: str, times: np.ndarray,
-            resize_to: Optional[Tuple[int, int]]) -> np.ndarray:
+            encoded: Optional[np.ndarray], resize_to: Optional[Tuple[int, int]]) -> np.ndarray:
+    """Return (T, H, W, 3) frames of a video feature at `times`, or of `encoded` images."""
     import cv2
-    spec = index.features.get(feature)
-    if spec is None or not spec.is_video:
-        raise DatasetError(f'dataset {index.root}: meta/info.json: the mapping reads video '
-                           f"{feature!r}, the dataset's videos are {index.video_keys}")
-    span = entry.videos[feature]
+    spec = index.features[feature]
     height, width = spec.image_hw()
 
     def convert(frame: np.ndarray) -> np.ndarray:
@@ -147,11 +162,26 @@ def _frames(index: DatasetIndex, entry: EpisodeEntry, feature: str, times: np.nd
             return cv2.resize(frame, (resize_to[1], resize_to[0]), interpolation=cv2.INTER_AREA)
         return frame
 
+    if not spec.is_video:  # an 'image' feature: encoded frames in the rows
+        try:
+            return np.stack([convert(_decode_image(data)) for data in encoded])
+        except VideoError as error:
+            raise index.fail(entry.data_path, f'episode {entry.index}, {feature}: {error}'
+                             ) from None
+    span = entry.videos[feature]
     try:
         frames, _ = decode_frames(span.path, span.from_s + times, 0.25 / index.fps, convert)
     except VideoError as error:
         raise index.fail(span.path, f'episode {entry.index}, {feature}: {error}') from None
     return frames
+
+
+def _decode_image(data: bytes) -> np.ndarray:
+    import cv2
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise VideoError('a frame does not decode (not a PNG or JPEG image)')
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def read_dataset_episode(index: DatasetIndex, entry: EpisodeEntry, mapping: DatasetMapping,
@@ -189,10 +219,16 @@ def read_dataset_episode(index: DatasetIndex, entry: EpisodeEntry, mapping: Data
     if missing:
         raise DatasetError(f'dataset {index.root}: meta/info.json: the mapping reads '
                            f'feature(s) {missing}, the dataset has {sorted(index.features)}')
-    rows = {k: v[::stride] for k, v in read_rows(index, entry, keys).items()}
+    views = index.image_keys
+    wrong = [k for k in mapping.camera_features if k not in views]
+    if wrong:
+        raise DatasetError(f'dataset {index.root}: meta/info.json: the mapping reads frames of '
+                           f"{wrong}, the dataset's video and image features are {views}")
+    images = [k for k in mapping.camera_features if index.features[k].dtype == IMAGE]
+    rows = {k: v[::stride] for k, v in read_rows(index, entry, keys + images).items()}
     joints = _map(index, mapping.joint_states, rows, mapping.joint_names, where)
     actions = _map(index, mapping.commands, rows, mapping.joint_names, where)
-    views = [_frames(index, entry, feature, rows['timestamp'], resize_to)
+    views = [_frames(index, entry, feature, rows['timestamp'], rows.get(feature), resize_to)
              for feature in mapping.camera_features]
     text = index.tasks.get(int(rows['task_index'][0]))
     task = mapping.policy_task(text) if text is not None else None
