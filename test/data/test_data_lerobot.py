@@ -1,6 +1,7 @@
 """LeRobot datasets: bags written as v3.0 and read back, training and evaluation, bad ones."""
 
 import json
+import os
 from pathlib import Path
 import re
 import shutil
@@ -231,3 +232,18 @@ def test_image_features_stored_in_the_rows_read_losslessly(exported, tmp_path):
     with pytest.raises(DatasetError, match=r'data/chunk-000/file-000\.parquet: episode 0, '
                                            r'observation\.images\.left_wrist: a frame does not'):
         load_episodes(DataConfig(bags=str(dataset), cache_dir=str(tmp_path / 'c2')), tiny())
+
+
+def test_writing_videos_leaves_no_thread_of_the_process_real_time(tmp_path):
+    """SVT-AV1 run as root makes its caller SCHED_FIFO 99; the writer puts it back."""
+    from ahawam_ros.data.episode import from_sim_episode
+    from ahawam_ros.data.lerobot.writer import realtime_threads
+    before = realtime_threads()
+    write_dataset([from_sim_episode(synthetic_episode(12))], tmp_path / 'ds', fps=50)
+    assert realtime_threads() == before
+    import threading
+    policies = []
+    thread = threading.Thread(target=lambda: policies.append(os.sched_getscheduler(0)))
+    thread.start()
+    thread.join()
+    assert policies == [os.SCHED_OTHER]  # what a thread started now (a DDS thread) inherits

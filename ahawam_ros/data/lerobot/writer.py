@@ -29,7 +29,7 @@ import json
 import os
 from pathlib import Path
 import shutil
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Set
 
 from ahawam_ros.data.episode import Episode
 from ahawam_ros.data.lerobot.mapping import ACTION_FEATURE, IMAGE_PREFIX, STATE_FEATURE
@@ -47,12 +47,43 @@ _INDEX_FEATURES = {'timestamp': 'float32', 'frame_index': 'int64', 'episode_inde
                    'index': 'int64', 'task_index': 'int64'}
 
 
+def realtime_threads() -> Set[int]:
+    """Return the ids of this process's threads under a real-time policy (Linux; else none)."""
+    if not hasattr(os, 'sched_getscheduler') or not os.path.isdir('/proc/self/task'):
+        return set()
+    found = set()
+    for name in os.listdir('/proc/self/task'):
+        try:
+            if os.sched_getscheduler(int(name)) in (os.SCHED_FIFO, os.SCHED_RR):
+                found.add(int(name))
+        except OSError:  # the thread ended meanwhile
+            pass
+    return found
+
+
+def demote_realtime_threads(keep: Set[int]) -> None:
+    """
+    Put every real-time thread of the process but `keep` back under the normal policy.
+
+    SVT-AV1 (libsvtav1), run as root, switches the thread that starts an encoder to
+    SCHED_FIFO priority 99, and its own threads with it; every thread the process starts
+    afterwards inherits that. One such thread that spins (a DDS or executor thread) starves
+    the machine. The writer calls this after the encoder starts and after it ends.
+    """
+    for thread in realtime_threads() - set(keep):
+        try:
+            os.sched_setscheduler(thread, os.SCHED_OTHER, os.sched_param(0))
+        except OSError:  # ended meanwhile, or not ours to change
+            pass
+
+
 class _VideoWriter:
     """One mp4 of a view: frames appended episode after episode, pts = frame number."""
 
     def __init__(self, path: Path, fps: float, height: int, width: int, codec: str):
         import av
         os.environ.setdefault('SVT_LOG', '1')  # SVT-AV1 prints its banner otherwise
+        self._keep = realtime_threads()  # real-time before the encoder: not its doing
         path.parent.mkdir(parents=True, exist_ok=True)
         self.container = av.open(str(path), mode='w')
         self.stream = self.container.add_stream(codec, rate=Fraction(fps).limit_denominator())
@@ -68,11 +99,16 @@ class _VideoWriter:
             self.frames += 1
             for packet in self.stream.encode(frame):
                 self.container.mux(packet)
+            if self.frames == 1:  # the encoder has started (and its threads with it)
+                demote_realtime_threads(self._keep)
 
     def close(self) -> None:
-        for packet in self.stream.encode():
-            self.container.mux(packet)
-        self.container.close()
+        try:
+            for packet in self.stream.encode():
+                self.container.mux(packet)
+            self.container.close()
+        finally:
+            demote_realtime_threads(self._keep)
 
 
 def _stats(values: np.ndarray) -> Dict[str, list]:
