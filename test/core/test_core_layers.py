@@ -5,7 +5,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / 'ahawam_ros'
 # Modules at the package root and the generated messages: imported by anyone, import nothing.
-LEAVES = {'robot', 'paths', 'images', 'kinematics', 'msg', 'srv', '__init__'}
+LEAVES = {'robot', 'paths', 'images', 'kinematics', 'thread_policy', 'msg', 'srv', '__init__'}
 # folder -> the folders it may import; a folder may not import one above it
 ALLOWED = {
     'model': set(),

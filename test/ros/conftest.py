@@ -1,6 +1,7 @@
 """Fixtures for tests that run real rclpy graphs."""
 
 from ahawam_ros.ros.spin import responsive_gil
+from ahawam_ros.thread_policy import realtime_threads
 import pytest
 import rclpy
 from rclpy.context import Context
@@ -10,9 +11,22 @@ responsive_gil()  # the GIL switch interval of every process that hosts the node
 
 @pytest.fixture
 def ros_context():
-    """Yield a fresh, initialised rclpy Context; shut it down afterwards."""
+    """
+    Yield a fresh, initialised rclpy Context; shut it down afterwards.
+
+    Fails first if the DDS threads it started run under a real-time policy: something earlier
+    in this process (SVT-AV1 run as root does) made new native threads SCHED_FIFO 99, and
+    one of them spinning would starve the machine instead of failing a test.
+    """
     context = Context()
     rclpy.init(context=context)
+    probe = rclpy.create_node('ahawam_realtime_probe', context=context)
+    try:
+        stuck = realtime_threads()
+        assert not stuck, (f'{len(stuck)} real-time threads in the test process before the '
+                           'test: an earlier test left new threads SCHED_FIFO')
+    finally:
+        probe.destroy_node()
     yield context
     rclpy.try_shutdown(context=context)
 

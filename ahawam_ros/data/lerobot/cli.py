@@ -2,7 +2,7 @@
 `ahawam export-lerobot`: bags (the demo's, record-demos', a robot's) as a LeRobot v3.0 dataset.
 
     ahawam export-lerobot BAGS_DIR --out DATASET_DIR [--mapping FILE] [--fps HZ]
-        [--codec libsvtav1|libx264] [--robot-type NAME]
+        [--codec libx264|libsvtav1] [--robot-type NAME]
 
 Each bag is read on its command clock as training reads it (`bag_reader`, through a topic
 mapping for a robot's own layout) and written as one episode (`writer`): the policy's views
@@ -53,8 +53,8 @@ def parser() -> argparse.ArgumentParser:
     add('--mapping', help='YAML topic and joint mapping of the bags (default: their recorded '
         'layout)')
     add('--fps', type=float, help="the dataset's fps (default: the bags' control rate)")
-    add('--codec', default=DEFAULT_CODEC, help=f'video encoder (default {DEFAULT_CODEC}, '
-        "LeRobot's AV1; libx264 for H.264)")
+    add('--codec', default=DEFAULT_CODEC, help=f'video encoder (default {DEFAULT_CODEC}: '
+        "H.264; libsvtav1: LeRobot's AV1, smaller files)")
     add('--robot-type', default='aloha', help="info.json's robot_type (default aloha)")
     return parser
 

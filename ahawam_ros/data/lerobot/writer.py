@@ -17,9 +17,14 @@ The layout LeRobot 0.4's own writer produces, so its tools and its `LeRobotDatas
 
 Rows sit on the fps grid (timestamp = frame_index / fps): an episode's steps are its control
 steps. Task strings are the policy task names, so `mapping.default_mapping` reads the
-dataset back with no mapping file. Videos are AV1 (SVT-AV1, yuv420p, CRF 30, a keyframe every
-2 frames: LeRobot's defaults) unless another encoder is asked for. The directory is built
-beside `out` and renamed into place: a failure leaves nothing half-written.
+dataset back with no mapping file. Videos are H.264 (libx264, yuv420p, CRF 23, a keyframe
+every 2 frames as LeRobot writes them, for random access), which every LeRobot reader decodes.
+LeRobot's own default, AV1 (`codec='libsvtav1'`, CRF 30), is smaller but not the default here:
+SVT-AV1 run as root switches the encoding thread and its own threads to SCHED_FIFO priority
+99, and even with those put back (`demote_realtime_threads`) native threads the process
+starts later (the DDS threads of an rclpy context) come up real-time: use it only in a process
+of its own (`ahawam export-lerobot --codec libsvtav1` is one). The directory is built beside
+`out` and renamed into place: a failure leaves nothing half-written.
 
 Shapes: T steps, V views, H x W pixels, A joints.
 """
@@ -29,11 +34,12 @@ import json
 import os
 from pathlib import Path
 import shutil
-from typing import Any, Dict, Iterable, List, Optional, Set
+from typing import Any, Dict, Iterable, List, Optional
 
 from ahawam_ros.data.episode import Episode
 from ahawam_ros.data.lerobot.mapping import ACTION_FEATURE, IMAGE_PREFIX, STATE_FEATURE
 from ahawam_ros.data.lerobot.meta import INFO_FILE, V30
+from ahawam_ros.thread_policy import demote_realtime_threads, realtime_threads
 import numpy as np
 
 DATA_PATH = 'data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet'
@@ -41,40 +47,11 @@ VIDEO_PATH = 'videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.m
 EPISODES_FILE = Path('meta') / 'episodes' / 'chunk-000' / 'file-000.parquet'
 TASKS_FILE = Path('meta') / 'tasks.parquet'
 STATS_FILE = Path('meta') / 'stats.json'
-DEFAULT_CODEC = 'libsvtav1'
+DEFAULT_CODEC = 'libx264'
 CODEC_NAMES = {'libsvtav1': 'av1', 'libaom-av1': 'av1', 'libx264': 'h264', 'h264': 'h264'}
+CRF = {'libsvtav1': '30', 'libaom-av1': '30'}  # LeRobot's AV1 setting; H.264: 23
 _INDEX_FEATURES = {'timestamp': 'float32', 'frame_index': 'int64', 'episode_index': 'int64',
                    'index': 'int64', 'task_index': 'int64'}
-
-
-def realtime_threads() -> Set[int]:
-    """Return the ids of this process's threads under a real-time policy (Linux; else none)."""
-    if not hasattr(os, 'sched_getscheduler') or not os.path.isdir('/proc/self/task'):
-        return set()
-    found = set()
-    for name in os.listdir('/proc/self/task'):
-        try:
-            if os.sched_getscheduler(int(name)) in (os.SCHED_FIFO, os.SCHED_RR):
-                found.add(int(name))
-        except OSError:  # the thread ended meanwhile
-            pass
-    return found
-
-
-def demote_realtime_threads(keep: Set[int]) -> None:
-    """
-    Put every real-time thread of the process but `keep` back under the normal policy.
-
-    SVT-AV1 (libsvtav1), run as root, switches the thread that starts an encoder to
-    SCHED_FIFO priority 99, and its own threads with it; every thread the process starts
-    afterwards inherits that. One such thread that spins (a DDS or executor thread) starves
-    the machine. The writer calls this after the encoder starts and after it ends.
-    """
-    for thread in realtime_threads() - set(keep):
-        try:
-            os.sched_setscheduler(thread, os.SCHED_OTHER, os.sched_param(0))
-        except OSError:  # ended meanwhile, or not ours to change
-            pass
 
 
 class _VideoWriter:
@@ -88,7 +65,7 @@ class _VideoWriter:
         self.container = av.open(str(path), mode='w')
         self.stream = self.container.add_stream(codec, rate=Fraction(fps).limit_denominator())
         self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, 'yuv420p'
-        self.stream.options = {'crf': '30', 'g': '2'}
+        self.stream.options = {'crf': CRF.get(codec, '23'), 'g': '2'}
         self.frames = 0
 
     def write(self, images: np.ndarray) -> None:
