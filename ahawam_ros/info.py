@@ -13,6 +13,8 @@ OPTIONAL_PARTS = {
     'ROS 2 (rclpy)': 'rclpy',
     'generated messages': 'ahawam_ros.msg',
     'simulator (gym-aloha)': 'gym_aloha',
+    'LeRobot datasets (pyarrow)': 'pyarrow',
+    'LeRobot videos (PyAV)': 'av',
     'cv_bridge': 'cv_bridge',
     'launch': 'launch',
 }
