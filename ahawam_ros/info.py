@@ -13,8 +13,8 @@ OPTIONAL_PARTS = {
     'ROS 2 (rclpy)': 'rclpy',
     'generated messages': 'ahawam_ros.msg',
     'simulator (gym-aloha)': 'gym_aloha',
-    'LeRobot datasets (pyarrow)': 'pyarrow',
-    'LeRobot videos (PyAV)': 'av',
+    'LeRobot tables (pyarrow)': 'pyarrow',
+    'LeRobot video (PyAV)': 'av',
     'cv_bridge': 'cv_bridge',
     'launch': 'launch',
 }
