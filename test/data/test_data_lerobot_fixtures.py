@@ -38,6 +38,17 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 10.0 * np.log10(255.0 ** 2 / max(mse, 1e-12))
 
 
+def _two_view_mapping(path: Path) -> Path:
+    """Write the shipped ALOHA mapping cut to the tiny preset's two views."""
+    values = {'cameras': {'top': 'observation.images.cam_high',
+                          'left_wrist': 'observation.images.cam_left_wrist'},
+              'joint_states': {'observation.state': {n: n for n in MAKER.MOTORS}},
+              'commands': {'action': {n: n for n in MAKER.MOTORS}},
+              'task': 'transfer_cube'}
+    path.write_text(json.dumps(values))
+    return path
+
+
 @pytest.mark.parametrize('version', sorted(VERSIONS))
 def test_the_real_lerobot_writers_datasets_read_as_written(version):
     index = open_dataset(VERSIONS[version])
@@ -63,12 +74,10 @@ def test_the_real_lerobot_writers_datasets_read_as_written(version):
 
 
 def test_task_strings_map_to_policy_tasks_through_the_mapping(tmp_path):
-    values = {'cameras': {'top': 'observation.images.cam_high',
-                          'left_wrist': 'observation.images.cam_left_wrist'},
-              'joint_states': {'observation.state': {n: n for n in MAKER.MOTORS}},
-              'commands': {'action': {n: n for n in MAKER.MOTORS}},
-              'tasks': {MAKER.TASK_TRANSFER: 'transfer_cube', MAKER.TASK_INSERT: 'insertion'}}
-    mapping = tmp_path / 'two_views.yaml'
+    mapping = _two_view_mapping(tmp_path / 'two_views.yaml')
+    values = json.loads(mapping.read_text())
+    del values['task']
+    values['tasks'] = {MAKER.TASK_TRANSFER: 'transfer_cube', MAKER.TASK_INSERT: 'insertion'}
     mapping.write_text(json.dumps(values))
     index = open_dataset(VERSIONS['v3.0'])
     tasks = [read_dataset_episode(index, e, load_dataset_mapping(mapping)).task
@@ -98,11 +107,13 @@ def test_the_real_lerobot_writers_datasets_train_and_evaluate_through_the_shippe
 
 
 @pytest.mark.parametrize('version', sorted(VERSIONS))
-def test_ahawam_train_runs_on_the_real_lerobot_writers_datasets(version, tmp_path):
+@pytest.mark.parametrize('preset', ['small', 'tiny'])
+def test_ahawam_train_runs_on_the_real_lerobot_writers_datasets(version, preset, tmp_path):
     dataset = shutil.copytree(VERSIONS[version], tmp_path / 'dataset')
-    assert ahawam(['train', '--data', str(dataset), '--mapping', 'lerobot_aloha',
-                   '--resize-images', '--preset', 'small', '--out', str(tmp_path / 'run'),
-                   '--ae-steps', '1', '--steps', '1', '--batch-size', '1']) == 0
+    mapping = 'lerobot_aloha' if preset == 'small' else str(_two_view_mapping(tmp_path / 'm.yaml'))
+    assert ahawam(['train', '--data', str(dataset), '--mapping', mapping, '--resize-images',
+                   '--preset', preset, '--out', str(tmp_path / 'run'), '--ae-steps', '1',
+                   '--steps', '2', '--batch-size', '1']) == 0
     assert (tmp_path / 'run' / 'policy').is_dir()
 
 
