@@ -267,3 +267,19 @@ def test_writing_videos_leaves_no_thread_of_the_process_real_time(tmp_path):
     thread.start()
     thread.join()
     assert policies == [os.SCHED_OTHER]  # what a thread started now (a DDS thread) inherits
+
+
+def test_rows_off_the_fps_grid_are_an_error_naming_the_frame(exported, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    dataset = shutil.copytree(exported[1], tmp_path / 'shifted')
+    data_file = dataset / 'data' / 'chunk-000' / 'file-000.parquet'
+    table = pq.read_table(data_file)
+    stamps = table.column('timestamp').to_numpy().copy()
+    stamps[5] += 0.4 / 50  # frame 5 of episode 0, 0.4 of a frame late
+    table = table.set_column(table.schema.get_field_index('timestamp'), 'timestamp',
+                             pa.array(stamps, pa.float32()))
+    pq.write_table(table, data_file)
+    with pytest.raises(DatasetError, match=r'file-000\.parquet: episode 0: timestamp 0\.1080 s '
+                                           r'of frame 5 is off the 50 fps grid \(0\.1000 s\)'):
+        load_episodes(DataConfig(bags=str(dataset)), tiny())
