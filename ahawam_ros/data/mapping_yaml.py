@@ -17,12 +17,13 @@ Every problem raises ValueError naming the file and the field.
 
 from pathlib import Path
 import sys
-from typing import Any, Callable, Dict, Mapping, Tuple, Union
+from typing import Any, Callable, Dict, Mapping, Sequence, Tuple, TypeVar, Union
 
 from ahawam_ros.data.mapping import finite_number, JointMap, JointTopic, TopicMapping
 import yaml
 
 PathLike = Union[str, Path]
+Parsed = TypeVar('Parsed')
 
 
 def joint_map(source: Any, value: Any) -> JointMap:
@@ -89,24 +90,39 @@ YAML_KEYS = ('cameras', 'joint_states', 'commands', 'joint_names', 'max_skew', '
              'image_height', 'image_width', 'camera_topic_pattern')
 
 
-def mapping_from_dict(values: Mapping[str, Any]) -> TopicMapping:
-    """Build a mapping from its YAML form (see `config/mappings/aloha_interbotix.yaml`)."""
+def mapping_form(values: Any, keys: Sequence[str], valid: str = 'valid',
+                 source: str = 'topic') -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """
+    Check what every mapping's YAML has (bags' and datasets'); return cameras and joint_names.
+
+    `values` must be a dict of `keys` with `cameras` (a non-empty view -> `source` dict),
+    `joint_states` and `commands`; an optional `joint_names` must be a list. Returns the
+    cameras and {'joint_names': tuple} (empty when not given). Problems raise ValueError
+    (`valid` labels the list of valid keys in its message).
+    """
     if not isinstance(values, dict):
-        raise ValueError(f'expected a mapping of {list(YAML_KEYS)}, got {type(values).__name__}')
-    unknown = sorted(set(values) - set(YAML_KEYS))
+        raise ValueError(f'expected a mapping of {list(keys)}, got {type(values).__name__}')
+    unknown = sorted(set(values) - set(keys))
     if unknown:
-        raise ValueError(f'unknown key(s) {unknown}; valid: {list(YAML_KEYS)}')
+        raise ValueError(f'unknown key(s) {unknown}; {valid}: {list(keys)}')
     missing = [k for k in ('cameras', 'joint_states', 'commands') if k not in values]
     if missing:
         raise ValueError(f'missing key(s) {missing}')
     cameras = values['cameras']
     if not isinstance(cameras, dict) or not cameras:
-        raise ValueError(f'cameras: expected view name -> topic, got {cameras!r}')
+        raise ValueError(f'cameras: expected view name -> {source}, got {cameras!r}')
+    if 'joint_names' not in values:
+        return cameras, {}
+    if not isinstance(values['joint_names'], list):
+        raise ValueError(f'joint_names: {values["joint_names"]!r} must be a list of names')
+    return cameras, {'joint_names': tuple(values['joint_names'])}
+
+
+def mapping_from_dict(values: Mapping[str, Any]) -> TopicMapping:
+    """Build a mapping from its YAML form (see `config/mappings/aloha_interbotix.yaml`)."""
+    cameras, names = mapping_form(values, YAML_KEYS)
     extra = {k: values[k] for k in YAML_KEYS[3:] if k in values}
-    if 'joint_names' in extra:
-        if not isinstance(extra['joint_names'], list):
-            raise ValueError(f'joint_names: {extra["joint_names"]!r} must be a list of names')
-        extra['joint_names'] = tuple(extra['joint_names'])
+    extra.update(names)
     return TopicMapping(cameras=tuple(cameras), camera_topics=tuple(cameras.values()),
                         joint_states=_joint_topics('joint_states', values['joint_states']),
                         commands=_joint_topics('commands', values['commands']), **extra)
@@ -123,9 +139,9 @@ def shipped_mappings() -> Dict[str, Path]:
     return found
 
 
-def read_mapping_file(path: PathLike) -> Tuple[Path, Any]:
+def parse_mapping_file(path: PathLike, parse: Callable[[Any], Parsed]) -> Parsed:
     """
-    Return the resolved path and the parsed YAML of a mapping file (bag or dataset form).
+    Return `parse` of a YAML mapping file's contents; problems raise ValueError naming the file.
 
     `path` may also be the name of a shipped mapping (`aloha_interbotix`, `default`, ...).
     """
@@ -133,13 +149,17 @@ def read_mapping_file(path: PathLike) -> Tuple[Path, Any]:
     if not path.exists() and path.name == str(path):
         path = shipped_mappings().get(path.name, path)
     try:
-        return path, yaml.safe_load(path.read_text())
+        values = yaml.safe_load(path.read_text())
     except OSError as error:
         raise ValueError(f'mapping file {path}: cannot read it ({error.strerror}; shipped '
                          f'mappings: {sorted(shipped_mappings())})') from None
     except yaml.YAMLError as error:
         raise ValueError(f'mapping file {path}: not valid YAML ({" ".join(str(error).split())})'
                          ) from None
+    try:
+        return parse(values)
+    except ValueError as error:
+        raise ValueError(f'mapping file {path}: {error}') from None
 
 
 def load_mapping(path: PathLike) -> TopicMapping:
@@ -148,8 +168,4 @@ def load_mapping(path: PathLike) -> TopicMapping:
 
     `path` may also be the name of a shipped mapping (`aloha_interbotix`, `default`).
     """
-    path, values = read_mapping_file(path)
-    try:
-        return mapping_from_dict(values)
-    except ValueError as error:
-        raise ValueError(f'mapping file {path}: {error}') from None
+    return parse_mapping_file(path, mapping_from_dict)

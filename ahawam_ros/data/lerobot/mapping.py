@@ -28,11 +28,12 @@ that is a policy task name is that task.
 
 from dataclasses import dataclass, field
 import re
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from ahawam_ros.data.lerobot.meta import DatasetError, DatasetIndex
-from ahawam_ros.data.mapping import JointMap
-from ahawam_ros.data.mapping_yaml import joint_groups, PathLike, read_mapping_file
+from ahawam_ros.data.mapping import JointMap, TopicMapping
+from ahawam_ros.data.mapping_yaml import joint_groups, mapping_form, parse_mapping_file, PathLike
+from ahawam_ros.data.mapping_yaml import mapping_from_dict as bag_mapping_from_dict
 from ahawam_ros.robot import JOINT_NAMES
 import numpy as np
 
@@ -123,41 +124,23 @@ def _sources(group: str, value: Any) -> Tuple[VectorSource, ...]:
 
 def mapping_from_dict(values: Any) -> DatasetMapping:
     """Build a DatasetMapping from its YAML form (module docstring)."""
-    if not isinstance(values, dict):
-        raise ValueError(f'expected a mapping of {list(YAML_KEYS)}, got {type(values).__name__}')
-    unknown = sorted(set(values) - set(YAML_KEYS))
-    if unknown:
-        raise ValueError(f'unknown key(s) {unknown}; valid for a dataset: {list(YAML_KEYS)}')
-    missing = [k for k in ('cameras', 'joint_states', 'commands') if k not in values]
-    if missing:
-        raise ValueError(f'missing key(s) {missing}')
-    cameras, tasks = values['cameras'], values.get('tasks') or {}
-    if not isinstance(cameras, dict) or not cameras:
-        raise ValueError(f'cameras: expected view name -> video feature, got {cameras!r}')
+    cameras, names = mapping_form(values, YAML_KEYS, 'valid for a dataset', 'video feature')
+    tasks = values.get('tasks') or {}
     if any(str(v).startswith('/') for v in cameras.values()):
         raise ValueError('cameras: a topic where a dataset feature is expected: this is a bag '
                          'mapping (for bags, not LeRobot datasets)')
     if not isinstance(tasks, dict):
         raise ValueError(f'tasks: expected dataset task -> policy task, got {tasks!r}')
-    extra = {}
-    if 'joint_names' in values:
-        if not isinstance(values['joint_names'], list):
-            raise ValueError(f'joint_names: {values["joint_names"]!r} must be a list of names')
-        extra['joint_names'] = tuple(values['joint_names'])
     return DatasetMapping(tuple(cameras), tuple(str(v) for v in cameras.values()),
                           _sources('joint_states', values['joint_states']),
                           _sources('commands', values['commands']),
                           task=values.get('task'), tasks={str(k): v for k, v in tasks.items()},
-                          **extra)
+                          **names)
 
 
 def load_dataset_mapping(path: PathLike) -> DatasetMapping:
     """Read a dataset mapping file (or a shipped one by name); errors name the file."""
-    path, values = read_mapping_file(path)
-    try:
-        return mapping_from_dict(values)
-    except ValueError as error:
-        raise ValueError(f'mapping file {path}: {error}') from None
+    return parse_mapping_file(path, mapping_from_dict)
 
 
 def default_mapping(index: DatasetIndex) -> DatasetMapping:
@@ -220,10 +203,13 @@ def is_dataset_mapping(values: Any) -> bool:
         not any(str(v).startswith('/') for v in cameras.values())
 
 
-def load_any_mapping(path: PathLike) -> Any:
+def any_mapping_from_dict(values: Any) -> Union[TopicMapping, DatasetMapping]:
+    """Build the TopicMapping (bags) or the DatasetMapping (datasets) of a mapping's YAML."""
+    if is_dataset_mapping(values):
+        return mapping_from_dict(values)
+    return bag_mapping_from_dict(values)
+
+
+def load_any_mapping(path: PathLike) -> Union[TopicMapping, DatasetMapping]:
     """Return the TopicMapping (bags) or DatasetMapping (datasets) a mapping file holds."""
-    resolved, values = read_mapping_file(path)
-    if not is_dataset_mapping(values):
-        from ahawam_ros.data.mapping_yaml import load_mapping
-        return load_mapping(resolved)
-    return load_dataset_mapping(resolved)
+    return parse_mapping_file(path, any_mapping_from_dict)

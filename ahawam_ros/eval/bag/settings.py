@@ -16,7 +16,6 @@ from ahawam_ros.data.bag_layout import Layout
 from ahawam_ros.data.features import FeatureConfig
 from ahawam_ros.data.lerobot.mapping import DatasetMapping, load_any_mapping
 from ahawam_ros.data.mapping import MappingOverrides
-from ahawam_ros.data.mapping_yaml import load_mapping
 from ahawam_ros.eval.bag.replay import ReplayTiming
 from ahawam_ros.runtime.settings import RuntimeSettings
 from ahawam_ros.runtime.settings_flags import add_settings_flags, settings_from_args
@@ -80,10 +79,13 @@ class BagEvalConfig:
 
     def layout(self, features: Optional[FeatureConfig] = None) -> Layout:
         """Return the mapping file's mapping, else `features` (None: each bag's own)."""
-        if self.mapping and isinstance(load_any_mapping(self.mapping), DatasetMapping):
+        if not self.mapping:
+            return features
+        mapping = load_any_mapping(self.mapping)
+        if isinstance(mapping, DatasetMapping):
             raise ValueError(f'mapping file {self.mapping}: a LeRobot dataset mapping, given '
                              'for bags')
-        return load_mapping(self.mapping) if self.mapping else features
+        return mapping
 
     def dataset_mapping(self) -> Optional[DatasetMapping]:
         """Return the mapping file's dataset mapping, else None (the dataset's own layout)."""
