@@ -79,7 +79,6 @@ def read_rows(index: DatasetIndex, entry: EpisodeEntry, keys: Sequence[str]
     Raises DatasetError for a missing or damaged parquet, a missing column, rows that do not
     match the metadata (count, frame_index, timestamps on the fps grid) or a wrong shape.
     """
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     def fail(what: str) -> DatasetError:
@@ -94,14 +93,13 @@ def read_rows(index: DatasetIndex, entry: EpisodeEntry, keys: Sequence[str]
         absent = [k for k in (*ROW_COLUMNS, *keys) if k not in schema.names]
         if absent:
             raise fail(f'no column(s) {absent}')
-        # only the row groups that can hold the episode (v3.0 writes one per episode)
+        # the episode's rows only (row groups of other episodes are skipped unread)
         table = pq.read_table(entry.data_path, columns=[*ROW_COLUMNS, *keys],
                               filters=[('episode_index', '=', entry.index)])
     except DatasetError:
         raise
     except Exception as error:  # pyarrow's own errors for a damaged file
         raise fail(f'not a readable parquet file ({" ".join(str(error).split())})') from None
-    table = table.filter(pc.equal(table.column('episode_index'), entry.index))  # row groups: any
     if table.num_rows != entry.length:
         raise fail(f'{table.num_rows} rows, the metadata says length {entry.length}')
     frame_index = np.asarray(table.column('frame_index'))
@@ -170,7 +168,7 @@ def _frames(index: DatasetIndex, entry: EpisodeEntry, feature: str, times: np.nd
                              ) from None
     span = entry.videos[feature]
     try:
-        frames, _ = decode_frames(span.path, span.from_s + times, 0.25 / index.fps, convert)
+        frames = decode_frames(span.path, span.from_s + times, 0.25 / index.fps, convert)
     except VideoError as error:
         raise index.fail(span.path, f'episode {entry.index}, {feature}: {error}') from None
     return frames

@@ -11,7 +11,7 @@ Shapes: T wanted frames, H x W pixels.
 """
 
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -36,7 +36,7 @@ def _open(path: Path):
 
 def decode_frames(path: Path, times_s: Sequence[float], tolerance_s: float,
                   convert: Optional[Callable[[np.ndarray], np.ndarray]] = None
-                  ) -> Tuple[np.ndarray, str]:
+                  ) -> np.ndarray:
     """
     Decode the frames at `times_s` (ascending) from the first video stream of `path`.
 
@@ -54,10 +54,8 @@ def decode_frames(path: Path, times_s: Sequence[float], tolerance_s: float,
 
     Returns
     -------
-    frames : numpy.ndarray
+    numpy.ndarray
         uint8 (T, H, W, 3) RGB (after `convert`).
-    codec : str
-        The decoder's name.
 
     Raises
     ------
@@ -105,5 +103,5 @@ def decode_frames(path: Path, times_s: Sequence[float], tolerance_s: float,
                          f'frames wanted (up to {wanted[-1]:.4f} s) are missing: shorter than '
                          'its parquet')
     if not frames:
-        return np.zeros((0, 0, 0, 3), np.uint8), codec
-    return np.stack(frames), codec
+        return np.zeros((0, 0, 0, 3), np.uint8)
+    return np.stack(frames)
