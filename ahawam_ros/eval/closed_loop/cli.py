@@ -45,7 +45,9 @@ from ahawam_ros.eval.closed_loop.policy import (DEMO_HW, load_eval_policy, Polic
                                                 sim_config_for)
 from ahawam_ros.eval.closed_loop.realtime import run_realtime_episode
 from ahawam_ros.eval.closed_loop.record import EpisodeRecorder, write_bag, write_video
+from ahawam_ros.eval.imagination import evaluate as evaluate_imagination
 from ahawam_ros.eval.imagination import format_table as imagination_table
+from ahawam_ros.eval.imagination import ImaginationOptions
 from ahawam_ros.robot import CAMERA_EVERY, CONTROL_RATE_HZ, FIRST_HELD_OUT_SEED
 from ahawam_ros.runtime.loading import (CHECKPOINT_POLICY, EXPERT_POLICY, POLICY_KINDS,
                                         select_policy)
@@ -370,9 +372,8 @@ def evaluate_and_print(options: EvalOptions) -> Dict[str, Any]:
 
 def score_imagination(options: EvalOptions) -> Dict[str, Any]:
     """Return eval-imagination's figures for the options' checkpoint, task and first seeds."""
-    from ahawam_ros.eval.imagination import evaluate, ImaginationOptions
     anchors = tuple(s for s in ImaginationOptions.steps if s < options.steps) or (0,)
-    report = evaluate(ImaginationOptions(
+    report = evaluate_imagination(ImaginationOptions(
         options.checkpoint, options.imagination, options.seed, anchors, task=options.task,
         out=str(Path(options.out) / 'imagination'), device=options.device))
     return {key: report[key] for key in ('future_steps', 'psnr_db', 'wall_seconds')}
