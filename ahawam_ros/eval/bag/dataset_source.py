@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional
 
 from ahawam_ros.data.lerobot.mapping import DatasetMapping, default_mapping
-from ahawam_ros.data.lerobot.meta import open_dataset
+from ahawam_ros.data.lerobot.meta import DatasetIndex, open_dataset
 from ahawam_ros.data.lerobot.reader import read_dataset_episode
 from ahawam_ros.eval.bag.stream import BagMessage, COMMAND, IMAGE, JOINTS
 
@@ -21,8 +21,13 @@ from ahawam_ros.eval.bag.stream import BagMessage, COMMAND, IMAGE, JOINTS
 class DatasetEpisode(NamedTuple):
     """One episode of a LeRobot dataset, as eval-bag lists what it replays."""
 
-    root: Path
+    dataset: DatasetIndex  # opened once for all its episodes
     index: int
+
+    @property
+    def root(self) -> Path:
+        """Return the dataset's directory."""
+        return self.dataset.root
 
     @property
     def name(self) -> str:
@@ -33,7 +38,7 @@ class DatasetEpisode(NamedTuple):
 def dataset_episodes(root: Path) -> List[DatasetEpisode]:
     """Return every episode of the dataset at `root` (its metadata read and checked)."""
     index = open_dataset(root)
-    return [DatasetEpisode(index.root, entry.index) for entry in index.episodes]
+    return [DatasetEpisode(index, entry.index) for entry in index.episodes]
 
 
 class DatasetSource:
@@ -50,7 +55,7 @@ class DatasetSource:
     """
 
     def __init__(self, episode: DatasetEpisode, mapping: Optional[DatasetMapping] = None):
-        index = open_dataset(episode.root)
+        index = episode.dataset
         self.mapping = mapping or default_mapping(index)
         self.path = episode.root / episode.name
         self.episode = read_dataset_episode(index, index.episode(episode.index), self.mapping)
