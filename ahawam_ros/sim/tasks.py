@@ -160,6 +160,12 @@ def get_task(name: str) -> TaskSpec:
     return TASKS[name]
 
 
+def object_names(task: TaskSpec) -> Tuple[str, ...]:
+    """Return the names of `task`'s objects (their free joints' names less '_joint')."""
+    return tuple(joint[:-len('_joint')] if joint.endswith('_joint') else joint
+                 for joint in task.object_joints)
+
+
 def object_qpos_slices(model: 'mujoco.MjModel', task: TaskSpec) -> Tuple[slice, ...]:
     """Return, per object of `task`, the slice of `data.qpos` holding its 7-D free-joint pose."""
     slices = []

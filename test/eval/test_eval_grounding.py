@@ -37,8 +37,9 @@ def test_the_report_has_every_figure(grounding):
     report, _, printed = grounding
     metrics = report['metrics']
     for source in ('policy', 'policy_fresh_noise', 'expert', 'proprio'):
-        assert set(metrics['r2_cube'][source]) == {'x', 'y', 'mean'}, source
-    assert set(metrics['r2_cube_motion']) == {'policy', 'policy_fresh_noise', 'expert'}
+        assert set(metrics['r2']['red_box'][source]) == {'x', 'y', 'mean'}, source
+    assert metrics['objects'] == ['red_box']
+    assert set(metrics['r2_motion']['red_box']) == {'policy', 'policy_fresh_noise', 'expert'}
     changes = metrics['chunk_change_rad']
     assert set(changes) == {'context_swapped', 'frame_swapped', 'proprio_swapped',
                             'noise_only'}
@@ -56,10 +57,10 @@ def test_the_arrays_hold_one_row_per_seed(grounding):
     assert data['chunks'].shape == data['expert_chunks'].shape == (SEEDS, 16, 14)
     assert data['fresh_chunks'].shape == (SEEDS, 16, 14)
     assert not np.allclose(data['fresh_chunks'], data['chunks'])
-    assert data['proprio'].shape == (SEEDS, 14) and data['cube'].shape == (SEEDS, 3)
+    assert data['proprio'].shape == (SEEDS, 14) and data['objects'].shape == (SEEDS, 1, 3)
     assert len(data['swap_context']) == SEEDS - 1 and len(data['noise']) == SEEDS * DRAWS
     assert np.all(np.isfinite(data['chunks']))
-    assert len(np.unique(data['cube'][:, 0])) == SEEDS  # every seed places the cube anew
+    assert len(np.unique(data['objects'][:, 0, 0])) == SEEDS  # every seed places the cube anew
     # The expert's chunk continues from where its arms are at S.
     right_waist = 7
     assert np.allclose(data['expert_chunks'][:, 0, right_waist], data['proprio'][:, right_waist],
@@ -69,7 +70,8 @@ def test_the_arrays_hold_one_row_per_seed(grounding):
 def test_metrics_recompute_from_the_arrays(grounding):
     report, data, _ = grounding
     metrics = grounding_metrics(data, folds=2)
-    assert metrics['r2_cube']['expert'] == pytest.approx(report['metrics']['r2_cube']['expert'])
+    expert = report['metrics']['r2']['red_box']['expert']
+    assert metrics['r2']['red_box']['expert'] == pytest.approx(expert)
     assert format_table(metrics).count('\n') == 15
 
 
@@ -94,11 +96,28 @@ def test_the_expert_chunk_locates_the_cube_at_reset():
     finally:
         observer.close()
     chunks = np.stack([i.expert_chunk for i in inputs])  # (12, K, A)
-    cube = np.stack([i.cube for i in inputs])[:, :2]
+    cube = np.stack([i.objects[0] for i in inputs])[:, :2]
     assert np.all(ridge_cv_r2(chunks, cube, folds=4) > 0.8)
     proprio = np.stack([i.proprio for i in inputs])
     assert np.ptp(proprio, axis=0).max() < 1e-6  # every seed starts from the same pose
     assert [step for step, _ in inputs[0].frames] == [0]
+
+
+def test_insertion_records_the_peg_and_the_socket_and_the_expert_locates_both():
+    """Two objects: each seed's peg and socket rows, and the ceiling R^2 for each."""
+    config = SimConfig(task='insertion', cameras=('top',), image_height=16, image_width=16,
+                       episode_len=16)
+    observer = ExpertObserver(config, PolicyViews(('top',), None))
+    try:
+        inputs = [observer.observe(seed, 0, 16, [0]) for seed in range(2000, 2012)]
+    finally:
+        observer.close()
+    objects = np.stack([i.objects for i in inputs])  # (12, 2, 3): peg, socket
+    assert objects.shape == (12, 2, 3)
+    assert np.all(objects[:, 0, 0] > 0) and np.all(objects[:, 1, 0] < 0)  # right / left half
+    chunks = np.stack([i.expert_chunk for i in inputs])
+    for index in range(2):
+        assert np.all(ridge_cv_r2(chunks, objects[:, index, :2], folds=4) > 0.8), index
 
 
 def test_refresh_steps_end_at_the_step_and_fit_the_memory():

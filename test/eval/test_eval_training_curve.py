@@ -59,13 +59,23 @@ def test_the_table_shows_each_checkpoint_and_missing_figures_as_dashes():
            'episodes': 5,
            'success_interval_68': [0.2, 0.6], 'mean_max_reward': 2.5,
            'first_grasp_distance_m': {'median': 0.031, 'count': 3},
-           'grounding_r2_cube': 0.81, 'grounding_r2_expert': 0.99}
+           'grounding_r2': {'red_box': 0.81}, 'grounding_r2_expert': {'red_box': 0.99}}
     empty = dict(row, checkpoint='policy_step_0000250',
                  first_grasp_distance_m={'median': math.nan, 'count': 0},
-                 grounding_r2_cube=None)
+                 grounding_r2=None)
     table = format_markdown([empty, row]).splitlines()
+    assert 'red_box R^2 from chunk' in table[0]
     assert table[2].startswith('| policy_step_0000250 |') and '| - |' in table[2]
     assert table[3] == ('| policy_step_0000500 | 12.3 | 2/5 | [0.20, 0.60] | 2.50 | 3.1 | '
                         '0.81 (0.99) |')
+    two = dict(row, grounding_r2={'red_peg': 0.7, 'blue_socket': 0.6},
+               grounding_r2_expert={'red_peg': 0.98, 'blue_socket': 0.97})
+    table = format_markdown([two]).splitlines()
+    assert 'red_peg / blue_socket R^2' in table[0]
+    assert table[2].endswith('| 0.70 (0.98) / 0.60 (0.97) |')
     with pytest.raises(ValueError, match='seeds >= 5'):
         CurveOptions(run='r', seeds=2)
+    with pytest.raises(ValueError, match='task must be one of'):
+        CurveOptions(run='r', task='stacking')
+    assert CurveOptions(run='r').out_dir.name == 'curve'
+    assert CurveOptions(run='r', task='insertion').out_dir.name == 'curve_insertion'

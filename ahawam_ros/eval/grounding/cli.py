@@ -1,5 +1,5 @@
 """
-`ahawam eval-grounding`: how much of the cube's position the policy's chunk carries.
+`ahawam eval-grounding`: how much of the objects' positions the policy's chunk carries.
 
     ahawam eval-grounding --checkpoint CKPT [--seeds 100] [--first-seed 1000] [--step 0]
                           [--out DIR]
@@ -12,14 +12,15 @@ planner refreshes on the expert's frames every `--refresh-steps` steps up to S (
 memory filled), then the executor predicts one chunk from the frames, joint state and context
 of step S, with the same starting noise for every seed. Recorded per seed: the policy's chunk
 (K, A), the expert's own commands for steps S .. S + K - 1 (its chunk), the joint state and the
-cube position (privileged, read from the simulator: evaluation only, never a policy input).
+position of each of the task's objects (TransferCube's cube; Insertion's peg and socket:
+privileged, read from the simulator: evaluation only, never a policy input).
 
-Figures (`metrics.json` and a table):
-- R^2 of the cube's x / y from a flattened chunk, held-out (ridge, k-fold, `probe`): the
+Figures (`metrics.json` and a table), per object:
+- R^2 of the object's x / y from a flattened chunk, held-out (ridge, k-fold, `probe`): the
   policy's (and the policy's again with a noise of each seed's own, as closed loop draws it:
   sampling noise can drown a dependence that is there), the expert's (the ceiling) and, for
   scale, from the joint state alone. At S = 0 (the default) every seed starts from the same
-  pose, so the joint state carries nothing and whatever the chunk carries of the cube it has
+  pose, so the joint state carries nothing and whatever the chunk carries of an object it has
   from the cameras; the expert's chunk, tiny as its motion is there, still determines the cube
   (R^2 about 1). At a mid-approach step the arms already point at the cube: the joint state
   alone scores R^2 0.999 at S = 60 (100 seeds), so a policy copying its proprio passes there;
@@ -49,7 +50,7 @@ from ahawam_ros.runtime.settings import PlannerSettings
 from ahawam_ros.sim.aloha_env import AlohaSim
 from ahawam_ros.sim.renderer import TiledRenderer
 from ahawam_ros.sim.scripted_expert import ScriptedExpert
-from ahawam_ros.sim.tasks import TASKS
+from ahawam_ros.sim.tasks import get_task, object_names, TASKS
 import numpy as np
 
 DEFAULT_STEP = 0  # the reset: identical joint states, only the cameras see the cube
@@ -107,8 +108,8 @@ class SeedInputs:
         (step, uint8 (V, H, W, 3) views) of the planner refreshes, oldest first; the last is S.
     proprio : np.ndarray
         float32 (A,) joint positions at S.
-    cube : np.ndarray
-        float64 (3,) cube centre at S (privileged).
+    objects : np.ndarray
+        float64 (n_objects, 3) object centres at S (privileged), in the task's object order.
     expert_chunk : np.ndarray
         float64 (K, A) the expert's commands for steps S .. S + K - 1.
 
@@ -117,7 +118,7 @@ class SeedInputs:
     seed: int
     frames: List[Tuple[int, np.ndarray]]
     proprio: np.ndarray
-    cube: np.ndarray
+    objects: np.ndarray
     expert_chunk: np.ndarray
 
     @property
@@ -164,7 +165,7 @@ class ExpertObserver:
             if index < step:
                 observation = self.sim.step(commands[index])
         return SeedInputs(seed, frames, observation.qpos.astype(np.float32),
-                          observation.object_pose[:3].copy(),
+                          observation.object_pose.reshape(-1, 7)[:, :3].copy(),
                           commands[step:step + chunk_len].copy())
 
     def close(self) -> None:
@@ -203,13 +204,14 @@ def collect(policy, observer: ExpertObserver, options: GroundingOptions) -> Dict
     dict
         'seeds' (N,), 'chunks' (N, K, A) from the same noise, 'fresh_chunks' (N, K, A) from a
         noise of each seed's own, 'expert_chunks' (N, K, A), 'proprio' (N, A),
-        'cube' (N, 3); 'swap_<input>' (N - 1,) and 'noise' (N * draws,) mean |changes| (rad).
+        'objects' (N, n_objects, 3); 'swap_<input>' (N - 1,) and 'noise' (N * draws,) mean
+        |changes| (rad).
 
     """
     memory = policy.model.config.planner.memory_size
     frame_steps = refresh_steps(options.step, options.refresh_steps, memory)
     record: Dict[str, list] = {key: [] for key in (
-        'seeds', 'chunks', 'fresh_chunks', 'expert_chunks', 'proprio', 'cube', 'noise',
+        'seeds', 'chunks', 'fresh_chunks', 'expert_chunks', 'proprio', 'objects', 'noise',
         *(f'swap_{name}' for name in SWAPS))}
     previous = None
     for index in range(options.seeds):
@@ -232,17 +234,19 @@ def collect(policy, observer: ExpertObserver, options: GroundingOptions) -> Dict
                 record[f'swap_{name}'].append(
                     _arm_change(chunk(policy, images, proprio, ctx, step, noise), base))
         previous = (inputs, context)
-        for key, value in (('seeds', inputs.seed), ('chunks', base), ('cube', inputs.cube),
+        for key, value in (('seeds', inputs.seed), ('chunks', base), ('objects', inputs.objects),
                            ('expert_chunks', inputs.expert_chunk), ('proprio', inputs.proprio)):
             record[key].append(value)
-        print(f'  seed {inputs.seed}: cube ({inputs.cube[0]:+.3f}, {inputs.cube[1]:+.3f}), '
-              f'chunk right waist {base[0, 7]:+.3f} (expert {inputs.expert_chunk[0, 7]:+.3f})',
+        where = ', '.join(f'({x:+.3f}, {y:+.3f})' for x, y, _ in inputs.objects)
+        print(f'  seed {inputs.seed}: objects at {where}, chunk right waist '
+              f'{base[0, 7]:+.3f} (expert {inputs.expert_chunk[0, 7]:+.3f})',
               flush=True)
     return {key: np.asarray(value) for key, value in record.items()}
 
 
-def _r2(features: np.ndarray, cube: np.ndarray, folds: int) -> Dict[str, float]:
-    scores = ridge_cv_r2(features.reshape(len(features), -1), cube[:, :2], folds=folds)
+def _r2(features: np.ndarray, position: np.ndarray, folds: int) -> Dict[str, float]:
+    """R^2 x / y / mean of (N, 3) positions from (N, ...) features, held out."""
+    scores = ridge_cv_r2(features.reshape(len(features), -1), position[:, :2], folds=folds)
     figures = {axis: float(score) for axis, score in zip(AXES, scores)}
     figures['mean'] = float(np.mean(scores))
     return figures
@@ -254,43 +258,58 @@ def _spread(chunks: np.ndarray) -> float:
 
 
 def grounding_metrics(data: Dict[str, np.ndarray], folds: int) -> Dict[str, Any]:
-    """Return the R^2 and sensitivity figures of `collect`'s arrays (see the module doc)."""
+    """
+    Return the R^2 and sensitivity figures of `collect`'s arrays (see the module doc).
+
+    `data['object_names']` (n_objects,) names the objects of `data['objects']`; the R^2 and
+    spread figures are keyed by object name, in that order.
+    """
     def mean(values: np.ndarray) -> Optional[float]:
         return float(np.mean(values)) if len(values) else None
 
     def motion(chunks: np.ndarray) -> np.ndarray:  # (N, K, A) chunk - joint state
         return chunks - data['proprio'][:, None, :]
 
+    names = [str(name) for name in data['object_names']]
+    r2, r2_motion, spread = {}, {}, {}
+    for index, name in enumerate(names):
+        position = data['objects'][:, index]  # (N, 3)
+        r2_motion[name] = {
+            'policy': _r2(motion(data['chunks']), position, folds),
+            'policy_fresh_noise': _r2(motion(data['fresh_chunks']), position, folds),
+            'expert': _r2(motion(data['expert_chunks']), position, folds)}
+        r2[name] = {'policy': _r2(data['chunks'], position, folds),
+                    'policy_fresh_noise': _r2(data['fresh_chunks'], position, folds),
+                    'expert': _r2(data['expert_chunks'], position, folds),
+                    'proprio': _r2(data['proprio'], position, folds)}
+        spread[name] = {axis: float(np.std(position[:, i])) for i, axis in enumerate(AXES)}
     return {
-        'r2_cube_motion': {
-            'policy': _r2(motion(data['chunks']), data['cube'], folds),
-            'policy_fresh_noise': _r2(motion(data['fresh_chunks']), data['cube'], folds),
-            'expert': _r2(motion(data['expert_chunks']), data['cube'], folds)},
-        'r2_cube': {'policy': _r2(data['chunks'], data['cube'], folds),
-                    'policy_fresh_noise': _r2(data['fresh_chunks'], data['cube'], folds),
-                    'expert': _r2(data['expert_chunks'], data['cube'], folds),
-                    'proprio': _r2(data['proprio'], data['cube'], folds)},
+        'objects': names,
+        'r2': r2,
+        'r2_motion': r2_motion,
         'chunk_change_rad': {**{f'{name}_swapped': mean(data[f'swap_{name}'])
                                 for name in SWAPS},
                              'noise_only': mean(data['noise'])},
         'seed_spread_rad': {'policy': _spread(data['chunks']),
                             'expert': _spread(data['expert_chunks'])},
-        'cube_std_m': {axis: float(np.std(data['cube'][:, i])) for i, axis in enumerate(AXES)},
+        'object_std_m': spread,
     }
 
 
 def format_table(metrics: Dict[str, Any]) -> str:
-    """Return the figures as a small text table."""
-    lines = [f'{"cube position from":<26}{"R^2 x":>8}{"R^2 y":>8}{"mean":>8}']
+    """Return the figures as a small text table (a block of R^2 per object)."""
     names = {'policy': 'policy chunk', 'policy_fresh_noise': '  noise per seed',
              'expert': 'expert chunk (ceiling)',
              'proprio': 'joint state alone'}
-    for key, label in names.items():
-        row = metrics['r2_cube'][key]
-        lines.append(f'{label:<26}{row["x"]:>8.3f}{row["y"]:>8.3f}{row["mean"]:>8.3f}')
-    lines.append('... from the motion (chunk - joint state)')
-    for key, row in metrics['r2_cube_motion'].items():
-        lines.append(f'{names[key]:<26}{row["x"]:>8.3f}{row["y"]:>8.3f}{row["mean"]:>8.3f}')
+    lines = []
+    for name in metrics['objects']:
+        lines.append(f'{name + " position from":<26}{"R^2 x":>8}{"R^2 y":>8}{"mean":>8}')
+        for key, label in names.items():
+            row = metrics['r2'][name][key]
+            lines.append(f'{label:<26}{row["x"]:>8.3f}{row["y"]:>8.3f}{row["mean"]:>8.3f}')
+        lines.append('... from the motion (chunk - joint state)')
+        for key, row in metrics['r2_motion'][name].items():
+            lines.append(f'{names[key]:<26}{row["x"]:>8.3f}{row["y"]:>8.3f}{row["mean"]:>8.3f}')
     lines.append(f'{"chunk change (rad, arms)":<26}{"mean |d|":>8}')
     for key, value in metrics['chunk_change_rad'].items():
         text = '-' if value is None else f'{value:.4f}'
@@ -318,6 +337,7 @@ def evaluate(options: GroundingOptions, policy=None) -> Dict[str, Any]:
         data = collect(policy, observer, options)
     finally:
         observer.close()
+    data['object_names'] = np.array(object_names(get_task(options.task)))
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out / DATA_FILE, **data)

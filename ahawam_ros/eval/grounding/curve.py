@@ -2,13 +2,15 @@
 Success and grounding against training time, from a training run's saved checkpoints.
 
     ahawam eval-curve --run outputs/small_transfer_cube [--episodes 5] [--seeds 30]
+                      [--task transfer_cube]
 
 For every policy checkpoint of the run (`<run>/checkpoints/policy_step_*` of the joint stage,
 `executor_step_*` of the executor stage, and the final `<run>/policy`; or those named by
 `--checkpoints`), on held-out seeds: closed-loop success of the asynchronous runtime (`eval-sim`,
 lock-step timing so that the figure does not depend on what else loads the machine) with its
 68 % interval and the first-grasp distance, and the grounding figure of `eval-grounding` (the
-held-out R^2 of the cube position from the first chunk, at the reset). The training time of
+held-out R^2 of each object's position from the first chunk, at the reset), on one task (a
+multi-task run gets a curve per task: call it once per `--task`). The training time of
 each checkpoint is summed from the run's `train_log.jsonl` (every stage, the executor stage's
 context bank included), so the table reads as a learning curve: `curve.json` and `curve.md`
 in `--out`.
@@ -27,6 +29,7 @@ from ahawam_ros.eval.closed_loop.cli import EvalOptions, evaluate_runtime
 from ahawam_ros.eval.closed_loop.metrics import write_json
 from ahawam_ros.eval.grounding.cli import evaluate as evaluate_grounding, GroundingOptions
 from ahawam_ros.robot import FIRST_HELD_OUT_SEED
+from ahawam_ros.sim.tasks import TASKS
 
 CHECKPOINT_PATTERN = re.compile(r'(policy|executor)_step_(\d+)$')
 FINAL = 'policy'  # the run's final policy directory
@@ -43,16 +46,20 @@ class CurveOptions:
     checkpoints: Optional[Sequence[str]] = None
     first_seed: int = FIRST_HELD_OUT_SEED
     out: str = ''
+    task: str = 'transfer_cube'
 
     def __post_init__(self):
         if self.episodes < 1 or self.seeds < 5:
             raise ValueError(f'need episodes >= 1 and seeds >= 5, got {self.episodes}, '
                              f'{self.seeds}')
+        if self.task not in TASKS:
+            raise ValueError(f'task must be one of {sorted(TASKS)}, got {self.task!r}')
 
     @property
     def out_dir(self) -> Path:
-        """Where the curve is written (default: <run>/curve)."""
-        return Path(self.out) if self.out else Path(self.run) / 'curve'
+        """Where the curve is written (default: <run>/curve, or <run>/curve_insertion)."""
+        default = 'curve' if self.task == 'transfer_cube' else f'curve_{self.task}'
+        return Path(self.out) if self.out else Path(self.run) / default
 
 
 def policy_checkpoints(run: Path) -> Dict[str, Tuple[str, int, Path]]:
@@ -121,17 +128,20 @@ def evaluate_checkpoint(path: Path, options: CurveOptions) -> Dict[str, Any]:
     out = options.out_dir / path.name
     closed = evaluate_runtime(EvalOptions(
         checkpoint=str(path), episodes=options.episodes, mode='async', timing='replayed',
-        seed=options.first_seed, out=str(out / 'eval_sim')))['modes']['async']
+        seed=options.first_seed, task=options.task,
+        out=str(out / 'eval_sim')))['modes']['async']
     grounding = evaluate_grounding(GroundingOptions(
         checkpoint=str(path), seeds=options.seeds, first_seed=options.first_seed,
-        out=str(out / 'grounding')))['metrics']
+        task=options.task, out=str(out / 'grounding')))['metrics']
     return {'success_rate': closed['success_rate'],
             'success_interval_68': closed['success_interval_68'],
             'successes': closed['successes'], 'episodes': closed['episodes'],
             'mean_max_reward': closed.get('mean_max_reward'),
             'first_grasp_distance_m': closed.get('first_grasp_distance_m'),
-            'grounding_r2_cube': grounding['r2_cube']['policy']['mean'],
-            'grounding_r2_expert': grounding['r2_cube']['expert']['mean']}
+            'grounding_r2': {name: grounding['r2'][name]['policy']['mean']
+                             for name in grounding['objects']},
+            'grounding_r2_expert': {name: grounding['r2'][name]['expert']['mean']
+                                    for name in grounding['objects']}}
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -140,10 +150,21 @@ def _fmt(value: Any, spec: str) -> str:
     return format(value, spec)
 
 
+def _r2_text(row: Dict[str, Any]) -> str:
+    """Each object's grounding R^2 from the chunk, the expert's in brackets; '/' between."""
+    policy, expert = row['grounding_r2'] or {}, row['grounding_r2_expert'] or {}
+    if not policy:
+        return '-'
+    return ' / '.join(f"{_fmt(policy[name], '.2f')} ({_fmt(expert.get(name), '.2f')})"
+                      for name in policy)
+
+
 def format_markdown(rows: List[Dict[str, Any]]) -> str:
     """Return the curve as a markdown table."""
+    objects = next((' / '.join(row['grounding_r2']) for row in rows if row['grounding_r2']),
+                   'object')
     lines = ['| checkpoint | training min | success (async) | 68 % interval | max reward | '
-             'first-grasp distance (cm) | cube R^2 from chunk (expert) |',
+             f'first-grasp distance (cm) | {objects} R^2 from chunk (expert) |',
              '|---|---|---|---|---|---|---|']
     for row in rows:
         low, high = row['success_interval_68']
@@ -153,8 +174,7 @@ def format_markdown(rows: List[Dict[str, Any]]) -> str:
             f"{row['successes']}/{row['episodes']} | [{low:.2f}, {high:.2f}] | "
             f"{_fmt(row['mean_max_reward'], '.2f')} | "
             f"{_fmt(None if grasp_cm is None else 100 * grasp_cm, '.1f')} | "
-            f"{_fmt(row['grounding_r2_cube'], '.2f')} "
-            f"({_fmt(row['grounding_r2_expert'], '.2f')}) |")
+            f'{_r2_text(row)} |')
     return '\n'.join(lines)
 
 
@@ -196,10 +216,15 @@ def parse_options(argv: Optional[Sequence[str]]) -> CurveOptions:
     parser.add_argument('--checkpoints', nargs='+', metavar='NAME',
                         help='checkpoint names, e.g. policy_step_0003000 policy (default: all)')
     parser.add_argument('--first-seed', type=int, default=FIRST_HELD_OUT_SEED)
-    parser.add_argument('--out', default='', help='output directory (default: <run>/curve)')
+    parser.add_argument('--task', default='transfer_cube', choices=sorted(TASKS),
+                        help='the task the checkpoints are scored on (transfer_cube)')
+    parser.add_argument('--out', default='',
+                        help='output directory (default: <run>/curve, <run>/curve_<task> for '
+                             'a task other than transfer_cube)')
     args = parser.parse_args(argv)
     return CurveOptions(run=args.run, episodes=args.episodes, seeds=args.seeds,
-                        checkpoints=args.checkpoints, first_seed=args.first_seed, out=args.out)
+                        checkpoints=args.checkpoints, first_seed=args.first_seed, out=args.out,
+                        task=args.task)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
