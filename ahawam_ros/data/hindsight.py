@@ -5,11 +5,14 @@ Shapes: T steps, A joints.
 
 The object is where a gripper closes on it. At the step a gripper's command starts to close,
 its fingertips are where the object is (up to a constant offset, the grasp's); before that
-step the object lies there, after it the object moves with that gripper, and with the other
-gripper once that one closes too (a hand-over). Read from the joint states and the commands
-alone, by forward kinematics of the shipped URDF, so every bag and dataset of the arms has
-it. The label is a heuristic for pick-and-carry tasks: one object, grasped by the gripper
-that closes first.
+step the object lies there, after it the object moves with that gripper until the gripper
+opens again, and from then on with the other gripper if that one has closed meanwhile (a
+hand-over, as in TransferCube: the label goes on from where it was, moving with the taker's
+fingertips, so that it does not jump by the two grasps' different offsets). Read from the joint states and the commands alone, by forward
+kinematics of the shipped URDF, so every bag and dataset of the arms has it. The label is a
+heuristic for pick-and-carry tasks: one object, grasped by the gripper that closes first (the
+left one on a tie: Insertion's grippers close at the same step on the socket and the peg, and
+hold them to the end, so its label is the socket's grasp point, then the left hand).
 """
 
 from typing import Dict, Optional, Sequence, Tuple
@@ -44,6 +47,23 @@ def closing_step(gripper: np.ndarray, drop: float = CLOSE_DROP) -> Optional[int]
     return step
 
 
+def opening_step(gripper: np.ndarray, after: int, rise: float = CLOSE_DROP) -> Optional[int]:
+    """
+    Return the step at which a (T,) gripper command starts to open again after `after`.
+
+    Opening: the command rises `rise` above the lowest value it had since `after`; the step
+    returned is where that rise began. None when it never does.
+    """
+    gripper = np.asarray(gripper, np.float64)[after:]
+    opened = np.flatnonzero(gripper - np.minimum.accumulate(gripper) >= rise)
+    if opened.size == 0:
+        return None
+    step = int(opened[0])
+    while step > 0 and gripper[step - 1] < gripper[step]:
+        step -= 1
+    return after + step
+
+
 def hindsight_object_position(joint_positions: np.ndarray, actions: np.ndarray,
                               joint_names: Sequence[str],
                               kinematics: Optional[ArmKinematics] = None
@@ -64,9 +84,11 @@ def hindsight_object_position(joint_positions: np.ndarray, actions: np.ndarray,
 
     """
     index = {name: i for i, name in enumerate(joint_names)}
-    onsets = {arm: closing_step(actions[:, index[f'{arm}_gripper']]) for arm in ARMS
-              if f'{arm}_gripper' in index}
-    grasps = sorted((step, arm) for arm, step in onsets.items() if step is not None)
+    commands = {arm: actions[:, index[f'{arm}_gripper']] for arm in ARMS
+                if f'{arm}_gripper' in index}
+    onsets = {arm: closing_step(command) for arm, command in commands.items()}
+    grasps = sorted((step, ARMS.index(arm), arm) for arm, step in onsets.items()
+                    if step is not None)
     if not grasps:
         return None
     kinematics = kinematics or ArmKinematics(joint_names)
@@ -78,9 +100,23 @@ def hindsight_object_position(joint_positions: np.ndarray, actions: np.ndarray,
                                   for row in joint_positions])
         return tips[arm]
 
-    first_step, first_arm = grasps[0]
-    position = fingertips(first_arm).copy()
-    position[:first_step] = position[first_step]  # lying where it is grasped
-    for step, arm in grasps[1:]:  # then carried by the other hand after its grasp
-        position[step + 1:] = fingertips(arm)[step + 1:]
-    return position
+    step, _, holder = grasps[0]
+    position = fingertips(holder).copy()
+    position[:step] = position[step]  # lying where it is grasped, then carried
+    while True:  # hand-overs: the holder opens while another gripper has closed
+        released = opening_step(commands[holder], step)
+        if released is None:
+            return position
+        takers = [arm for onset, _, arm in grasps
+                  if arm != holder and onset < released and _holds(commands[arm], onset, released)]
+        if not takers:  # put down: it lies where it was let go
+            position[released:] = position[released]
+            return position
+        step, holder = released, takers[0]  # from here the taker carries it, as it was held
+        position[step:] = fingertips(holder)[step:] + (position[step] - fingertips(holder)[step])
+
+
+def _holds(gripper: np.ndarray, onset: int, step: int) -> bool:
+    """Return True when a gripper that closed at `onset` has not opened again by `step`."""
+    opened = opening_step(gripper, onset)
+    return opened is None or opened > step
