@@ -10,9 +10,10 @@ opens again, and from then on with the other gripper if that one has closed mean
 hand-over, as in TransferCube: the label goes on from where it was, moving with the taker's
 fingertips, so that it does not jump by the two grasps' different offsets). Read from the
 joint states and the commands alone, by forward kinematics of the shipped URDF, so every bag
-and dataset of the arms has it. The label is a heuristic for pick-and-carry tasks: one object, grasped by the gripper that closes first (the
-left one on a tie: Insertion's grippers close at the same step on the socket and the peg, and
-hold them to the end, so its label is the socket's grasp point, then the left hand).
+and dataset of the arms has it. The label is a heuristic for pick-and-carry tasks: one
+object, grasped by the gripper that closes first (the left one on a tie: Insertion's grippers
+close at the same step on the socket and the peg and hold them to the end, so its label is
+the socket's grasp point, then the left hand).
 """
 
 from typing import Dict, Optional, Sequence, Tuple
