@@ -44,9 +44,6 @@ from torch.utils.data import Dataset, DistributedSampler
 PathLike = Union[str, Path]
 FRAMES = 'frames'  # FrameDataset batch key: (B, V, H, W, 3) uint8
 
-RECORDED, HINDSIGHT = 'recorded', 'hindsight'
-OBJECT_TARGETS = (RECORDED, HINDSIGHT)
-
 
 @dataclass
 class DataConfig:
@@ -71,10 +68,6 @@ class DataConfig:
         nodes do) instead of failing.
     start_stride : int
         Control steps between consecutive sample starts within an episode.
-    object_target : str
-        Where the object-position target comes from: 'recorded' (a simulated demonstration's
-        privileged state; robots' bags have none) or 'hindsight' (where a gripper closed,
-        from joints and commands alone: `hindsight.py`).
 
     """
 
@@ -84,12 +77,8 @@ class DataConfig:
     mapping: Optional[str] = None
     resize_images: bool = False
     start_stride: int = 1
-    object_target: str = 'recorded'
 
     def __post_init__(self) -> None:
-        if self.object_target not in OBJECT_TARGETS:
-            raise ValueError(f'DataConfig.object_target = {self.object_target!r}: must be one '
-                             f'of {list(OBJECT_TARGETS)}')
         if not isinstance(self.bags, str) or not self.bags:
             raise ValueError(f'DataConfig.bags = {self.bags!r}: must name a directory')
         if isinstance(self.start_stride, bool) or not isinstance(self.start_stride, int) \
@@ -187,6 +176,10 @@ def load_episodes(config: DataConfig, model: ModelConfig,
     """
     Decode (or read from the cache) every bag, or dataset episode, under `config.bags`.
 
+    Each episode's `object_position` is the position target of `model.objective`: the grasp
+    point in hindsight when `grasp_loss_weight` > 0 (from its joints and commands), else the
+    object's recorded position where a simulated demonstration has one.
+
     Returns
     -------
     episodes : list of Episode
@@ -202,7 +195,7 @@ def load_episodes(config: DataConfig, model: ModelConfig,
     for key, source, build in _episode_builders(config, size, model.control_rate_hz):
         episode = cache.get(key, build, source=source)
         check_episode(episode, model, source=source)
-        if config.object_target == HINDSIGHT:
+        if model.objective.grasp_loss_weight > 0:  # the position target: the grasp point
             episode.object_position = hindsight_object_position(
                 episode.joint_positions, episode.actions, episode.joint_names)
         episodes.append(episode)

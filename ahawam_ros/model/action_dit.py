@@ -8,9 +8,10 @@ has its own norms and Q/K/V/O projections, with the planner's number of layers a
 heads x head_dim. Each block also cross-attends to the task tokens plus one proprioception
 token (the joint state at the chunk start) and runs an MLP; a linear head maps back to A.
 With `executor.context_adapter` the executor reads the context through its own keys and
-position-coded values (`ExecutorConfig`, `adapt_context`); with an object loss in the
-objective, a linear `object_head` reads the task object's position from the mean action token
-(training only: the auxiliary target that makes the executor look at the scene).
+position-coded values (`ExecutorConfig`, `adapt_context`); with a position loss in the
+objective (`ObjectiveConfig`: the object's recorded position or the grasp point in hindsight),
+a linear `object_head` reads that position from the mean action token (training only: the
+auxiliary target that makes the executor look at the scene).
 
 The executor runs N times per update, so it is kept lean: what does not change over the Euler
 steps (context keys/values, cross-attention keys/values, RoPE factors) is computed once by
@@ -129,7 +130,7 @@ class ActionDiT(nn.Module):
             self.context_key = nn.Parameter(torch.empty(layers, heads, hd, hd))
             self.context_key_pos = nn.Parameter(torch.empty(layers, heads, tokens, hd))
             self.context_value_pos = nn.Parameter(torch.empty(layers, heads, tokens, hd))
-        if config.objective.object_loss_weight > 0:
+        if config.objective.position_loss_weight > 0:
             self.object_head = nn.Linear(width, OBJECT_DIM)
         self.initialize_weights()
 

@@ -214,11 +214,16 @@ class ObjectiveConfig:
     """
     Training objective: loss weights and the horizon-adaptive offset bound O.
 
-    `object_loss_weight`: weight of the auxiliary loss that makes the executor predict the
-    task object's position at the chunk start (privileged simulator state, a training target
-    only; samples without it are masked; 0 turns it off). `proprio_noise`: std, in normalised
-    units, of the noise added to the executor's proprio input in training (the chunk's
-    relative targets keep the true joint state).
+    An auxiliary head can make the executor predict a position at the chunk start (its
+    `object_head`, read from the mean action token; a training target only, samples without
+    one are masked), from one of two targets:
+    - `object_loss_weight`: the task object's position, a simulator's privileged state
+      (`episode.json` of `record-demos`; a robot's bags and datasets have none);
+    - `grasp_loss_weight`: the grasp point in hindsight, from the robot's own joints and
+      commands (`data/hindsight.py`: where a gripper closed on the object, then carried).
+    At most one is > 0; both 0 turn the head off. `proprio_noise`: std, in normalised units,
+    of the noise added to the executor's proprio input in training (the chunk's relative
+    targets keep the true joint state).
     """
 
     video_loss_weight: float = 1.0
@@ -226,16 +231,26 @@ class ObjectiveConfig:
     max_offset: int = 15
     object_loss_weight: float = 0.0
     proprio_noise: float = 0.0
+    grasp_loss_weight: float = 0.0
 
     def __post_init__(self):
         _check_int(self, 'max_offset')
         if self.max_offset < 0:
             _fail(self, 'max_offset', 'must be >= 0')
         for name in ('video_loss_weight', 'action_loss_weight', 'object_loss_weight',
-                     'proprio_noise'):
+                     'proprio_noise', 'grasp_loss_weight'):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 _fail(self, name, 'must be a number >= 0')
+        if self.object_loss_weight > 0 and self.grasp_loss_weight > 0:
+            _fail(self, 'grasp_loss_weight', f'object_loss_weight is > 0 too '
+                  f'({self.object_loss_weight}): the position head has one target, set the '
+                  'other to 0')
+
+    @property
+    def position_loss_weight(self) -> float:
+        """Return the weight of the auxiliary position loss, whichever its target."""
+        return self.object_loss_weight + self.grasp_loss_weight
 
 
 _NESTED = {

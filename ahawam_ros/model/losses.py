@@ -11,10 +11,12 @@ The AHA-WAM training objective: L = w_v L_video + w_a L_action (flow matching on
   gradients reach the planner through the current-frame keys/values only. With relative
   actions the targets are a - q at the chunk start (`AhaWamModel.normalize_actions`); the
   proprio input may be noised (`objective.proprio_noise`).
-- Object (auxiliary, `objective.object_loss_weight` > 0): the executor's object head predicts
-  the task object's position at each chunk start (privileged state of simulated demos, in
-  decimetres), masked where a sample has none. It can only be read from the context and the
-  chunk-start frame, so it pulls the executor's attention onto the scene.
+- Position (auxiliary, `objective.position_loss_weight` > 0): the executor's object head
+  predicts a position at each chunk start, in decimetres, masked where a sample has none: the
+  task object's (`object_loss_weight`: privileged state of simulated demos) or the grasp point
+  in hindsight (`grasp_loss_weight`: from the robot's own joints and commands). It can only be
+  read from the context and the chunk-start frame, so it pulls the executor's attention onto
+  the scene.
 
 Shapes: B batch, F future frames, N history frames, Nc chunks, K chunk length, A action dim,
 C x h x w latents, L layers, H heads, S tokens per frame, hd head dim.
@@ -290,7 +292,7 @@ def compute_losses(model: AhaWamModel, batch: Dict[str, torch.Tensor],
     objective = model.config.objective
     loss = (objective.video_loss_weight * video_loss
             + objective.action_loss_weight * action_loss
-            + objective.object_loss_weight * object_loss)
+            + objective.position_loss_weight * object_loss)
     return {'loss': loss, 'video_loss': video_loss.detach(), 'action_loss': action_loss.detach(),
             'object_loss': object_loss.detach()}
 

@@ -16,7 +16,7 @@ import json
 import sys
 from typing import Any, Dict, List, Optional
 
-from ahawam_ros.data.dataset import DataConfig, OBJECT_TARGETS
+from ahawam_ros.data.dataset import DataConfig
 from ahawam_ros.model.presets import get_preset, PRESETS
 from ahawam_ros.train.config import DEVICES, PRECISIONS, STRATEGIES, TrainConfig
 from ahawam_ros.train.distributed import shutdown_distributed
@@ -26,7 +26,7 @@ from ahawam_ros.train.state import load_trainer_state, resolve_resume
 # flag destination -> DataConfig field (the rest are TrainConfig fields)
 DATA_FLAGS = {'data': 'bags', 'cache_dir': 'cache_dir', 'features': 'feature_preset',
               'mapping': 'mapping', 'resize_images': 'resize_images',
-              'start_stride': 'start_stride', 'object_target': 'object_target'}
+              'start_stride': 'start_stride'}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,13 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     add('--object-loss-weight', "weight of the object-position target (a simulator's "
         "privileged state; 0 trains on what a robot records; default: the preset's)",
         type=float)
+    add('--grasp-loss-weight', 'weight of the grasp-point target taken in hindsight from '
+        "joints and commands (any robot's data; needs --object-loss-weight 0 where the preset "
+        "has an object target; default: the preset's)", type=float)
     add('--strategy', 'joint stage over ranks: ddp (a replica each) or fsdp (sharded)',
         choices=STRATEGIES)
     add('--activation-checkpointing', "recompute each DiT block's activations in backward",
         action='store_true')
-    add('--object-target', 'where the object-position target comes from: recorded (a '
-        "simulator's privileged state) or hindsight (where a gripper closed, from joints and "
-        "commands: any robot's data) (default: recorded)", choices=OBJECT_TARGETS)
     add('--plan', 'print the memory plan (per rank: weights, gradients, optimiser, '
         'activations; which strategy fits) for --preset, --batch-size, --precision and '
         'the sizes below, then exit', action='store_true')

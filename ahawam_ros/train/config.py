@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, Optional, Tuple
 
 from ahawam_ros.data.dataset import DataConfig
-from ahawam_ros.model.presets import PRESETS
+from ahawam_ros.model.presets import get_preset, PRESETS
 
 
 DEVICES = ('auto', 'cpu', 'cuda')
@@ -84,9 +84,11 @@ class TrainConfig:
         More demonstration bags for stage 3 only, decoded as `data` is (its own cache). Stage
         3 costs little per demonstration (the planner runs once over each), so it can see more
         of them than the joint stage; the model keeps the joint stage's normalisation.
-    object_loss_weight : float, optional
-        Overrides the preset's `objective.object_loss_weight` (None: the preset's). 0 trains
-        on nothing but what a robot records (no object-position target).
+    object_loss_weight, grasp_loss_weight : float, optional
+        Override the preset's `objective.object_loss_weight` (the object's position, a
+        simulator's privileged state) and `objective.grasp_loss_weight` (the grasp point in
+        hindsight, from joints and commands: any robot's data); None: the preset's. At most
+        one of the two may end up > 0.
 
     """
 
@@ -118,12 +120,13 @@ class TrainConfig:
     executor_early_steps: int = 64
     executor_data: Optional[str] = None
     object_loss_weight: Optional[float] = None
+    grasp_loss_weight: Optional[float] = None
     strategy: str = 'ddp'
     activation_checkpointing: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.data, dict):
-            self.data = DataConfig(**self.data)
+            self.data = DataConfig(**self._without_object_target(dict(self.data)))
         if not isinstance(self.data, DataConfig):
             _fail('data', self.data, 'must be a DataConfig')
         if self.preset not in PRESETS:
@@ -147,9 +150,10 @@ class TrainConfig:
         if self.executor_data is not None and (not isinstance(self.executor_data, str)
                                                or not self.executor_data):
             _fail('executor_data', self.executor_data, 'must name a directory or be None')
-        if self.object_loss_weight is not None and (
-                not _is_number(self.object_loss_weight) or self.object_loss_weight < 0):
-            _fail('object_loss_weight', self.object_loss_weight, 'must be a number >= 0 or None')
+        for name in ('object_loss_weight', 'grasp_loss_weight'):
+            value = getattr(self, name)
+            if value is not None and (not _is_number(value) or value < 0):
+                _fail(name, value, 'must be a number >= 0 or None')
         if self.device not in DEVICES:
             _fail('device', self.device, f'must be one of {DEVICES}')
         if self.precision not in PRECISIONS:
@@ -173,6 +177,21 @@ class TrainConfig:
             _fail('betas', self.betas, 'must be two numbers in [0, 1)')
         if not _is_number(self.warmup_frac) or not 0 <= self.warmup_frac < 1:
             _fail('warmup_frac', self.warmup_frac, 'must be a number in [0, 1)')
+
+    def _without_object_target(self, data: Dict[str, Any]) -> Dict[str, Any]:
+        """
+        Read the data settings of a run saved before `grasp_loss_weight` existed.
+
+        Such runs chose the position target with `data.object_target`: 'recorded' is what
+        the objective's weights now say by themselves; 'hindsight' was the object head's
+        weight on the grasp point, which is `grasp_loss_weight` now.
+        """
+        if data.pop('object_target', 'recorded') == 'hindsight' and self.grasp_loss_weight is None:
+            weight = self.object_loss_weight
+            if weight is None:
+                weight = get_preset(self.preset).objective.object_loss_weight
+            self.object_loss_weight, self.grasp_loss_weight = 0.0, weight
+        return data
 
     def to_dict(self) -> Dict[str, Any]:
         """Return a JSON-serialisable dict."""

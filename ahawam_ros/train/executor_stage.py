@@ -230,7 +230,8 @@ def executor_step(model: AhaWamModel, banks: Sequence[EpisodeBank],
     objective = model.config.objective
     action_part = action_loss * action_share
     object_part = object_loss * object_share
-    loss = objective.action_loss_weight * action_part + objective.object_loss_weight * object_part
+    loss = (objective.action_loss_weight * action_part
+            + objective.position_loss_weight * object_part)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     sum_gradients(params, info)

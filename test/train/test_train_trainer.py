@@ -204,6 +204,41 @@ def test_object_loss_weight_overrides_the_presets_and_is_saved(tmp_path):
         TrainConfig(object_loss_weight=-1)
 
 
+def test_the_grasp_target_trains_the_position_head_on_hindsight_labels(tmp_path):
+    """`grasp_loss_weight`: the head's target is where a gripper closed, from the bag alone."""
+    from ahawam_ros.data.hindsight import hindsight_object_position
+    episode = _episode(40, 3)
+    gripper = JOINT_NAMES.index('right_gripper')
+    episode.actions[:, gripper] = np.where(np.arange(40) < 12, 1.0, 0.0)  # closes at step 12
+    write_episode_bag(episode, tmp_path / 'bags' / 'ep0', FEATURES)
+    config = cli.build_config({'data': str(tmp_path / 'bags'), 'preset': 'tiny',
+                               'object_loss_weight': 0.0, 'grasp_loss_weight': 1.0,
+                               'out': str(tmp_path / 'run'), 'steps': 1, 'ae_steps': 1,
+                               'device': 'cpu', 'batch_size': 2})
+    trainer = Trainer(config)
+    loaded = trainer.episodes[0]
+    expected = hindsight_object_position(loaded.joint_positions, loaded.actions,
+                                         loaded.joint_names)
+    assert expected is not None
+    np.testing.assert_array_equal(loaded.object_position, expected)
+    model, _ = load_checkpoint(trainer.run())
+    objective = model.config.objective
+    assert (objective.object_loss_weight, objective.grasp_loss_weight) == (0.0, 1.0)
+    assert hasattr(model.executor, 'object_head')
+    with pytest.raises(ValueError, match='grasp_loss_weight.*object_loss_weight is > 0'):
+        Trainer(cli.build_config({'data': 'unused', 'preset': 'tiny', 'object_loss_weight': 0.5,
+                                  'grasp_loss_weight': 1.0, 'device': 'cpu'}), [episode])
+
+
+def test_a_run_saved_with_an_object_target_setting_reads_as_the_weights_now():
+    """Runs saved before `grasp_loss_weight` chose the target with data.object_target."""
+    old = {'data': {'bags': 'd', 'object_target': 'hindsight'}, 'preset': 'small'}
+    config = TrainConfig.from_dict(old)
+    assert (config.object_loss_weight, config.grasp_loss_weight) == (0.0, 1.0)  # small's 1.0
+    config = TrainConfig.from_dict({'data': {'bags': 'd', 'object_target': 'recorded'}})
+    assert (config.object_loss_weight, config.grasp_loss_weight) == (None, None)
+
+
 def test_distill_saves_a_flash_student_that_loads_as_a_policy(uninterrupted, bags, tmp_path):
     from ahawam_ros.model.policy import AhaWamPolicy
     from ahawam_ros.train import distill
