@@ -38,14 +38,7 @@ def closing_step(gripper: np.ndarray, drop: float = CLOSE_DROP) -> Optional[int]
     returned is where that fall began (the last step before it that was not lower than the
     one before it).
     """
-    gripper = np.asarray(gripper, np.float64)
-    closed = np.flatnonzero(np.maximum.accumulate(gripper) - gripper >= drop)
-    if closed.size == 0:
-        return None
-    step = int(closed[0])
-    while step > 0 and gripper[step - 1] > gripper[step]:
-        step -= 1
-    return step
+    return opening_step(-np.asarray(gripper, np.float64), 0, drop)  # a close: -command opens
 
 
 def opening_step(gripper: np.ndarray, after: int, rise: float = CLOSE_DROP) -> Optional[int]:

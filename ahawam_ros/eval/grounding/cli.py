@@ -267,20 +267,15 @@ def grounding_metrics(data: Dict[str, np.ndarray], folds: int) -> Dict[str, Any]
     def mean(values: np.ndarray) -> Optional[float]:
         return float(np.mean(values)) if len(values) else None
 
-    def motion(chunks: np.ndarray) -> np.ndarray:  # (N, K, A) chunk - joint state
-        return chunks - data['proprio'][:, None, :]
-
+    chunks = {'policy': data['chunks'], 'policy_fresh_noise': data['fresh_chunks'],
+              'expert': data['expert_chunks']}  # (N, K, A) each
+    motions = {key: value - data['proprio'][:, None, :] for key, value in chunks.items()}
     names = [str(name) for name in data['object_names']]
     r2, r2_motion, spread = {}, {}, {}
     for index, name in enumerate(names):
         position = data['objects'][:, index]  # (N, 3)
-        r2_motion[name] = {
-            'policy': _r2(motion(data['chunks']), position, folds),
-            'policy_fresh_noise': _r2(motion(data['fresh_chunks']), position, folds),
-            'expert': _r2(motion(data['expert_chunks']), position, folds)}
-        r2[name] = {'policy': _r2(data['chunks'], position, folds),
-                    'policy_fresh_noise': _r2(data['fresh_chunks'], position, folds),
-                    'expert': _r2(data['expert_chunks'], position, folds),
+        r2_motion[name] = {key: _r2(value, position, folds) for key, value in motions.items()}
+        r2[name] = {**{key: _r2(value, position, folds) for key, value in chunks.items()},
                     'proprio': _r2(data['proprio'], position, folds)}
         spread[name] = {axis: float(np.std(position[:, i])) for i, axis in enumerate(AXES)}
     return {
