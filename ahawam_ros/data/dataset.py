@@ -29,7 +29,7 @@ from ahawam_ros.data.cache import cache_key, EpisodeCache
 from ahawam_ros.data.demo_bags import METADATA_FILE, read_bag_metadata
 from ahawam_ros.data.episode import Episode
 from ahawam_ros.data.features import feature_preset
-from ahawam_ros.data.hindsight import hindsight_object_position
+from ahawam_ros.data.hindsight import grasp_positions
 from ahawam_ros.data.lerobot.mapping import load_dataset_mapping
 from ahawam_ros.data.lerobot.meta import is_lerobot_dataset
 from ahawam_ros.data.lerobot.reader import episode_builders
@@ -129,6 +129,10 @@ def check_episode(episode: Episode, config: ModelConfig, source: str = 'episode'
     if episode.task not in config.task.task_names:
         raise ValueError(f"{source}: task {episode.task!r} is not one of the model's tasks "
                          f'{config.task.task_names}')
+    position = episode.object_position
+    if position is not None and position.shape[1] != config.objective.position_dim:
+        raise ValueError(f'{source}: position target of {position.shape[1]} numbers, the '
+                         f"model's position head has {config.objective.position_dim}")
 
 
 def recorded_object_position(bag: Path, steps: int) -> Optional[np.ndarray]:
@@ -177,8 +181,9 @@ def load_episodes(config: DataConfig, model: ModelConfig,
     Decode (or read from the cache) every bag, or dataset episode, under `config.bags`.
 
     Each episode's `object_position` is the position target of `model.objective`: the grasp
-    point in hindsight when `grasp_loss_weight` > 0 (from its joints and commands), else the
-    object's recorded position where a simulated demonstration has one.
+    point(s) in hindsight when `grasp_loss_weight` > 0 (from its joints and commands, as
+    `grasp_target` says), else the object's recorded position where a simulated
+    demonstration has one.
 
     Returns
     -------
@@ -194,10 +199,9 @@ def load_episodes(config: DataConfig, model: ModelConfig,
     episodes, keys = [], []
     for key, source, build in _episode_builders(config, size, model.control_rate_hz):
         episode = cache.get(key, build, source=source)
+        if model.objective.grasp_loss_weight > 0:  # the position target: the grasp point(s)
+            episode.object_position = grasp_positions(episode, model.objective.grasp_target)
         check_episode(episode, model, source=source)
-        if model.objective.grasp_loss_weight > 0:  # the position target: the grasp point
-            episode.object_position = hindsight_object_position(
-                episode.joint_positions, episode.actions, episode.joint_names)
         episodes.append(episode)
         keys.append(key)
     return episodes, keys

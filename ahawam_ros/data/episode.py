@@ -36,8 +36,10 @@ class Episode:
     joint_names : tuple of str
         The A joint names.
     object_position : numpy.ndarray, optional
-        float64 (T, 3) position of the task's first object (simulated demonstrations only):
-        privileged state, a training-time auxiliary target, never a policy input.
+        float64 (T, P) the position head's training target, P a multiple of 3: the task's
+        first object as a simulated demonstration recorded it (privileged state, P = 3), or
+        grasp points in hindsight (`data/hindsight.py`; NaN where a slot has no object).
+        Never a policy input.
 
     """
 
@@ -66,9 +68,11 @@ class Episode:
             if value.shape != (steps, len(self.joint_names)):
                 raise ValueError(f'Episode.{name}: expected shape {(steps, len(self.joint_names))}'
                                  f', got {value.shape}')
-        if self.object_position is not None and self.object_position.shape != (steps, 3):
-            raise ValueError(f'Episode.object_position: expected shape {(steps, 3)}, got '
-                             f'{self.object_position.shape}')
+        position = self.object_position
+        if position is not None and (position.ndim != 2 or len(position) != steps
+                                     or position.shape[1] % 3 or not position.shape[1]):
+            raise ValueError(f'Episode.object_position: expected shape ({steps}, 3 n), got '
+                             f'{position.shape}')
         if len(self.images) != steps or self.timestamps.shape != (steps,):
             raise ValueError(f'Episode: {steps} actions but {len(self.images)} image steps and '
                              f'{self.timestamps.shape} timestamps')

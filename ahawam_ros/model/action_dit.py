@@ -35,7 +35,6 @@ from torch import nn
 import torch.nn.functional as F
 
 KV = Tuple[torch.Tensor, torch.Tensor]
-OBJECT_DIM = 3  # the auxiliary target: the task object's x, y, z
 POSITION_INIT_STD = 0.5  # initial std of the adapter's per-token key and value codes
 
 
@@ -131,7 +130,7 @@ class ActionDiT(nn.Module):
             self.context_key_pos = nn.Parameter(torch.empty(layers, heads, tokens, hd))
             self.context_value_pos = nn.Parameter(torch.empty(layers, heads, tokens, hd))
         if config.objective.position_loss_weight > 0:
-            self.object_head = nn.Linear(width, OBJECT_DIM)
+            self.object_head = nn.Linear(width, config.objective.position_dim)
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
@@ -261,7 +260,9 @@ class ActionDiT(nn.Module):
                             cache: ExecutorCache
                             ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """
-        Like `forward`, plus the (B, 3) object position read by `object_head` (training).
+        Like `forward`, plus the (B, P) positions read by `object_head` (training).
+
+        P is `objective.position_dim`.
 
         The second output is None when the model has no object head.
         """

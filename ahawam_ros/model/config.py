@@ -12,6 +12,10 @@ Named presets live in `presets.py`.
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, Tuple
 
+from ahawam_ros.robot import ARMS
+
+GRASP_TARGETS = ('first', 'each')  # ObjectiveConfig.grasp_target
+
 
 def _fail(owner: Any, name: str, why: str) -> None:
     """Raise the uniform validation error for field `name` of dataclass `owner`."""
@@ -220,7 +224,12 @@ class ObjectiveConfig:
     - `object_loss_weight`: the task object's position, a simulator's privileged state
       (`episode.json` of `record-demos`; a robot's bags and datasets have none);
     - `grasp_loss_weight`: the grasp point in hindsight, from the robot's own joints and
-      commands (`data/hindsight.py`: where a gripper closed on the object, then carried).
+      commands (`data/hindsight.py`: where a gripper closed on the object, then carried);
+      `grasp_target` says which: 'first', the object the first gripper to close picks up
+      (3 numbers), or 'each', every object a gripper picks up, in the slot of the arm that
+      picks it up (3 per arm of `robot.ARMS`; a slot whose arm picks nothing up is masked:
+      TransferCube's cube is the right arm's, Insertion's socket the left's and peg the
+      right's).
     At most one is > 0; both 0 turn the head off. `proprio_noise`: std, in normalised units,
     of the noise added to the executor's proprio input in training (the chunk's relative
     targets keep the true joint state).
@@ -232,9 +241,12 @@ class ObjectiveConfig:
     object_loss_weight: float = 0.0
     proprio_noise: float = 0.0
     grasp_loss_weight: float = 0.0
+    grasp_target: str = 'first'
 
     def __post_init__(self):
         _check_int(self, 'max_offset')
+        if self.grasp_target not in GRASP_TARGETS:
+            _fail(self, 'grasp_target', f'must be one of {GRASP_TARGETS}')
         if self.max_offset < 0:
             _fail(self, 'max_offset', 'must be >= 0')
         for name in ('video_loss_weight', 'action_loss_weight', 'object_loss_weight',
@@ -251,6 +263,13 @@ class ObjectiveConfig:
     def position_loss_weight(self) -> float:
         """Return the weight of the auxiliary position loss, whichever its target."""
         return self.object_loss_weight + self.grasp_loss_weight
+
+    @property
+    def position_dim(self) -> int:
+        """Return P, the numbers the position head predicts (3 per object slot)."""
+        if self.grasp_loss_weight > 0 and self.grasp_target == 'each':
+            return 3 * len(ARMS)
+        return 3
 
 
 _NESTED = {

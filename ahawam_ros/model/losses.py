@@ -181,7 +181,7 @@ def chunk_predictions(model: AhaWamModel, context: KV, chunk_latents: torch.Tens
     velocity : torch.Tensor
         (B, Nc, K, A) predicted velocities.
     object_position : torch.Tensor or None
-        (B, Nc, 3) the object head's prediction (None without an object head).
+        (B, Nc, P) the object head's prediction (None without an object head).
 
     """
     chunks = chunk_latents.shape[1]
@@ -200,6 +200,24 @@ def _masked_mean(error: torch.Tensor, weight: torch.Tensor, mask: torch.Tensor) 
     """Sum of weight * error over mask entries / their count (0 when none)."""
     mask = mask.to(error.dtype)
     return (weight * error * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def position_mask(target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Return which (..., P) numbers of a position target count: finite, in a kept chunk."""
+    return torch.isfinite(target) & mask[..., None].bool()
+
+
+def position_loss(prediction: torch.Tensor, target: torch.Tensor,
+                  mask: torch.Tensor) -> torch.Tensor:
+    """
+    Mean squared error (decimetres) of the position head over the numbers that count.
+
+    `prediction`, `target`: (..., P), the target NaN where a slot has no object; `mask`:
+    (...,) False for chunks without a target. 0 when nothing counts.
+    """
+    valid = position_mask(target, mask)
+    error = (OBJECT_SCALE * (prediction - target.nan_to_num())).pow(2)
+    return torch.where(valid, error, torch.zeros_like(error)).sum() / valid.sum().clamp_min(1)
 
 
 def chunk_losses(model: AhaWamModel, context: KV, chunk_latents: torch.Tensor,
@@ -252,8 +270,7 @@ def chunk_losses(model: AhaWamModel, context: KV, chunk_latents: torch.Tensor,
     action_loss = _masked_mean(error, weight[:, :, None], batch[ACTION_MASK])
     object_loss = torch.zeros((), device=actions.device)
     if objects is not None:
-        object_error = (OBJECT_SCALE * (objects - batch[OBJECT_POSITION])).pow(2).mean(dim=-1)
-        object_loss = _masked_mean(object_error, 1.0, batch[OBJECT_MASK])
+        object_loss = position_loss(objects, batch[OBJECT_POSITION], batch[OBJECT_MASK])
     return action_loss, object_loss
 
 

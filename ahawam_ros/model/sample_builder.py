@@ -34,7 +34,7 @@ CHUNK_PROPRIO = 'chunk_proprio'  # (Nc, A) float32, joint positions at s + o + n
 CHUNK_STEPS = 'chunk_steps'  # (Nc,) int64, s + o + n K
 ACTIONS = 'actions'  # (Nc, K, A) float32, actions at s + o + n K + k
 ACTION_MASK = 'action_mask'  # (Nc, K) bool, False for padding past the episode end
-OBJECT_POSITION = 'object_position'  # (Nc, 3) float32, task object at s + o + n K (aux target)
+OBJECT_POSITION = 'object_position'  # (Nc, P) float32, positions at s + o + n K (aux; NaN: none)
 OBJECT_MASK = 'object_mask'  # (Nc,) bool, False where the episode has no object position
 OFFSET = 'offset'  # () int64, o
 TASK_ID = 'task_id'  # () int64, index into config.task.task_names
@@ -77,7 +77,8 @@ def build_sample(frames: np.ndarray, joint_positions: np.ndarray, actions: np.nd
     task_id : int
         Index of the episode's task in `config.task.task_names`.
     object_position : np.ndarray, optional
-        (T, 3) position of the task object (zeros and a False mask when omitted).
+        (T, P) position target (`objective.position_dim` numbers; NaN where a slot has no
+        object): NaN and a False mask when omitted.
 
     Returns
     -------
@@ -99,7 +100,7 @@ def build_sample(frames: np.ndarray, joint_positions: np.ndarray, actions: np.nd
     chunks = start + offset + executor.chunk_len * np.arange(executor.num_chunks)  # (Nc,)
     targets = chunks[:, None] + np.arange(executor.chunk_len)[None, :]  # (Nc, K)
     if object_position is None:
-        objects = np.zeros((len(chunks), 3), dtype=np.float32)
+        objects = np.full((len(chunks), config.objective.position_dim), np.nan, np.float32)
     else:
         objects = _gather(object_position, chunks).astype(np.float32)
     return {

@@ -17,6 +17,7 @@ import sys
 from typing import Any, Dict, List, Optional
 
 from ahawam_ros.data.dataset import DataConfig
+from ahawam_ros.model.config import GRASP_TARGETS
 from ahawam_ros.model.presets import get_preset, PRESETS
 from ahawam_ros.train.config import DEVICES, PRECISIONS, STRATEGIES, TrainConfig
 from ahawam_ros.train.distributed import shutdown_distributed
@@ -79,6 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     add('--grasp-loss-weight', 'weight of the grasp-point target taken in hindsight from '
         "joints and commands (any robot's data; needs --object-loss-weight 0 where the preset "
         "has an object target; default: the preset's)", type=float)
+    add('--grasp-target', "which grasp points: first (the object the first gripper to close "
+        "picks up) or each (every object a gripper picks up, a slot per arm; default: the "
+        "preset's)", choices=GRASP_TARGETS)
     add('--strategy', 'joint stage over ranks: ddp (a replica each) or fsdp (sharded)',
         choices=STRATEGIES)
     add('--activation-checkpointing', "recompute each DiT block's activations in backward",

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, Optional, Tuple
 
 from ahawam_ros.data.dataset import DataConfig
+from ahawam_ros.model.config import GRASP_TARGETS
 from ahawam_ros.model.presets import get_preset, PRESETS
 
 
@@ -89,6 +90,9 @@ class TrainConfig:
         simulator's privileged state) and `objective.grasp_loss_weight` (the grasp point in
         hindsight, from joints and commands: any robot's data); None: the preset's. At most
         one of the two may end up > 0.
+    grasp_target : str, optional
+        Override the preset's `objective.grasp_target` ('first': the object the first
+        gripper to close picks up; 'each': every object a gripper picks up, a slot per arm).
 
     """
 
@@ -121,6 +125,7 @@ class TrainConfig:
     executor_data: Optional[str] = None
     object_loss_weight: Optional[float] = None
     grasp_loss_weight: Optional[float] = None
+    grasp_target: Optional[str] = None
     strategy: str = 'ddp'
     activation_checkpointing: bool = False
 
@@ -154,6 +159,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and (not _is_number(value) or value < 0):
                 _fail(name, value, 'must be a number >= 0 or None')
+        if self.grasp_target is not None and self.grasp_target not in GRASP_TARGETS:
+            _fail('grasp_target', self.grasp_target, f'must be one of {GRASP_TARGETS} or None')
         if self.device not in DEVICES:
             _fail('device', self.device, f'must be one of {DEVICES}')
         if self.precision not in PRECISIONS:

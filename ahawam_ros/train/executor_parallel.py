@@ -16,7 +16,8 @@ W ranks; B global batch.
 from typing import List, Sequence, Tuple
 
 from ahawam_ros.data.episode import Episode
-from ahawam_ros.model.sample_builder import ACTION_MASK, OBJECT_MASK
+from ahawam_ros.model.losses import position_mask
+from ahawam_ros.model.sample_builder import ACTION_MASK, OBJECT_MASK, OBJECT_POSITION
 from ahawam_ros.train.distributed import DistInfo
 import torch
 import torch.distributed as dist
@@ -57,8 +58,9 @@ def _to(bank, device):
 
 
 def mask_shares(data, info: DistInfo) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Return this rank's share of the global batch's unmasked actions and objects."""
-    local = torch.stack([data[ACTION_MASK].sum(), data[OBJECT_MASK].sum()]).double()
+    """Return this rank's share of the global batch's unmasked actions and positions."""
+    positions = position_mask(data[OBJECT_POSITION], data[OBJECT_MASK])
+    local = torch.stack([data[ACTION_MASK].sum(), positions.sum()]).double()
     total = local.clone()
     if info.distributed:
         dist.all_reduce(total)

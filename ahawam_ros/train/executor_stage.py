@@ -60,7 +60,7 @@ class EpisodeBank:
     joints, actions : torch.Tensor
         (T, A) float32 joint positions and actions, robot units.
     objects : torch.Tensor or None
-        (T, 3) float32 object positions (the auxiliary target), None when not recorded.
+        (T, P) float32 positions (the auxiliary target, NaN: no object), None when none.
     task_id : int
         The episode's task index.
 
@@ -189,7 +189,8 @@ def sample_batch(banks: Sequence[EpisodeBank], config, batch: int,
         out[ACTION_MASK].append(torch.as_tensor(targets < length)[None])
         has_objects = bank.objects is not None
         out[OBJECT_POSITION].append(bank.objects[at][None] if has_objects
-                                    else torch.zeros(1, 3, device=bank.joints.device))
+                                    else torch.full((1, config.objective.position_dim),
+                                                    float('nan'), device=bank.joints.device))
         out[OBJECT_MASK].append(torch.tensor([has_objects]))
         out['task_id'].append(bank.task_id)
     device = banks[0].joints.device

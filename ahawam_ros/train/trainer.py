@@ -162,11 +162,11 @@ class Trainer:
             raise ValueError(f'executor_batch_size {config.executor_batch_size} is not '
                              f'divisible by the {self.info.world_size} ranks')
         self.model_config = get_preset(config.preset)
-        weights = {name: getattr(config, name) for name in ('object_loss_weight',
-                                                            'grasp_loss_weight')
-                   if getattr(config, name) is not None}
+        overrides = {name: getattr(config, name) for name in (
+            'object_loss_weight', 'grasp_loss_weight', 'grasp_target')
+            if getattr(config, name) is not None}
         # replace() validates: the position head has one target at most
-        self.model_config.objective = replace(self.model_config.objective, **weights)
+        self.model_config.objective = replace(self.model_config.objective, **overrides)
         self.out = Path(config.out)
         # a replica that cannot fit stops here, with the plan, before the data is loaded
         preflight(self.model_config, config.batch_size, self.info.world_size,
