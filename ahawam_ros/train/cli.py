@@ -80,8 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     add('--grasp-loss-weight', 'weight of the grasp-point target taken in hindsight from '
         "joints and commands (any robot's data; needs --object-loss-weight 0 where the preset "
         "has an object target; default: the preset's)", type=float)
-    add('--grasp-target', "which grasp points: first (the object the first gripper to close "
-        "picks up) or each (every object a gripper picks up, a slot per arm; default: the "
+    add('--grasp-target', 'which grasp points: first (the object the first gripper to close '
+        'picks up) or each (every object a gripper picks up, a slot per arm; default: the '
         "preset's)", choices=GRASP_TARGETS)
     add('--strategy', 'joint stage over ranks: ddp (a replica each) or fsdp (sharded)',
         choices=STRATEGIES)

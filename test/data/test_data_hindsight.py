@@ -1,6 +1,8 @@
 """Object positions from joints and commands alone: where a gripper closed, then carried."""
 
-from ahawam_ros.data.hindsight import (closing_step, fingertip_links, hindsight_object_position,
+from ahawam_ros.data.episode import Episode
+from ahawam_ros.data.hindsight import (closing_step, fingertip_links, grasp_positions,
+                                       hindsight_object_position, hindsight_object_positions,
                                        opening_step)
 from ahawam_ros.kinematics import ArmKinematics
 from ahawam_ros.robot import JOINT_NAMES
@@ -74,6 +76,40 @@ def test_grippers_that_both_hold_to_the_end_keep_the_first_grasp(moving):
     np.testing.assert_allclose(position[90], tip('left', 90))
 
 
+def test_each_object_a_gripper_picks_up_has_the_slot_of_that_arm(moving):
+    """'each': a hand-over is one object (the right's); two holds to the end are two."""
+    joints, tip = moving
+    actions = joints.copy()
+    actions[:, RIGHT] = np.maximum(_closing(30), _opening(70))
+    actions[:, LEFT] = _closing(60)
+    each = hindsight_object_positions(joints, actions, JOINT_NAMES)
+    assert each.shape == (T, 2, 3) and np.isnan(each[:, 0]).all()  # the left took it over
+    np.testing.assert_array_equal(each[:, 1], hindsight_object_position(joints, actions,
+                                                                        JOINT_NAMES))
+    actions[:, RIGHT] = actions[:, LEFT] = _closing(40)  # Insertion: socket left, peg right
+    each = hindsight_object_positions(joints, actions, JOINT_NAMES)
+    for slot, arm in enumerate(('left', 'right')):
+        np.testing.assert_allclose(each[:41, slot], np.repeat(tip(arm, 40)[None], 41, 0))
+        np.testing.assert_allclose(each[90, slot], tip(arm, 90))
+    actions[:, [LEFT, RIGHT]] = 1.0
+    assert hindsight_object_positions(joints, actions, JOINT_NAMES) is None
+
+
+def test_grasp_positions_flatten_the_target_an_objective_names(moving):
+    joints, _ = moving
+    actions = joints.copy()
+    actions[:, RIGHT] = _closing(30)
+    episode = Episode(images=np.zeros((T, 1, 2, 2, 3), np.uint8), joint_positions=joints,
+                      actions=actions, timestamps=np.arange(T), task='transfer_cube',
+                      cameras=('top',), joint_names=JOINT_NAMES)
+    assert grasp_positions(episode, 'first').shape == (T, 3)
+    each = grasp_positions(episode, 'each')
+    assert each.shape == (T, 6) and np.isnan(each[:, :3]).all()
+    np.testing.assert_array_equal(each[:, 3:], grasp_positions(episode, 'first'))
+    with pytest.raises(ValueError, match="grasp target 'both'"):
+        grasp_positions(episode, 'both')
+
+
 def test_an_object_let_go_with_no_other_hand_on_it_lies_where_it_was_put(moving):
     joints, tip = moving
     actions = joints.copy()
@@ -104,8 +140,8 @@ def test_scripted_transfers_give_the_cube_reset_position_up_to_a_constant_offset
 
 
 @pytest.mark.sim
-def test_scripted_insertions_give_the_socket_reset_position_up_to_a_constant_offset():
-    """Both grippers close at once; the label is the left one's: the socket's."""
+def test_scripted_insertions_give_the_socket_and_peg_reset_positions_up_to_an_offset():
+    """Both grippers close at once: 'first' is the left one's, the socket; 'each' adds the peg."""
     pytest.importorskip('gym_aloha', reason='the simulator is not installed')
     from ahawam_ros.sim.aloha_env import SimConfig
     from ahawam_ros.sim.scripted_expert import ScriptedExpert
@@ -115,9 +151,11 @@ def test_scripted_insertions_give_the_socket_reset_position_up_to_a_constant_off
             episode = expert.record(seed, expert.joint_commands(seed))
             label = hindsight_object_position(episode.qpos, episode.actions, JOINT_NAMES)
             assert np.abs(np.diff(label, axis=0)).max() < 0.02  # no jump to the other object
-            found.append(label[0])
-            true.append(episode.object_pose[0, 7:10])  # peg (0:7), socket (7:14)
-    found, true = np.array(found), np.array(true)
+            each = hindsight_object_positions(episode.qpos, episode.actions, JOINT_NAMES)
+            np.testing.assert_array_equal(each[:, 0], label)
+            found.append(each[0])  # (2, 3): socket (left), peg (right)
+            true.append(episode.object_pose[0, [7, 8, 9, 0, 1, 2]].reshape(2, 3))  # peg 0:7
+    found, true = np.array(found), np.array(true)  # (seeds, 2, 3)
     residual = (found - true) - (found - true).mean(axis=0)
-    assert true[:, :2].std(axis=0).min() > 0.01
-    assert np.abs(residual[:, :2]).max() < 0.005, residual
+    assert true[..., :2].std(axis=0).min() > 0.01
+    assert np.abs(residual[..., :2]).max() < 0.005, residual

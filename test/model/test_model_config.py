@@ -1,7 +1,8 @@
 """Configs validate their fields; presets build; `paper` builds on the meta device."""
 
 from ahawam_ros.model.aha_wam import AhaWamModel, parameter_counts
-from ahawam_ros.model.config import AutoencoderConfig, ModelConfig, OvcrConfig, PlannerConfig
+from ahawam_ros.model.config import (AutoencoderConfig, ModelConfig, ObjectiveConfig, OvcrConfig,
+                                     PlannerConfig)
 from ahawam_ros.model.presets import get_preset, PRESETS
 import pytest
 import torch
@@ -17,10 +18,18 @@ import torch
      'AutoencoderConfig.num_views = 3'),
     (lambda: ModelConfig(autoencoder=AutoencoderConfig(view_height=18)),
      'AutoencoderConfig.view_height = 18'),
+    (lambda: ObjectiveConfig(grasp_target='both'), "ObjectiveConfig.grasp_target = 'both'"),
 ])
 def test_bad_fields_are_named_with_their_value(build, message):
     with pytest.raises(ValueError, match=message.replace('(', r'\(').replace(')', r'\)')):
         build()
+
+
+def test_the_position_head_has_a_slot_per_arm_only_for_each_grasp():
+    assert ObjectiveConfig().position_dim == 3
+    assert ObjectiveConfig(object_loss_weight=1.0, grasp_target='each').position_dim == 3
+    assert ObjectiveConfig(grasp_loss_weight=1.0).position_dim == 3
+    assert ObjectiveConfig(grasp_loss_weight=1.0, grasp_target='each').position_dim == 6
 
 
 def test_unknown_preset_and_unknown_keys_list_the_valid_ones():

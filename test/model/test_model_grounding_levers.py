@@ -4,7 +4,8 @@ import dataclasses
 
 from ahawam_ros.model import sample_builder as sb
 from ahawam_ros.model.aha_wam import AhaWamModel
-from ahawam_ros.model.losses import compute_losses, trainable_parameters, training_step
+from ahawam_ros.model.losses import (compute_losses, OBJECT_SCALE, position_loss,
+                                     trainable_parameters, training_step)
 from ahawam_ros.model.norm_stats import NormStats
 from ahawam_ros.model.presets import get_preset
 from ahawam_ros.model.testing import perturb_zero_inits, synthetic_batch
@@ -105,6 +106,27 @@ def test_the_object_loss_is_masked_and_trains_the_context_path():
     without = AhaWamModel(grounded_tiny(object_weight=0.0))
     assert not hasattr(without.executor, 'object_head')
     assert float(compute_losses(without, batch)['object_loss']) == 0.0
+
+
+def test_the_position_loss_counts_only_the_numbers_a_target_has():
+    """Empty slots (NaN: an arm picks nothing up) and masked chunks add nothing, not even NaN."""
+    generator = torch.Generator().manual_seed(0)
+    prediction = torch.randn(2, 3, 6, generator=generator, requires_grad=True)
+    target = torch.randn(2, 3, 6, generator=generator)
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    target[1, :, :3] = float('nan')  # episode 1: the left slot is empty
+    target[0, 2] = float('nan')  # a masked chunk's target may be anything
+    loss = position_loss(prediction, target, mask)
+    kept = torch.cat([(prediction - target)[0, :2].flatten(), (prediction - target)[1, :, 3:]
+                      .flatten()])
+    torch.testing.assert_close(loss, (OBJECT_SCALE * kept).pow(2).mean())
+    loss.backward()
+    assert torch.isfinite(prediction.grad).all()
+    assert (prediction.grad[1, :, :3] == 0).all() and (prediction.grad[0, 2] == 0).all()
+    assert float(position_loss(prediction, target, torch.zeros_like(mask))) == 0.0
+    full = torch.randn(2, 3, 3, generator=generator)  # every number counts: the chunks' mean
+    error = (OBJECT_SCALE * (prediction[..., :3] - full)).pow(2).mean(-1)
+    torch.testing.assert_close(position_loss(prediction[..., :3], full, mask), error[mask].mean())
 
 
 def train_object_head(paint: bool, steps: int = 150, tail: int = 20) -> float:

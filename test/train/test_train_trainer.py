@@ -204,30 +204,39 @@ def test_object_loss_weight_overrides_the_presets_and_is_saved(tmp_path):
         TrainConfig(object_loss_weight=-1)
 
 
-def test_the_grasp_target_trains_the_position_head_on_hindsight_labels(tmp_path):
+@pytest.mark.parametrize('target', ['first', 'each'])
+def test_the_grasp_target_trains_the_position_head_on_hindsight_labels(tmp_path, target):
     """`grasp_loss_weight`: the head's target is where a gripper closed, from the bag alone."""
-    from ahawam_ros.data.hindsight import hindsight_object_position
+    from ahawam_ros.data.hindsight import grasp_positions
     episode = _episode(40, 3)
     gripper = JOINT_NAMES.index('right_gripper')
     episode.actions[:, gripper] = np.where(np.arange(40) < 12, 1.0, 0.0)  # closes at step 12
     write_episode_bag(episode, tmp_path / 'bags' / 'ep0', FEATURES)
     config = cli.build_config({'data': str(tmp_path / 'bags'), 'preset': 'tiny',
                                'object_loss_weight': 0.0, 'grasp_loss_weight': 1.0,
-                               'out': str(tmp_path / 'run'), 'steps': 1, 'ae_steps': 1,
-                               'device': 'cpu', 'batch_size': 2})
+                               'grasp_target': target, 'executor_steps': 2,
+                               'executor_batch_size': 4, 'out': str(tmp_path / 'run'),
+                               'steps': 1, 'ae_steps': 1, 'device': 'cpu', 'batch_size': 2})
     trainer = Trainer(config)
     loaded = trainer.episodes[0]
-    expected = hindsight_object_position(loaded.joint_positions, loaded.actions,
-                                         loaded.joint_names)
-    assert expected is not None
+    expected = grasp_positions(loaded, target)
+    assert expected is not None and expected.shape == (40, 3 if target == 'first' else 6)
     np.testing.assert_array_equal(loaded.object_position, expected)
-    model, _ = load_checkpoint(trainer.run())
+    if target == 'each':  # only the right arm picks something up: the left slot is empty
+        assert np.isnan(expected[:, :3]).all() and np.isfinite(expected[:, 3:]).all()
+    model, _ = load_checkpoint(trainer.run())  # the executor stage too, NaNs masked
     objective = model.config.objective
     assert (objective.object_loss_weight, objective.grasp_loss_weight) == (0.0, 1.0)
-    assert hasattr(model.executor, 'object_head')
+    assert objective.grasp_target == target
+    assert model.executor.object_head.out_features == expected.shape[1]
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    rows = [json.loads(line) for line in (tmp_path / 'run' / 'train_log.jsonl').open()]
+    assert rows[-1]['stage'] == 'executor' and rows[-1]['object_loss'] > 0
     with pytest.raises(ValueError, match='grasp_loss_weight.*object_loss_weight is > 0'):
         Trainer(cli.build_config({'data': 'unused', 'preset': 'tiny', 'object_loss_weight': 0.5,
                                   'grasp_loss_weight': 1.0, 'device': 'cpu'}), [episode])
+    with pytest.raises(ValueError, match='TrainConfig.grasp_target'):
+        TrainConfig(grasp_target='both')
 
 
 def test_a_run_saved_with_an_object_target_setting_reads_as_the_weights_now():
