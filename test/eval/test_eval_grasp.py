@@ -108,3 +108,19 @@ def test_a_stray_early_closing_of_the_other_arm_does_not_hide_the_pick(expert):
     summary = _replay(sim, 3, commands)
     assert summary['first_grasp_steps']['left'] == 30
     assert summary['first_grasp_arm'] == 'right' and summary['first_grasp_distance_m'] < 0.03
+
+
+@pytest.mark.sim
+def test_on_insertion_each_arm_is_measured_to_the_object_it_picks():
+    """The left closes on the socket, the right on the peg: each near its own object."""
+    pytest.importorskip('gym_aloha', reason='the simulator is not installed')
+    from ahawam_ros.sim.aloha_env import AlohaSim, SimConfig
+    from ahawam_ros.sim.scripted_expert import ScriptedExpert
+    config = SimConfig(task='insertion', cameras=(), episode_len=200)
+    with ScriptedExpert(config) as scripted, AlohaSim(config) as sim:
+        summary = _replay(sim, 1001, scripted.joint_commands(1001))
+    distances = summary['first_grasp_distances_m']
+    assert all(0.0 < distances[arm] < 0.03 for arm in ('left', 'right')), distances
+    row = summarize_mode([{'success': True, 'max_reward': 4, 'command_rate_hz': 50.0,
+                           'chunk_rate_hz': 50.0, 'hold_fraction': 0.0, **summary}], [], [], [])
+    assert row['first_grasp_distance_by_arm_m']['left']['median'] == distances['left']

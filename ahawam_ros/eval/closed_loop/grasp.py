@@ -5,9 +5,10 @@ A grasp attempt is a control step whose gripper command falls below `CLOSING` (n
 opening: 0 closed, 1 open) after the previous command of that gripper was at or above it; the
 grippers start nearly closed, so an attempt needs an opening first. The distance is taken
 from the simulator's state at that step: the midpoint of the gripper's two fingertips to the
-centre of the task's first object (the cube), in metres. Each arm's first attempt is measured
-and the episode's figure is the nearer of the two: a stray early closing of the arm that is
-not picking must not hide how close the picking arm came. It tells a policy that closes on air
+centre of the nearest of the task's objects (TransferCube's cube; Insertion's peg or socket,
+one per arm), in metres. Each arm's first attempt is measured (`first_grasp_distances_m`) and
+the episode's figure is the nearer of the two: a stray early closing of the arm that is not
+picking must not hide how close the picking arm came. It tells a policy that closes on air
 beside the cube (cube-blind, a few cm off) from one that closes on it (the scripted expert:
 1.7 cm, its tips beside the cube's centre).
 """
@@ -19,6 +20,7 @@ from ahawam_ros.robot import ARMS, JOINT_NAMES
 import numpy as np
 
 CLOSING = 0.5  # normalised opening below which a command closes the gripper
+POSE_SIZE = 7  # an object's pose in `object_pose`: x, y, z, then a quaternion
 GRIPPERS = tuple(JOINT_NAMES.index(f'{arm}_gripper') for arm in ARMS)  # command columns
 _FINGER_GEOMS = ('vx300s_{arm}/10_left_gripper_finger', 'vx300s_{arm}/10_right_gripper_finger')
 
@@ -84,13 +86,19 @@ class FirstGrasp:
         model, data = getattr(env, 'model', None), getattr(env, 'data', None)
         if pose is None or len(pose) < 3 or model is None or data is None:
             return math.nan
-        return float(np.linalg.norm(fingertip_midpoint(model, data, arm) - np.asarray(pose[:3])))
+        pose = np.asarray(pose, dtype=np.float64)
+        centres = pose[:len(pose) // POSE_SIZE * POSE_SIZE].reshape(-1, POSE_SIZE)[:, :3]
+        if not len(centres):  # a bare position
+            centres = pose[None, :3]
+        tip = fingertip_midpoint(model, data, arm)
+        return float(np.linalg.norm(centres - tip, axis=1).min())
 
     def summary(self) -> Dict[str, Any]:
         """
         Return the nearer arm's first attempt: step (-1: none), arm ('' if none), distance (m).
 
-        'first_grasp_steps' holds every arm's first attempt step (-1: none).
+        'first_grasp_steps' holds every arm's first attempt step (-1: none) and
+        'first_grasp_distances_m' its distance (NaN: none, or not measured).
         """
         attempted = [arm for arm in ARMS if self.steps[arm] >= 0]
 
@@ -101,4 +109,5 @@ class FirstGrasp:
         arm = min(attempted, default='', key=order)
         return {'first_grasp_step': self.steps.get(arm, -1), 'first_grasp_arm': arm,
                 'first_grasp_distance_m': self.distances.get(arm, math.nan),
-                'first_grasp_steps': dict(self.steps)}
+                'first_grasp_steps': dict(self.steps),
+                'first_grasp_distances_m': dict(self.distances)}

@@ -8,8 +8,9 @@ import json
 import math
 from pathlib import Path
 from statistics import NormalDist
-from typing import Any, Dict, Iterable, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from ahawam_ros.robot import ARMS
 import numpy as np
 
 CONFIDENCE = 0.68  # the reported interval: about one standard error either side
@@ -72,7 +73,8 @@ def summarize_mode(episodes: Sequence[Mapping[str, float]], plan_latencies: Sequ
     ----------
     episodes : sequence of mapping
         Per episode: 'success' (bool), 'max_reward', 'command_rate_hz', 'chunk_rate_hz',
-        'hold_fraction'; optionally 'first_grasp_distance_m' (NaN or None: no attempt).
+        'hold_fraction'; optionally 'first_grasp_distance_m' (NaN or None: no attempt) and
+        'first_grasp_distances_m' (per arm).
     plan_latencies, update_latencies, context_ages : sequence of float
         Seconds, pooled over the episodes.
 
@@ -100,12 +102,21 @@ def summarize_mode(episodes: Sequence[Mapping[str, float]], plan_latencies: Sequ
             'plan_latency_ms': latency_summary(plan_latencies),
             'update_latency_ms': latency_summary(update_latencies),
             'context_age_ms': latency_summary(context_ages),
-            'first_grasp_distance_m': grasp_summary(episodes)}
+            'first_grasp_distance_m': grasp_summary(episodes),
+            'first_grasp_distance_by_arm_m': {arm: grasp_summary(episodes, arm) for arm in ARMS}}
 
 
-def grasp_summary(episodes: Sequence[Mapping[str, Any]]) -> Dict[str, float]:
-    """Return the median / mean fingertip-to-cube distance (m) at first grasp attempts."""
-    values = [e.get('first_grasp_distance_m') for e in episodes]
+def grasp_summary(episodes: Sequence[Mapping[str, Any]],
+                  arm: Optional[str] = None) -> Dict[str, float]:
+    """
+    Return the median / mean fingertip-to-object distance (m) at first grasp attempts.
+
+    The episodes' figure (the nearer arm's), or with `arm` that arm's own attempts.
+    """
+    if arm is None:
+        values = [e.get('first_grasp_distance_m') for e in episodes]
+    else:
+        values = [(e.get('first_grasp_distances_m') or {}).get(arm) for e in episodes]
     values = [float(v) for v in values if v is not None and math.isfinite(v)]
     if not values:
         return {'median': math.nan, 'mean': math.nan, 'count': 0}
