@@ -121,6 +121,14 @@ def test_on_insertion_each_arm_is_measured_to_the_object_it_picks():
         summary = _replay(sim, 1001, scripted.joint_commands(1001))
     distances = summary['first_grasp_distances_m']
     assert all(0.0 < distances[arm] < 0.03 for arm in ('left', 'right')), distances
-    row = summarize_mode([{'success': True, 'max_reward': 4, 'command_rate_hz': 50.0,
-                           'chunk_rate_hz': 50.0, 'hold_fraction': 0.0, **summary}], [], [], [])
+    offsets = summary['first_grasp_offsets_m']
+    assert np.linalg.norm(offsets['left']) == pytest.approx(distances['left'])
+    episode = {'success': True, 'max_reward': 4, 'command_rate_hz': 50.0,
+               'chunk_rate_hz': 50.0, 'hold_fraction': 0.0, **summary}
+    row = summarize_mode([episode], [], [], [])
     assert row['first_grasp_distance_by_arm_m']['left']['median'] == distances['left']
+    assert 'spread' not in row['first_grasp_distance_by_arm_m']['left']  # one grasp: none
+    moved = {**episode, 'first_grasp_offsets_m': {
+        arm: list(np.add(offset, [0.01, 0.0, 0.0])) for arm, offset in offsets.items()}}
+    spread = summarize_mode([episode, moved], [], [], [])['first_grasp_distance_by_arm_m']
+    assert spread['right']['spread'] == pytest.approx(0.01 / np.sqrt(2))  # std of two points

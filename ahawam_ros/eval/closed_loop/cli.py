@@ -356,10 +356,12 @@ def evaluate_and_print(options: EvalOptions) -> Dict[str, Any]:
             print(f'  {mode:<12} stale actions per chunk {figures["stale_actions_per_chunk"]:.2f} '
                   f'({figures["stale_actions_total"]} in all), real-time factor '
                   f'{figures["real_time_factor"]:.3f}, {figures["late_steps"]} late steps')
-        arms = [f'{arm} {100.0 * grasp["median"]:.1f} ({grasp["count"]})' for arm, grasp
+        arms = [f'{arm} {100.0 * grasp["median"]:.1f} ({grasp["count"]}, spread '
+                f'{100.0 * grasp.get("spread", math.nan):.1f})' for arm, grasp
                 in (figures.get('first_grasp_distance_by_arm_m') or {}).items() if grasp['count']]
         if arms:
-            print(f'  {mode:<12} grasp cm per arm (median, attempts): {", ".join(arms)}')
+            print(f'  {mode:<12} grasp cm per arm (median, attempts, spread of the offsets): '
+                  f'{", ".join(arms)}')
     if 'warm_up_s' in report.get('settings', {}):
         print(f'policy warm-up {report["settings"]["warm_up_s"]:.2f} s (before the first command)')
     replayed = options.through == 'runtime' and options.timing != REALTIME

@@ -62,6 +62,7 @@ class FirstGrasp:
         self.previous: Optional[np.ndarray] = None  # (2,) last gripper commands
         self.steps = {arm: -1 for arm in ARMS}
         self.distances = {arm: math.nan for arm in ARMS}
+        self.offsets: Dict[str, Optional[list]] = {arm: None for arm in ARMS}  # tip - object
 
     def update(self, index: int, command: np.ndarray, observation: Any, env: Any) -> None:
         """
@@ -78,27 +79,32 @@ class FirstGrasp:
         for arm, closes in zip(ARMS, closing):
             if closes and self.steps[arm] < 0:
                 self.steps[arm] = index
-                self.distances[arm] = self._distance(arm, observation, env)
+                offset = self._offset(arm, observation, env)
+                if offset is not None:
+                    self.distances[arm] = float(np.linalg.norm(offset))
+                    self.offsets[arm] = [float(v) for v in offset]
 
     @staticmethod
-    def _distance(arm: str, observation: Any, env: Any) -> float:
+    def _offset(arm: str, observation: Any, env: Any) -> Optional[np.ndarray]:
+        """Return the (3,) fingertip midpoint minus the nearest object's centre, else None."""
         pose = getattr(observation, 'object_pose', None)
         model, data = getattr(env, 'model', None), getattr(env, 'data', None)
         if pose is None or len(pose) < 3 or model is None or data is None:
-            return math.nan
+            return None
         pose = np.asarray(pose, dtype=np.float64)
         centres = pose[:len(pose) // POSE_SIZE * POSE_SIZE].reshape(-1, POSE_SIZE)[:, :3]
         if not len(centres):  # a bare position
             centres = pose[None, :3]
-        tip = fingertip_midpoint(model, data, arm)
-        return float(np.linalg.norm(centres - tip, axis=1).min())
+        offsets = fingertip_midpoint(model, data, arm)[None] - centres  # (objects, 3)
+        return offsets[int(np.argmin(np.linalg.norm(offsets, axis=1)))]
 
     def summary(self) -> Dict[str, Any]:
         """
         Return the nearer arm's first attempt: step (-1: none), arm ('' if none), distance (m).
 
         'first_grasp_steps' holds every arm's first attempt step (-1: none) and
-        'first_grasp_distances_m' its distance (NaN: none, or not measured).
+        'first_grasp_distances_m' its distance (NaN: none, or not measured) and
+        'first_grasp_offsets_m' the (3,) world vector object centre -> fingertips (None).
         """
         attempted = [arm for arm in ARMS if self.steps[arm] >= 0]
 
@@ -110,4 +116,5 @@ class FirstGrasp:
         return {'first_grasp_step': self.steps.get(arm, -1), 'first_grasp_arm': arm,
                 'first_grasp_distance_m': self.distances.get(arm, math.nan),
                 'first_grasp_steps': dict(self.steps),
-                'first_grasp_distances_m': dict(self.distances)}
+                'first_grasp_distances_m': dict(self.distances),
+                'first_grasp_offsets_m': dict(self.offsets)}
