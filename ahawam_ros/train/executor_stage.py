@@ -36,6 +36,7 @@ from ahawam_ros.model.sample_builder import (ACTION_MASK, ACTIONS, CHUNK_PROPRIO
 from ahawam_ros.train.distributed import barrier, DistInfo
 from ahawam_ros.train.executor_parallel import (mask_shares, rank_rows, share_banks,
                                                 single_process, sum_gradients, sum_logs)
+from ahawam_ros.train.memory_plan import device_memory_bytes, GIB, USABLE
 from ahawam_ros.train.optim import build_optimizer, build_scheduler
 from ahawam_ros.train.state import checkpoint_dir, EXECUTOR_STAGE, write_checkpoint
 import numpy as np
@@ -112,8 +113,13 @@ def anchor_contexts(model: AhaWamModel, latents: torch.Tensor, anchors: np.ndarr
 
 
 def build_bank(model: AhaWamModel, episodes: Sequence[Episode], task_ids: Sequence[int],
-               anchor_stride: int) -> List[EpisodeBank]:
-    """Run the frozen autoencoder and planner over every episode (eval mode, no grad)."""
+               anchor_stride: int, total_steps: Optional[int] = None) -> List[EpisodeBank]:
+    """
+    Run the frozen autoencoder and planner over every episode (eval mode, no grad).
+
+    With `total_steps` (the control steps of every episode the bank will hold, all ranks'),
+    the first episode's bank sizes the whole one (`check_bank_fits`) before the rest is built.
+    """
     was_training = model.training
     model.eval()
     chunk, device = model.config.executor.chunk_len, model.action_mean.device
@@ -130,8 +136,36 @@ def build_bank(model: AhaWamModel, episodes: Sequence[Episode], task_ids: Sequen
             objects=None if objects is None else torch.as_tensor(
                 objects, dtype=torch.float32, device=device),
             task_id=task_id))
+        if total_steps and len(banks) == 1:
+            check_bank_fits(banks[0], len(episode), total_steps, anchor_stride, device)
     model.train(was_training)
     return banks
+
+
+def bank_nbytes(bank: EpisodeBank) -> int:
+    """Return the bytes of an episode bank's tensors."""
+    return sum(value.numel() * value.element_size() for value in vars(bank).values()
+               if torch.is_tensor(value))
+
+
+def check_bank_fits(first: EpisodeBank, first_steps: int, total_steps: int, anchor_stride: int,
+                    device: torch.device) -> None:
+    """
+    Print the bank's size, scaled from its first episode; raise MemoryError when it cannot fit.
+
+    A bank past the device's available memory would end in the kernel's OOM kill (or swap)
+    after many minutes of building; this stops at the first episode, naming the remedies.
+    """
+    estimate = bank_nbytes(first) / max(first_steps, 1) * total_steps
+    available = device_memory_bytes(device.type) + bank_nbytes(first)
+    print(f'stage 3: context bank of about {estimate / GIB:.1f} GiB ({total_steps} steps, '
+          f'anchors every {anchor_stride}), {available / GIB:.1f} GiB available')
+    if estimate > USABLE * available:
+        raise MemoryError(
+            f'the executor stage\'s context bank needs about {estimate / GIB:.1f} GiB '
+            f'({total_steps} control steps, an anchor every {anchor_stride}) and '
+            f'{available / GIB:.1f} GiB is available ({USABLE:.0%} usable): raise '
+            '--executor-anchor-stride or give --executor-data fewer demonstrations')
 
 
 @dataclass(frozen=True)
@@ -268,7 +302,8 @@ def train_executor(model: AhaWamModel, episodes: Sequence[Episode], task_ids: Se
     """
     info = info or single_process(model.action_mean.device)
     started = time.perf_counter()
-    banks = share_banks(lambda mine, ids: build_bank(model, mine, ids, anchor_stride),
+    total = sum(len(episode) for episode in episodes)
+    banks = share_banks(lambda mine, ids: build_bank(model, mine, ids, anchor_stride, total),
                         episodes, task_ids, info)
     bank_seconds = time.perf_counter() - started
     params = executor_parameters(model)

@@ -59,6 +59,25 @@ def test_the_bank_holds_the_contexts_the_joint_stage_computes(model):
             assert torch.allclose(bank.values[index].float(), values[:, 0], atol=2e-2), index
 
 
+def test_a_bank_past_the_available_memory_stops_at_its_first_episode(model, monkeypatch,
+                                                                     capsys):
+    from ahawam_ros.train import executor_stage
+    config = model.config
+    episodes = [episode(config, 70, 0), episode(config, 70, 1)]
+    one = executor_stage.bank_nbytes(build_bank(model, episodes[:1], [0], anchor_stride=5)[0])
+    built = []
+    original = executor_stage.anchor_contexts
+    monkeypatch.setattr(executor_stage, 'anchor_contexts',
+                        lambda *args, **kwargs: built.append(1) or original(*args, **kwargs))
+    monkeypatch.setattr(executor_stage, 'device_memory_bytes', lambda device: 10 * one)
+    assert len(build_bank(model, episodes, [0, 0], 5, total_steps=140)) == 2  # 2 of 11 fit
+    assert 'context bank of about' in capsys.readouterr().out
+    built.clear()
+    with pytest.raises(MemoryError, match='--executor-anchor-stride'):  # 100 episodes' worth
+        build_bank(model, episodes, [0, 0], anchor_stride=5, total_steps=7000)
+    assert built == [1]  # stopped after the first episode
+
+
 def test_batches_take_chunks_at_offsets_from_the_anchors(model):
     config = model.config
     banks = build_bank(model, [episode(config, 60, 1), episode(config, 40, 2, False)], [0, 1],
