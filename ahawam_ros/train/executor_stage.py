@@ -162,7 +162,7 @@ def check_bank_fits(first: EpisodeBank, first_steps: int, total_steps: int, anch
           f'anchors every {anchor_stride}), {available / GIB:.1f} GiB available')
     if estimate > USABLE * available:
         raise MemoryError(
-            f'the executor stage\'s context bank needs about {estimate / GIB:.1f} GiB '
+            f"the executor stage's context bank needs about {estimate / GIB:.1f} GiB "
             f'({total_steps} control steps, an anchor every {anchor_stride}) and '
             f'{available / GIB:.1f} GiB is available ({USABLE:.0%} usable): raise '
             '--executor-anchor-stride or give --executor-data fewer demonstrations')
