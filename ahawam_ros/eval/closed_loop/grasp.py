@@ -62,7 +62,7 @@ class FirstGrasp:
         self.previous: Optional[np.ndarray] = None  # (2,) last gripper commands
         self.steps = {arm: -1 for arm in ARMS}
         self.distances = {arm: math.nan for arm in ARMS}
-        self.offsets: Dict[str, Optional[list]] = {arm: None for arm in ARMS}  # tip - object
+        self.offsets: Dict[str, Optional[list]] = dict.fromkeys(ARMS)  # tip - object
 
     def update(self, index: int, command: np.ndarray, observation: Any, env: Any) -> None:
         """
