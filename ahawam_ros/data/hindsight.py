@@ -72,7 +72,10 @@ def hindsight_object_position(joint_positions: np.ndarray, actions: np.ndarray,
     None when no gripper closes. Parameters as `hindsight_object_positions`.
     """
     grasps = _Grasps(joint_positions, actions, joint_names, kinematics)
-    return grasps.carry(*grasps.onsets[0][::2])[0] if grasps.onsets else None
+    if not grasps.onsets:
+        return None
+    step, _, arm = grasps.onsets[0]
+    return grasps.carry(step, arm)[0]
 
 
 def hindsight_object_positions(joint_positions: np.ndarray, actions: np.ndarray,
