@@ -113,8 +113,8 @@ def grasp_summary(episodes: Sequence[Mapping[str, Any]],
 
     The episodes' figure (the nearer arm's), or with `arm` that arm's own attempts, then with
     'spread': the root of the summed variances of its (3,) grasp offsets (m): how much where
-    it closes on the object varies (the scripted expert, seeds 6000-6005: 0.4 and 0.2 cm on
-    Insertion's socket and peg, 0.3 cm on TransferCube's cube).
+    it closes on the object varies (the scripted expert: 0.2 to 0.4 cm on Insertion's socket
+    and peg and TransferCube's cube).
     """
     if arm is None:
         values = [e.get('first_grasp_distance_m') for e in episodes]
