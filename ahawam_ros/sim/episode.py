@@ -17,6 +17,13 @@ from ahawam_ros.images import tile_views
 from ahawam_ros.robot import JOINT_NAMES
 import numpy as np
 
+OBJECT_POSE_SIZE = 7  # an object's pose in `object_pose`: x, y, z, then a wxyz quaternion
+
+
+def object_positions(object_pose: np.ndarray) -> np.ndarray:
+    """Return the (N, 3) centres of the N objects of one step's (7 N,) `object_pose`."""
+    return np.asarray(object_pose).reshape(-1, OBJECT_POSE_SIZE)[:, :3]
+
 
 @dataclasses.dataclass
 class SimEpisode:

@@ -49,12 +49,17 @@ def test_the_opening_step_is_where_the_rise_began():
     assert opening_step(_closing(30), 30) is None
 
 
-def test_the_object_lies_where_the_first_gripper_closed_then_is_handed_over(moving):
-    joints, tip = moving
+def _hand_over(joints: np.ndarray) -> np.ndarray:
+    """Return (T, A) commands: right grasps at 30; left closes at 60; right lets go at 70."""
     actions = joints.copy()
-    # right grasps at 30; left closes at 60; right lets go at 70: a hand-over
     actions[:, RIGHT] = np.maximum(_closing(30), _opening(70))
     actions[:, LEFT] = _closing(60)
+    return actions
+
+
+def test_the_object_lies_where_the_first_gripper_closed_then_is_handed_over(moving):
+    joints, tip = moving
+    actions = _hand_over(joints)
     position = hindsight_object_position(joints, actions, JOINT_NAMES)
     assert position.shape == (T, 3)
     np.testing.assert_allclose(position[:31], np.repeat(tip('right', 30)[None], 31, 0))
@@ -79,9 +84,7 @@ def test_grippers_that_both_hold_to_the_end_keep_the_first_grasp(moving):
 def test_each_object_a_gripper_picks_up_has_the_slot_of_that_arm(moving):
     """'each': a hand-over is one object (the right's); two holds to the end are two."""
     joints, tip = moving
-    actions = joints.copy()
-    actions[:, RIGHT] = np.maximum(_closing(30), _opening(70))
-    actions[:, LEFT] = _closing(60)
+    actions = _hand_over(joints)
     each = hindsight_object_positions(joints, actions, JOINT_NAMES)
     assert each.shape == (T, 2, 3) and np.isnan(each[:, 0]).all()  # the left took it over
     np.testing.assert_array_equal(each[:, 1], hindsight_object_position(joints, actions,

@@ -17,10 +17,10 @@ import math
 from typing import Any, Dict, Optional
 
 from ahawam_ros.robot import ARMS, JOINT_NAMES
+from ahawam_ros.sim.episode import OBJECT_POSE_SIZE, object_positions
 import numpy as np
 
 CLOSING = 0.5  # normalised opening below which a command closes the gripper
-POSE_SIZE = 7  # an object's pose in `object_pose`: x, y, z, then a quaternion
 GRIPPERS = tuple(JOINT_NAMES.index(f'{arm}_gripper') for arm in ARMS)  # command columns
 _FINGER_GEOMS = ('vx300s_{arm}/10_left_gripper_finger', 'vx300s_{arm}/10_right_gripper_finger')
 
@@ -92,7 +92,7 @@ class FirstGrasp:
         if pose is None or len(pose) < 3 or model is None or data is None:
             return None
         pose = np.asarray(pose, dtype=np.float64)
-        centres = pose[:len(pose) // POSE_SIZE * POSE_SIZE].reshape(-1, POSE_SIZE)[:, :3]
+        centres = object_positions(pose[:len(pose) // OBJECT_POSE_SIZE * OBJECT_POSE_SIZE])
         if not len(centres):  # a bare position
             centres = pose[None, :3]
         offsets = fingertip_midpoint(model, data, arm)[None] - centres  # (objects, 3)

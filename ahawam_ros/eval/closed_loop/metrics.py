@@ -125,10 +125,11 @@ def grasp_summary(episodes: Sequence[Mapping[str, Any]],
         return {'median': math.nan, 'mean': math.nan, 'count': 0}
     out = {'median': float(np.median(values)), 'mean': float(np.mean(values)),
            'count': len(values)}
-    offsets = [(e.get('first_grasp_offsets_m') or {}).get(arm) for e in episodes]
-    offsets = np.array([o for o in offsets if o is not None], dtype=np.float64).reshape(-1, 3)
-    if arm is not None and len(offsets) >= 2:
-        out['spread'] = float(np.sqrt(offsets.var(axis=0, ddof=1).sum()))
+    if arm is not None:
+        offsets = [(e.get('first_grasp_offsets_m') or {}).get(arm) for e in episodes]
+        offsets = np.array([o for o in offsets if o is not None], np.float64).reshape(-1, 3)
+        if len(offsets) >= 2:
+            out['spread'] = float(np.sqrt(offsets.var(axis=0, ddof=1).sum()))
     return out
 
 

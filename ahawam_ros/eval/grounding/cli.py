@@ -48,6 +48,7 @@ from ahawam_ros.eval.grounding.probe import ridge_cv_r2
 from ahawam_ros.robot import ACTION_DIM, CONTROL_RATE_HZ, FIRST_HELD_OUT_SEED, JOINT_NAMES
 from ahawam_ros.runtime.settings import PlannerSettings
 from ahawam_ros.sim.aloha_env import AlohaSim
+from ahawam_ros.sim.episode import object_positions
 from ahawam_ros.sim.renderer import TiledRenderer
 from ahawam_ros.sim.scripted_expert import ScriptedExpert
 from ahawam_ros.sim.tasks import get_task, object_names, TASKS
@@ -165,7 +166,7 @@ class ExpertObserver:
             if index < step:
                 observation = self.sim.step(commands[index])
         return SeedInputs(seed, frames, observation.qpos.astype(np.float32),
-                          observation.object_pose.reshape(-1, 7)[:, :3].copy(),
+                          object_positions(observation.object_pose).copy(),
                           commands[step:step + chunk_len].copy())
 
     def close(self) -> None:
