@@ -15,7 +15,8 @@ from typing import Dict, Optional, Tuple
 
 from ahawam_ros.robot import ACTION_DIM, CONTROL_RATE_HZ, JOINT_NAMES
 from ahawam_ros.sim.renderer import TiledRenderer
-from ahawam_ros.sim.tasks import get_task, MAX_REWARD, object_qpos_slices, TASKS
+from ahawam_ros.sim.tasks import (check_placement_margin, get_task, MAX_REWARD,
+                                  object_qpos_slices, placement_poses, TASKS)
 from gym_aloha.constants import (
     PUPPET_GRIPPER_POSITION_CLOSE, PUPPET_GRIPPER_POSITION_OPEN, START_ARM_POSE)
 import mujoco
@@ -48,6 +49,9 @@ class SimConfig:
         Seeds the episode seeds drawn when `reset()` is called without one.
     episode_len : int
         Control steps of one episode (the expert's length and the evaluation horizon).
+    placement_margin : float
+        0: objects placed by gym-aloha's samplers (evaluations). > 0 (m): each object's box
+        widened by this on every side (`tasks.placement_poses`; demonstrations only).
 
     """
 
@@ -57,6 +61,7 @@ class SimConfig:
     image_width: int = 160
     seed: int = 0
     episode_len: int = 400
+    placement_margin: float = 0.0
 
     def __post_init__(self) -> None:
         """Validate every field; a bad one raises ValueError naming it."""
@@ -76,6 +81,10 @@ class SimConfig:
             raise ValueError(f'SimConfig.seed: {self.seed!r} is not a non-negative int')
         if not isinstance(self.episode_len, int) or self.episode_len < 1:
             raise ValueError(f'SimConfig.episode_len: {self.episode_len!r} is not a positive int')
+        try:
+            check_placement_margin(self.placement_margin)
+        except ValueError as exc:
+            raise ValueError(f'SimConfig.{exc}') from None
 
 
 SIM_PRESETS: Dict[str, SimConfig] = {
@@ -207,7 +216,7 @@ class AlohaSim:
         mujoco.mj_resetData(self.model, self.data)
         self.data.qpos[:ARM_QPOS] = START_ARM_POSE
         self.data.ctrl[:] = START_ARM_POSE
-        poses = self.task.sample_poses(seed)
+        poses = placement_poses(self.task, seed, self.config.placement_margin)
         for index, qpos_slice in enumerate(self._objects):
             self.data.qpos[qpos_slice] = poses[index * 7:(index + 1) * 7]
         mujoco.mj_forward(self.model, self.data)

@@ -12,7 +12,7 @@ from typing import Tuple
 
 from ahawam_ros.sim.aloha_env import (
     ARM_QPOS, CONTROL_PERIOD, gripper_to_finger, joint_state)
-from ahawam_ros.sim.tasks import object_qpos_slices, TaskSpec
+from ahawam_ros.sim.tasks import object_qpos_slices, placement_poses, TaskSpec
 from gym_aloha.constants import START_ARM_POSE
 import mujoco
 import numpy as np
@@ -81,11 +81,15 @@ class MocapSim:
         self._rel_pos = [self.model.eq_data[i, 3:6].copy() for i in range(2)]
         self._rel_quat = [self.model.eq_data[i, 6:10].copy() for i in range(2)]
 
-    def reset(self, seed: int) -> None:
-        """Start pose of the arms, objects placed from `seed`, mocap bodies on the grippers."""
+    def reset(self, seed: int, placement_margin: float = 0.0) -> None:
+        """
+        Start pose of the arms, objects placed from `seed`, mocap bodies on the grippers.
+
+        `placement_margin` (m) as in `tasks.placement_poses`.
+        """
         mujoco.mj_resetData(self.model, self.data)
         self.data.qpos[:ARM_QPOS] = START_ARM_POSE
-        poses = self.task.sample_poses(seed)
+        poses = placement_poses(self.task, seed, placement_margin)
         for index, qpos_slice in enumerate(self._objects):
             self.data.qpos[qpos_slice] = poses[index * 7:(index + 1) * 7]
         mujoco.mj_forward(self.model, self.data)

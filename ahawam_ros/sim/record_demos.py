@@ -21,7 +21,7 @@ from ahawam_ros.data.features import FEATURE_PRESETS, FeatureConfig
 from ahawam_ros.robot import FIRST_HELD_OUT_SEED
 from ahawam_ros.sim.aloha_env import SimConfig
 from ahawam_ros.sim.scripted_expert import ScriptedExpert
-from ahawam_ros.sim.tasks import TASKS
+from ahawam_ros.sim.tasks import check_placement_margin, TASKS
 import numpy as np
 
 
@@ -45,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
                              'the recorded actions stay the clean commands')
     parser.add_argument('--noisy-every', type=int, default=1,
                         help='inject the noise on every k-th seed only (default: all)')
+    parser.add_argument('--placement-margin', type=float, default=0.0, metavar='METRES',
+                        help='place the objects over their boxes widened by this on every '
+                             'side (its own placement per seed), so that the edges of the '
+                             'evaluation lie inside the demonstrated area (default 0: the '
+                             'placement of gym-aloha, as in the evaluations)')
     return parser
 
 
@@ -68,13 +73,19 @@ def main(argv: Optional[List[str]] = None) -> int:
               '--noisy-every >= 1', file=sys.stderr)
         return 2
     features = _features(args)
+    try:
+        check_placement_margin(args.placement_margin)
+    except ValueError as exc:
+        print(f'record_demos: --placement-margin: {exc}', file=sys.stderr)
+        return 2
     if args.seed + args.episodes > FIRST_HELD_OUT_SEED:
         print(f'record_demos: warning: seeds from {FIRST_HELD_OUT_SEED} are held out for '
               'evaluation (eval-sim, eval-grounding, the demo); a policy trained on them is '
               'scored on its training placements', file=sys.stderr)
     sim_config = SimConfig(task=args.task, cameras=features.cameras,
                            image_height=features.image_height, image_width=features.image_width,
-                           episode_len=args.episode_len)
+                           episode_len=args.episode_len,
+                           placement_margin=args.placement_margin)
     args.out.mkdir(parents=True, exist_ok=True)
     successes, start = 0, time.monotonic()
     with ScriptedExpert(sim_config) as expert:
@@ -94,6 +105,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 compress=not args.no_compress,
                 extra_metadata={'generator': 'ahawam_ros.sim.scripted_expert',
                                 'episode_len': args.episode_len, 'action_noise': noise,
+                                'placement_margin': args.placement_margin,
                                 # Training-time auxiliary target only, never a policy input.
                                 'privileged_object_position': np.round(
                                     episode.object_pose[:, :3], 5).tolist()})

@@ -96,7 +96,7 @@ class ScriptedExpert:
 
     def joint_commands(self, seed: int) -> np.ndarray:
         """Plan and roll out the mocap expert for `seed`; return float64 (T, A) commands."""
-        self._mocap.reset(seed)
+        self._mocap.reset(seed, self.config.placement_margin)
         plan = make_plan(self.config.task, self._mocap)
         commands = np.empty((self.config.episode_len, len(JOINT_NAMES)))
         for step in range(self.config.episode_len):

@@ -3,7 +3,9 @@ The two ALOHA tasks: scene files, object placement per seed and the staged rewar
 
 The scenes are gym-aloha's MJCF files, read from the installed package at run time. Object
 poses are drawn with gym-aloha's own samplers, so a seed places the objects exactly where
-`gym_aloha` places them for the same seed. The reward mirrors gym-aloha's staged contact
+`gym_aloha` places them for the same seed. Demonstrations may instead spread the objects over
+their boxes widened by a margin (`placement_poses`): the evaluation's edges then lie inside the
+demonstrated area. The reward mirrors gym-aloha's staged contact
 reward (0..4) but looks contacts up by geom id instead of by name, which is faster.
 """
 
@@ -101,6 +103,14 @@ def _peg_socket_poses(seed: int) -> np.ndarray:
     return np.concatenate(aloha_utils.sample_insertion_pose(seed)).astype(np.float64)
 
 
+# Each object's placement box as gym-aloha samples it: (x low, x high), (y low, y high), z (m).
+Box = Tuple[Tuple[float, float], Tuple[float, float], float]
+CUBE_BOX: Box = ((0.0, 0.2), (0.4, 0.6), 0.05)
+PEG_BOX: Box = ((0.1, 0.2), (0.4, 0.6), 0.05)
+SOCKET_BOX: Box = ((-0.2, -0.1), (0.4, 0.6), 0.05)
+MAX_PLACEMENT_MARGIN = 0.1  # m
+
+
 @dataclasses.dataclass(frozen=True)
 class TaskSpec:
     """
@@ -120,6 +130,8 @@ class TaskSpec:
         seed -> (7 * n_objects,) float64: position (3) and wxyz quaternion (4) per object.
     reward : callable
         (model, data) -> int staged reward in 0..MAX_REWARD.
+    boxes : tuple
+        Per object, the `Box` that `sample_poses` draws its position from (upright, uniform).
 
     """
 
@@ -129,6 +141,7 @@ class TaskSpec:
     object_joints: Tuple[str, ...]
     sample_poses: Callable[[int], np.ndarray]
     reward: Callable[['mujoco.MjModel', 'mujoco.MjData'], int]
+    boxes: Tuple[Box, ...]
 
     def xml_path(self, mocap: bool = False) -> Path:
         """Return the absolute path of the installed scene file."""
@@ -142,14 +155,16 @@ TASKS: Dict[str, TaskSpec] = {
         mocap_xml='bimanual_viperx_end_effector_transfer_cube.xml',
         object_joints=('red_box_joint',),
         sample_poses=_cube_poses,
-        reward=transfer_cube_reward),
+        reward=transfer_cube_reward,
+        boxes=(CUBE_BOX,)),
     'insertion': TaskSpec(
         name='insertion',
         joint_xml='bimanual_viperx_insertion.xml',
         mocap_xml='bimanual_viperx_end_effector_insertion.xml',
         object_joints=('red_peg_joint', 'blue_socket_joint'),
         sample_poses=_peg_socket_poses,
-        reward=insertion_reward),
+        reward=insertion_reward,
+        boxes=(PEG_BOX, SOCKET_BOX)),
 }
 
 
@@ -158,6 +173,36 @@ def get_task(name: str) -> TaskSpec:
     if name not in TASKS:
         raise ValueError(f'unknown task {name!r}; known tasks: {", ".join(sorted(TASKS))}')
     return TASKS[name]
+
+
+def check_placement_margin(margin: float) -> float:
+    """Return `margin` as a float if it is a number in [0, MAX_PLACEMENT_MARGIN], else raise."""
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) \
+            or not 0.0 <= margin <= MAX_PLACEMENT_MARGIN:
+        raise ValueError(f'placement margin: {margin!r} is not a number of metres in '
+                         f'[0, {MAX_PLACEMENT_MARGIN}]')
+    return float(margin)
+
+
+def placement_poses(task: TaskSpec, seed: int, margin: float = 0.0) -> np.ndarray:
+    """
+    Return (7 * n_objects,) float64 object poses for `seed`: position (3), wxyz quaternion (4).
+
+    With `margin` 0, gym-aloha's placement (`task.sample_poses`). With `margin` > 0 (m),
+    each object upright at a position uniform over its box widened by `margin` on every
+    side, from a generator of its own seeded by `seed` (deterministic; a different
+    placement from gym-aloha's for the same seed).
+    """
+    margin = check_placement_margin(margin)
+    if margin == 0.0:
+        return task.sample_poses(seed)
+    rng = np.random.default_rng((seed, 0x9A1ACE))
+    poses = []
+    for (x_low, x_high), (y_low, y_high), z in task.boxes:
+        x = rng.uniform(x_low - margin, x_high + margin)
+        y = rng.uniform(y_low - margin, y_high + margin)
+        poses.append([x, y, z, 1.0, 0.0, 0.0, 0.0])
+    return np.asarray(poses, dtype=np.float64).reshape(-1)
 
 
 def object_names(task: TaskSpec) -> Tuple[str, ...]:
