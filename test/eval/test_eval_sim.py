@@ -52,6 +52,11 @@ def test_report_has_every_mode_with_the_expected_figures(evaluation):
     assert report['modes']['async']['plan_latency_ms']['count'] > 0
     assert report['modes']['sync']['plan_latency_ms']['count'] == 0
     assert report['modes']['planner-off']['plan_latency_ms']['p50'] is None  # strict JSON
+    for row in report['modes'].values():  # both seeds counted once, in their bins
+        bins = row['success_by_edge_distance']
+        assert sum(b['episodes'] for b in bins) == EPISODES
+        assert sum(b['successes'] for b in bins) == row['successes']
+    assert evaluation[2].count('distance of the objects to the edge of their placement box') == 3
 
 
 def test_the_simulator_renders_the_policys_views(evaluation):

@@ -41,6 +41,7 @@ from ahawam_ros.eval.closed_loop.episode import ClosedLoopConfig, REALTIME, TIMI
 from ahawam_ros.eval.closed_loop.lockstep import run_episode
 from ahawam_ros.eval.closed_loop.metrics import format_table, summarize_mode, write_json
 from ahawam_ros.eval.closed_loop.modes import ASYNC, MODES
+from ahawam_ros.eval.closed_loop.placement import format_edge_bins, success_by_edge_distance
 from ahawam_ros.eval.closed_loop.policy import (DEMO_HW, load_eval_policy, PolicyViews,
                                                 sim_config_for)
 from ahawam_ros.eval.closed_loop.realtime import run_realtime_episode
@@ -345,6 +346,9 @@ def evaluate_and_print(options: EvalOptions) -> Dict[str, Any]:
                            'load_average_after': os.getloadavg()[0],
                            'torch_threads': options.threads},
                   wall_seconds=time.monotonic() - started)
+    for figures in report['modes'].values():
+        episodes = figures.get('episode_results') or []
+        figures['success_by_edge_distance'] = success_by_edge_distance(episodes, options.task)
     if options.imagination:  # after the episodes: never beside their real-time runs
         report['imagination'] = score_imagination(options)
     name = options.checkpoint if options.policy == CHECKPOINT_POLICY else 'the expert policy'
@@ -362,6 +366,9 @@ def evaluate_and_print(options: EvalOptions) -> Dict[str, Any]:
         if arms:
             print(f'  {mode:<12} grasp cm per arm (median, attempts, spread of the offsets): '
                   f'{", ".join(arms)}')
+        if any(row['episodes'] for row in figures['success_by_edge_distance']):
+            print(f'  {mode:<12} success by the distance of the objects to the edge of their '
+                  f'placement box: {format_edge_bins(figures["success_by_edge_distance"])}')
     if 'warm_up_s' in report.get('settings', {}):
         print(f'policy warm-up {report["settings"]["warm_up_s"]:.2f} s (before the first command)')
     replayed = options.through == 'runtime' and options.timing != REALTIME
