@@ -22,6 +22,17 @@ def test_no_margin_is_gym_alohas_placement():
 
 
 @pytest.mark.parametrize('task', sorted(TASKS))
+def test_the_boxes_are_those_gym_aloha_samples_from(task):
+    spec = get_task(task)
+    poses = np.stack([placement_poses(spec, seed) for seed in range(500)])
+    for index, ((x_low, x_high), (y_low, y_high), z) in enumerate(spec.boxes):
+        for axis, (low, high) in ((0, (x_low, x_high)), (1, (y_low, y_high))):
+            values = poses[:, index * 7 + axis]
+            assert low <= values.min() < low + 0.005 and high - 0.005 < values.max() <= high
+        np.testing.assert_array_equal(poses[:, index * 7 + 2], z)
+
+
+@pytest.mark.parametrize('task', sorted(TASKS))
 def test_a_margin_spreads_every_object_past_its_box_on_every_side(task):
     spec, margin = get_task(task), 0.03
     poses = np.stack([placement_poses(spec, seed, margin) for seed in range(400)])
