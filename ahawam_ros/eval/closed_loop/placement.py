@@ -10,7 +10,7 @@ demonstrations have neighbours on one side only, point at the data (`record-demo
 
 from typing import Any, Dict, List, Mapping, Sequence
 
-from ahawam_ros.sim.episode import OBJECT_POSE_SIZE
+from ahawam_ros.sim.episode import object_positions
 from ahawam_ros.sim.tasks import get_task, placement_poses
 import numpy as np
 
@@ -25,11 +25,9 @@ def edge_distance(task: str, seed: int) -> float:
     the smallest over the objects; negative outside the box.
     """
     spec = get_task(task)
-    poses = placement_poses(spec, seed).reshape(-1, OBJECT_POSE_SIZE)  # (objects, 7)
-    distances = []
-    for pose, ((x_low, x_high), (y_low, y_high), _) in zip(poses, spec.boxes):
-        x, y = pose[0], pose[1]
-        distances.append(min(x - x_low, x_high - x, y - y_low, y_high - y))
+    centres = object_positions(placement_poses(spec, seed))  # (objects, 3)
+    distances = [min(x - x_low, x_high - x, y - y_low, y_high - y)
+                 for (x, y, _), ((x_low, x_high), (y_low, y_high), _) in zip(centres, spec.boxes)]
     return float(min(distances))
 
 
