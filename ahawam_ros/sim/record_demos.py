@@ -45,10 +45,11 @@ def _parser() -> argparse.ArgumentParser:
                              'the recorded actions stay the clean commands')
     parser.add_argument('--noisy-every', type=int, default=1,
                         help='inject the noise on every k-th seed only (default: all)')
-    parser.add_argument('--placement-margin', type=float, default=0.0, metavar='METRES',
+    parser.add_argument('--placement-margin', type=float, default=SimConfig.placement_margin,
+                        metavar='METRES',
                         help='place the objects over their boxes widened by this on every '
                              'side (its own placement per seed), so that the edges of the '
-                             'evaluation lie inside the demonstrated area (default 0: the '
+                             'evaluation lie inside the demonstrated area (default %(default)s: the '
                              'placement of gym-aloha, as in the evaluations)')
     return parser
 
