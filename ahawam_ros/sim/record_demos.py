@@ -49,8 +49,8 @@ def _parser() -> argparse.ArgumentParser:
                         metavar='METRES',
                         help='place the objects over their boxes widened by this on every '
                              'side (its own placement per seed), so that the edges of the '
-                             'evaluation lie inside the demonstrated area (default %(default)s: the '
-                             'placement of gym-aloha, as in the evaluations)')
+                             'evaluation lie inside the demonstrated area (default '
+                             '%(default)s: the placement of gym-aloha, as in the evaluations)')
     return parser
 
 
