@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The two-task recipe, nothing privileged, as one command: scripted demonstrations of both
+# ALOHA tasks, then `ahawam train` (autoencoder, joint stage, executor stage) with the grasp
+# points in hindsight as the position target (no episode.json object positions are read).
+#
+#   scripts/train_recipe.sh [WORK]     # default: outputs/recipe
+#
+# Every step is kept under WORK and skipped when it is done, so running the command again
+# after an interruption continues where it stopped (the recording of an unfinished seed
+# range is redone; training continues from its last checkpoint with `ahawam train --resume`).
+# The result is WORK/run/policy; `ahawam export WORK/run/policy DST --fp16` packages it.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+WORK="$(mkdir -p "${1:-$ROOT/outputs/recipe}" && cd "${1:-$ROOT/outputs/recipe}" && pwd)"
+# shellcheck disable=SC1091
+source "$ROOT/scripts/env.sh"
+log() { printf '[recipe %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# One seed range of one task into DIR/<task>_<first>; a marker says it finished.
+# Every second seed replays its commands with DART noise (the recorded labels stay clean).
+demos() {  # task first count dir [record-demos flags...]
+  local task="$1" first="$2" count="$3" out="$4/$1_$2"
+  shift 4
+  [ -f "$out/.complete" ] && return
+  rm -rf "$out"
+  ahawam record-demos --task "$task" --seed "$first" --episodes "$count" \
+    --action-noise 0.03 --noisy-every 2 --out "$out" "$@" > "$out.log" 2>&1
+  touch "$out/.complete"
+}
+
+start=$SECONDS
+log "demonstrations into $WORK/demos (two recordings at a time, one per core)"
+# Seeds 0..99 of each task: every stage. Seeds 100..299: the executor stage only, with 150
+# TransferCube seeds placed over boxes 3 cm wider than the evaluation's (its edges then lie
+# inside the demonstrated area). Evaluation seeds start at 1000.
+demos transfer_cube 0 100 "$WORK/demos/joint" & demos insertion 0 100 "$WORK/demos/joint"; wait
+demos transfer_cube 100 100 "$WORK/demos/more" & demos insertion 100 100 "$WORK/demos/more"; wait
+demos transfer_cube 200 100 "$WORK/demos/more" & demos insertion 200 100 "$WORK/demos/more"; wait
+demos transfer_cube 300 75 "$WORK/demos/more" --placement-margin 0.03 &
+demos transfer_cube 375 75 "$WORK/demos/more" --placement-margin 0.03; wait
+log "demonstrations done in $(( (SECONDS - start) / 60 )) min: \
+$(find "$WORK/demos/joint" -name metadata.yaml | wc -l) for every stage, \
+$(find "$WORK/demos/more" -name metadata.yaml | wc -l) more for the executor stage"
+
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+if [ -f "$WORK/run/policy/model.safetensors" ]; then
+  log "training: $WORK/run is finished"
+elif [ -f "$WORK/run/latest" ]; then
+  log "training: continuing $WORK/run"
+  ahawam train --resume "$WORK/run"
+else
+  log "training into $WORK/run"
+  ahawam train --data "$WORK/demos/joint" --executor-data "$WORK/demos/more" \
+    --preset small --resize-images --out "$WORK/run" --seed 0 \
+    --ae-steps 500 --steps 3000 --batch-size 16 --lr 4e-4 --checkpoint-every 250 \
+    --executor-steps 25000 --executor-early-fraction 0.7 --executor-early-steps 48 \
+    --object-loss-weight 0 --grasp-loss-weight 1 --grasp-target each
+fi
+log "done in $(( (SECONDS - start) / 60 )) min: $WORK/run/policy"
