@@ -22,10 +22,18 @@ demos() {  # task first count dir [record-demos flags...]
   local task="$1" first="$2" count="$3" out="$4/$1_$2"
   shift 4
   [ -f "$out/.complete" ] && return
-  rm -rf "$out"
+  rm -rf "$out" && mkdir -p "$4"
   ahawam record-demos --task "$task" --seed "$first" --episodes "$count" \
     --action-noise 0.03 --noisy-every 2 --out "$out" "$@" > "$out.log" 2>&1
   touch "$out/.complete"
+}
+
+# Waits for both background recordings; fails when either did (a bare `wait` would not).
+both() {  # pid pid
+  local rc=0
+  wait "$1" || rc=1
+  wait "$2" || rc=1
+  return "$rc"
 }
 
 start=$SECONDS
@@ -33,11 +41,12 @@ log "demonstrations into $WORK/demos (two recordings at a time, one per core)"
 # Seeds 0..99 of each task: every stage. Seeds 100..299: the executor stage only, with 150
 # TransferCube seeds placed over boxes 3 cm wider than the evaluation's (its edges then lie
 # inside the demonstrated area). Evaluation seeds start at 1000.
-demos transfer_cube 0 100 "$WORK/demos/joint" & demos insertion 0 100 "$WORK/demos/joint"; wait
-demos transfer_cube 100 100 "$WORK/demos/more" & demos insertion 100 100 "$WORK/demos/more"; wait
-demos transfer_cube 200 100 "$WORK/demos/more" & demos insertion 200 100 "$WORK/demos/more"; wait
-demos transfer_cube 300 75 "$WORK/demos/more" --placement-margin 0.03 &
-demos transfer_cube 375 75 "$WORK/demos/more" --placement-margin 0.03; wait
+J="$WORK/demos/joint" M="$WORK/demos/more"
+demos transfer_cube 0 100 "$J" & a=$!; demos insertion 0 100 "$J" & both $a $!
+demos transfer_cube 100 100 "$M" & a=$!; demos insertion 100 100 "$M" & both $a $!
+demos transfer_cube 200 100 "$M" & a=$!; demos insertion 200 100 "$M" & both $a $!
+demos transfer_cube 300 75 "$M" --placement-margin 0.03 & a=$!
+demos transfer_cube 375 75 "$M" --placement-margin 0.03 & both $a $!
 log "demonstrations done in $(( (SECONDS - start) / 60 )) min: \
 $(find "$WORK/demos/joint" -name metadata.yaml | wc -l) for every stage, \
 $(find "$WORK/demos/more" -name metadata.yaml | wc -l) more for the executor stage"
