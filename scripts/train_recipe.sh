@@ -19,10 +19,11 @@ log() { printf '[recipe %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 # One seed range of one task into DIR/<task>_<first>; a marker says it finished.
 # Every second seed replays its commands with DART noise (the recorded labels stay clean).
 demos() {  # task first count dir [record-demos flags...]
-  local task="$1" first="$2" count="$3" out="$4/$1_$2"
+  local task="$1" first="$2" count="$3" dir="$4"
+  local out="$dir/${task}_$first"
   shift 4
   [ -f "$out/.complete" ] && return
-  rm -rf "$out" && mkdir -p "$4"
+  rm -rf "$out" && mkdir -p "$dir"
   ahawam record-demos --task "$task" --seed "$first" --episodes "$count" \
     --action-noise 0.03 --noisy-every 2 --out "$out" "$@" > "$out.log" 2>&1
   touch "$out/.complete"
