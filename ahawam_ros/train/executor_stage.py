@@ -25,7 +25,7 @@ import json
 import math
 from pathlib import Path
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ahawam_ros.data.episode import Episode
 from ahawam_ros.model.aha_wam import AhaWamModel
@@ -38,6 +38,7 @@ from ahawam_ros.train.executor_parallel import (mask_shares, rank_rows, share_ba
                                                 single_process, sum_gradients, sum_logs)
 from ahawam_ros.train.memory_plan import device_memory_bytes, GIB, USABLE
 from ahawam_ros.train.optim import build_optimizer, build_scheduler
+from ahawam_ros.train.stage_losses import StageLosses
 from ahawam_ros.train.state import checkpoint_dir, EXECUTOR_STAGE, write_checkpoint
 import numpy as np
 import torch
@@ -247,20 +248,23 @@ def executor_step(model: AhaWamModel, banks: Sequence[EpisodeBank],
                   optimizer: torch.optim.Optimizer, params: List[torch.nn.Parameter],
                   batch: int, rng: np.random.Generator, generator: torch.Generator,
                   early: EarlyDraws = EarlyDraws(),
-                  info: Optional[DistInfo] = None) -> Dict[str, float]:
+                  info: Optional[DistInfo] = None,
+                  losses: Callable[..., Tuple[torch.Tensor, torch.Tensor]] = chunk_losses
+                  ) -> Dict[str, float]:
     """
     One optimiser step of stage 3 on a drawn global batch; return its losses and grad norm.
 
     With `info` of several ranks, this rank trains its rows of the batch and the gradients
-    are combined into the global batch's (`executor_parallel`).
+    are combined into the global batch's (`executor_parallel`). `losses` computes them
+    (`chunk_losses` or the stage's compiled `StageLosses`).
     """
     info = info or single_process(model.action_mean.device)
     rows = rank_rows(batch, info)
     data = sample_batch(banks, model.config, batch, rng, early, rows)
     tasks = model.task_encoder(data['task_id'])
-    action_loss, object_loss = chunk_losses(model, (data['keys'], data['values']),
-                                            data['chunk_latents'], data, tasks, generator,
-                                            draw_rows=(rows, batch))
+    action_loss, object_loss = losses(model, (data['keys'], data['values']),
+                                      data['chunk_latents'], data, tasks, generator,
+                                      draw_rows=(rows, batch))
     action_share, object_share = mask_shares(data, info)  # 1, 1 in a single process
     objective = model.config.objective
     action_part = action_loss * action_share
@@ -314,6 +318,9 @@ def train_executor(model: AhaWamModel, episodes: Sequence[Episode], task_ids: Se
     scheduler = build_scheduler(optimizer, steps, warmup_frac=0.02)
     rng = np.random.default_rng((seed, 3))
     generator = torch.Generator().manual_seed(seed + 3)
+    losses = StageLosses()
+    if info.is_main:
+        print(f'stage 3: {losses.describe()}', flush=True)
     first = 0
     if state is not None:
         optimizer.load_state_dict(state['optimizer'])
@@ -325,10 +332,10 @@ def train_executor(model: AhaWamModel, episodes: Sequence[Episode], task_ids: Se
     model.train()
     try:
         for step in range(first, steps):
-            losses = executor_step(model, banks, optimizer, params, batch, rng, generator, early,
-                                   info)
+            step_logs = executor_step(model, banks, optimizer, params, batch, rng, generator,
+                                      early, info, losses)
             scheduler.step()
-            for name, value in losses.items():
+            for name, value in step_logs.items():
                 sums[name] = sums.get(name, 0.0) + value
             count += 1
             if (step + 1) % log_every == 0 or step + 1 == steps:

@@ -140,3 +140,43 @@ def test_a_resumed_stage_ends_where_the_uninterrupted_one_does(model, tmp_path):
     # in this stage), the uninterrupted one with those of step 0. The same draws, optimiser
     # and schedule leave the two runs five times closer than the three steps that were left.
     assert (after - full).abs().max() < 0.2 * (middle_weights - full).abs().max()
+
+
+def test_the_compiled_losses_equal_the_eager_ones_values_draws_and_gradients(model):
+    from ahawam_ros.model.losses import chunk_losses
+    from ahawam_ros.train.executor_stage import executor_parameters
+    from ahawam_ros.train.stage_losses import StageLosses
+
+    config = model.config
+    banks = build_bank(model, [episode(config, 60, 0), episode(config, 60, 1)], [0, 1], 4)
+    data = sample_batch(banks, config, 8, np.random.default_rng(0))
+    params = executor_parameters(model)
+    results = {}
+    for name, losses in (('eager', chunk_losses), ('compiled', StageLosses(enabled=True))):
+        generator = torch.Generator().manual_seed(3)
+        model.zero_grad(set_to_none=True)
+        action, objects = losses(model, (data['keys'], data['values']), data['chunk_latents'],
+                                 data, model.task_encoder(data['task_id']), generator)
+        (action + objects).backward()
+        results[name] = (action.detach(), objects.detach(), generator.get_state(),
+                         [p.grad.clone() for p in params])
+        if name == 'compiled':
+            assert losses.backend == 'inductor'
+    eager, compiled = results['eager'], results['compiled']
+    assert float(eager[0]) > 0 and float(eager[1]) > 0
+    torch.testing.assert_close(compiled[0], eager[0], rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(compiled[1], eager[1], rtol=1e-4, atol=1e-6)
+    assert torch.equal(compiled[2], eager[2])  # the same noise was drawn
+    for got, want in zip(compiled[3], eager[3]):
+        torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-5)
+
+
+def test_the_stage_losses_stay_eager_when_compiling_is_off(monkeypatch):
+    from ahawam_ros.model.compiled import COMPILE_ENV
+    from ahawam_ros.model.losses import chunk_losses
+    from ahawam_ros.train.stage_losses import StageLosses
+
+    monkeypatch.setenv(COMPILE_ENV, '0')
+    losses = StageLosses()
+    assert losses.backend == 'eager' and COMPILE_ENV in StageLosses(True).describe()
+    assert losses._losses is chunk_losses
