@@ -14,6 +14,7 @@ the bag's own per-topic message counts, so no message is lost silently.
 """
 
 import json
+import os
 from pathlib import Path
 import struct
 from typing import Any, BinaryIO, Dict, Iterator, List, Mapping, Sequence, Tuple, Union
@@ -37,19 +38,14 @@ def is_bare_bag(path: Path) -> bool:
     return path.is_file() and path.suffix == BARE_SUFFIX
 
 
-def _in_bag_dir(path: Path, root: Path) -> bool:
-    return any((parent / 'metadata.yaml').is_file()
-               for parent in [path.parent, *path.parent.parents] if root in parent.parents
-               or parent == root)
-
-
 def find_bags(root: PathLike) -> List[Path]:
     """
     Return the bags at or under `root`, sorted by path.
 
     `root` itself may be a bag (a directory with `metadata.yaml`, or a `.mcap` file). Under a
     directory: every directory with a `metadata.yaml`, and every `.mcap` file that is not part
-    of one; hidden directories (staging folders, the episode cache) are skipped.
+    of one; hidden directories (staging folders, the episode cache) are skipped, links to
+    bags and to directories are followed.
     """
     root = Path(root)
     if not root.exists():
@@ -63,12 +59,22 @@ def find_bags(root: PathLike) -> List[Path]:
     if (root / 'metadata.yaml').is_file():
         return [root]
 
-    def visible(path: Path) -> bool:
-        return not any(part.startswith('.') for part in path.relative_to(root).parts)
-
-    found = [p.parent for p in root.rglob('metadata.yaml') if visible(p)]
-    found += [p for p in root.rglob(f'*{BARE_SUFFIX}')
-              if p.is_file() and visible(p) and not _in_bag_dir(p, root)]
+    found, seen = [], set()
+    # os.walk follows links (a directory of links to bags picks a subset of recordings; pathlib's
+    # rglob does not follow them before Python 3.13); `seen` stops a link back up the tree.
+    for directory, subdirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(directory)
+        if real in seen:
+            subdirs[:] = []
+            continue
+        seen.add(real)
+        subdirs[:] = sorted(name for name in subdirs if not name.startswith('.'))
+        if 'metadata.yaml' in files:
+            found.append(Path(directory))  # a bag: its .mcap files are its own
+            subdirs[:] = []
+            continue
+        found += [Path(directory) / name for name in files if name.endswith(BARE_SUFFIX)
+                  and not name.startswith('.') and (Path(directory) / name).is_file()]
     return sorted(found)
 
 

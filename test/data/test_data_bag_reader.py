@@ -171,3 +171,22 @@ def test_missing_bag_and_no_bags(tmp_path):
     (tmp_path / '.staging').mkdir()
     write_bag(tmp_path / '.staging' / 'c', timeline(2))
     assert find_bags(tmp_path) == [tmp_path / 'a', tmp_path / 'b' / 'two']
+
+
+def test_links_to_bags_and_to_directories_of_bags_are_followed(tmp_path):
+    """A directory of links picks a subset of recordings (a link back up is walked once)."""
+    store = tmp_path / 'recordings'
+    write_bag(store / 'run1' / 'ep0', timeline(3))
+    write_bag(store / 'run1' / 'ep1', timeline(3))
+    write_bag(store / 'run2' / 'ep2', timeline(4))
+    subset = tmp_path / 'subset'
+    subset.mkdir()
+    (subset / 'first').symlink_to(store / 'run1' / 'ep0', target_is_directory=True)
+    (subset / 'second_run').symlink_to(store / 'run2', target_is_directory=True)
+    (subset / 'second_run_again').symlink_to(store / 'run2', target_is_directory=True)
+    (subset / 'loop').symlink_to(subset, target_is_directory=True)
+    assert find_bags(subset) == [subset / 'first', subset / 'second_run' / 'ep2']
+    episode = read_episode(find_bags(subset)[1], FEATURES)
+    assert len(episode) == len(read_episode(store / 'run2' / 'ep2', FEATURES))
+    assert find_bags(store) == [store / 'run1' / 'ep0', store / 'run1' / 'ep1',
+                                store / 'run2' / 'ep2']
