@@ -3,7 +3,12 @@
 # ALOHA tasks, then `ahawam train` (autoencoder, joint stage, executor stage) with the grasp
 # points in hindsight as the position target (no episode.json object positions are read).
 #
-#   scripts/train_recipe.sh [WORK]     # default: outputs/recipe
+#   scripts/train_recipe.sh [WORK [TRAIN FLAGS...]]     # WORK default: outputs/recipe
+#
+# TRAIN FLAGS are added to the `ahawam train` command of a new run, for a variant of the recipe
+# (an ablation: `--model-set executor.context_adapter=false`, `--executor-early-fraction 0`).
+# A variant may share the demonstrations of another work directory: link WORK/demos to them
+# (the decoded episodes are then shared too).
 #
 # Every step is kept under WORK and skipped when it is done, so running the command again
 # after an interruption continues where it stopped (the recording of an unfinished seed
@@ -12,6 +17,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORK="$(mkdir -p "${1:-$ROOT/outputs/recipe}" && cd "${1:-$ROOT/outputs/recipe}" && pwd)"
+[ $# -gt 0 ] && shift
+EXTRA=("$@")
 # shellcheck disable=SC1091
 source "$ROOT/scripts/env.sh"
 log() { printf '[recipe %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -64,6 +71,6 @@ else
     --preset small --resize-images --out "$WORK/run" --seed 0 \
     --ae-steps 500 --steps 3000 --batch-size 16 --lr 4e-4 --checkpoint-every 250 \
     --executor-steps 25000 --executor-early-fraction 0.7 --executor-early-steps 48 \
-    --object-loss-weight 0 --grasp-loss-weight 1 --grasp-target each
+    --object-loss-weight 0 --grasp-loss-weight 1 --grasp-target each "${EXTRA[@]}"
 fi
 log "done in $(( (SECONDS - start) / 60 )) min: $WORK/run/policy"

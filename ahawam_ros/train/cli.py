@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional
 
 from ahawam_ros.data.dataset import DataConfig
 from ahawam_ros.model.config import GRASP_TARGETS
+from ahawam_ros.model.overrides import apply_overrides, parse_assignments
 from ahawam_ros.model.presets import get_preset, PRESETS
 from ahawam_ros.train.config import DEVICES, PRECISIONS, STRATEGIES, TrainConfig
 from ahawam_ros.train.distributed import shutdown_distributed
@@ -83,6 +84,10 @@ def _parser() -> argparse.ArgumentParser:
     add('--grasp-target', 'which grasp points: first (the object the first gripper to close '
         'picks up) or each (every object a gripper picks up, a slot per arm; default: the '
         "preset's)", choices=GRASP_TARGETS)
+    add('--model-set', "change a field of the preset's model config, NAME=VALUE with NAME "
+        "dotted as in the checkpoint's config.json (repeatable; e.g. "
+        'executor.context_adapter=false, executor.width=128)', action='append',
+        metavar='NAME=VALUE')
     add('--strategy', 'joint stage over ranks: ddp (a replica each) or fsdp (sharded)',
         choices=STRATEGIES)
     add('--activation-checkpointing', "recompute each DiT block's activations in backward",
@@ -104,6 +109,9 @@ def build_config(args: Dict[str, Any], base: Optional[Dict[str, Any]] = None) ->
     for flag, value in args.items():
         if flag in DATA_FLAGS:
             values['data'][DATA_FLAGS[flag]] = value
+        elif flag == 'model_set':
+            values['model_overrides'] = {**values.get('model_overrides', {}),
+                                         **parse_assignments(value)}
         elif flag != 'resume':
             values[flag] = value
     return TrainConfig.from_dict(values)
@@ -117,7 +125,7 @@ def print_plan(args: Dict[str, Any]) -> int:
                                                                   defaults.batch_size)
     precision, world = args.get('precision', defaults.precision), args.get('world_size', 1)
     try:
-        config = get_preset(preset)
+        config = apply_overrides(get_preset(preset), parse_assignments(args.get('model_set', [])))
         counts = memory_plan.count_parameters(config)
         memory = (args['device_memory_gib'] * memory_plan.GIB if 'device_memory_gib' in args
                   else memory_plan.device_memory_bytes(args.get('device', defaults.device)))
@@ -142,6 +150,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         if resume is None and 'data' not in args:
             raise ValueError('--data DIR is required (or --resume DIR)')
+        if resume is not None and 'model_set' in args:
+            raise ValueError('--model-set with --resume: a resumed run keeps the model it '
+                             'saved; --model-set starts a new run')
         base = load_trainer_state(resolve_resume(resume))['train_config'] if resume else None
         config = build_config(args, base)
     except (ValueError, FileNotFoundError) as exc:

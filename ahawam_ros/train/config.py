@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, Optional, Tuple
 
 from ahawam_ros.data.dataset import DataConfig
-from ahawam_ros.model.config import GRASP_TARGETS
+from ahawam_ros.model.config import GRASP_TARGETS, ModelConfig
+from ahawam_ros.model.overrides import apply_overrides
 from ahawam_ros.model.presets import get_preset, PRESETS
 
 
@@ -93,6 +94,10 @@ class TrainConfig:
     grasp_target : str, optional
         Override the preset's `objective.grasp_target` ('first': the object the first
         gripper to close picks up; 'each': every object a gripper picks up, a slot per arm).
+    model_overrides : dict
+        {dotted ModelConfig field: value} set on the preset (`model/overrides.py`; `ahawam
+        train --model-set executor.context_adapter=false`): ablations and variants without a
+        preset of their own. Saved with the run, so a resumed run builds the same model.
 
     """
 
@@ -128,6 +133,7 @@ class TrainConfig:
     grasp_target: Optional[str] = None
     strategy: str = 'ddp'
     activation_checkpointing: bool = False
+    model_overrides: Dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.data, dict):
@@ -161,6 +167,10 @@ class TrainConfig:
                 _fail(name, value, 'must be a number >= 0 or None')
         if self.grasp_target is not None and self.grasp_target not in GRASP_TARGETS:
             _fail('grasp_target', self.grasp_target, f'must be one of {GRASP_TARGETS} or None')
+        if not isinstance(self.model_overrides, dict) or not all(
+                isinstance(name, str) for name in self.model_overrides):
+            _fail('model_overrides', self.model_overrides, 'must map dotted field names to values')
+        self.model_config()  # an override the preset cannot take fails here, by name
         if self.device not in DEVICES:
             _fail('device', self.device, f'must be one of {DEVICES}')
         if self.precision not in PRECISIONS:
@@ -172,6 +182,10 @@ class TrainConfig:
         if self.ae_steps == 0 and self.steps > 0 and not self.autoencoder:
             _fail('ae_steps', 0, 'without autoencoder stage a trained autoencoder is needed '
                   '(--autoencoder DIR)')
+
+    def model_config(self) -> ModelConfig:
+        """Return the run's model config: the preset with `model_overrides` applied."""
+        return apply_overrides(get_preset(self.preset), self.model_overrides)
 
     def _check_optimiser(self) -> None:
         for name in ('lr', 'ae_lr', 'grad_clip', 'executor_lr'):

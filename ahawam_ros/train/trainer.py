@@ -34,7 +34,6 @@ from ahawam_ros.model.checkpoint import (load_autoencoder, load_checkpoint, save
                                          save_checkpoint)
 from ahawam_ros.model.losses import compute_losses
 from ahawam_ros.model.norm_stats import NormStats
-from ahawam_ros.model.presets import get_preset
 from ahawam_ros.model.sample_builder import collate_samples
 from ahawam_ros.train.config import TrainConfig
 from ahawam_ros.train.distributed import barrier, DistInfo, init_distributed, mean_across_ranks
@@ -161,7 +160,7 @@ class Trainer:
         if config.executor_batch_size % self.info.world_size:
             raise ValueError(f'executor_batch_size {config.executor_batch_size} is not '
                              f'divisible by the {self.info.world_size} ranks')
-        self.model_config = get_preset(config.preset)
+        self.model_config = config.model_config()  # the preset and any --model-set
         overrides = {name: getattr(config, name) for name in (
             'object_loss_weight', 'grasp_loss_weight', 'grasp_target')
             if getattr(config, name) is not None}

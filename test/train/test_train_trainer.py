@@ -266,3 +266,25 @@ def test_distill_saves_a_flash_student_that_loads_as_a_policy(uninterrupted, bag
     assert AhaWamPolicy.from_checkpoint(str(out)).num_steps == 1
     assert distill.main(['--checkpoint', str(tmp_path / 'missing'), '--data', str(bags),
                          '--out', str(tmp_path / 'x')]) == 2
+
+
+def test_model_set_changes_the_presets_model_is_saved_and_kept_on_resume(bags, tmp_path,
+                                                                         capsys):
+    out = tmp_path / 'run'
+    flags = ['--data', str(bags), '--preset', 'tiny', '--out', str(out), '--steps', '2',
+             '--ae-steps', '1', '--batch-size', '2', '--device', 'cpu',
+             '--model-set', 'executor.context_adapter=false', '--model-set', 'executor.width=24']
+    assert cli.main(flags) == 0
+    model, info = load_checkpoint(out / 'policy')
+    assert not model.config.executor.context_adapter and model.config.executor.width == 24
+    assert not hasattr(model.executor, 'context_key')  # the adapter's weights are gone
+    assert info.configs['train']['model_overrides'] == {'executor.context_adapter': 'false',
+                                                        'executor.width': '24'}
+    assert cli.main(['--resume', str(out), '--steps', '3']) == 0  # the saved model again
+    model, info = load_checkpoint(out / 'policy')
+    assert info.step == 3 and model.config.executor.width == 24
+    capsys.readouterr()
+    assert cli.main(['--resume', str(out), '--model-set', 'executor.width=32']) == 2
+    assert 'keeps the model it saved' in capsys.readouterr().err
+    assert cli.main(flags[:-2] + ['--model-set', 'executor.depth=3']) == 2
+    assert "executor has no field 'depth'" in capsys.readouterr().err
