@@ -181,8 +181,8 @@ def format_report(report: Dict[str, Any]) -> str:
     for name, row in report['training'].items():
         lines.append(f'training {name:<6} batch {row["batch_size"]}, {row["threads"]} threads: '
                      f'{row["step_ms"]:.0f} ms/step, {row["samples_per_s"]:.1f} samples/s '
-                     f'({row["chunks_per_s"]:.0f} executor chunks/s); executor stage, batch '
-                     f'{row["executor_stage_batch"]}: {row["executor_stage_step_ms"]:.0f} '
+                     f'({row["chunks_per_s"]:.0f} executor chunks/s); executor stage (eager), '
+                     f'batch {row["executor_stage_batch"]}: {row["executor_stage_step_ms"]:.0f} '
                      f'ms/step, {row["executor_stage_chunks_per_s"]:.0f} chunks/s')
     return '\n'.join(lines)
 

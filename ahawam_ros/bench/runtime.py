@@ -196,7 +196,9 @@ def executor_stage_throughput(model: AhaWamModel, batch_size: int = 64,
     Time a step of training stage 3 (the executor on banked contexts) of `model`.
 
     Returns the batch (chunks), the median step time (ms) and chunks per second under
-    'executor_stage_*' keys.
+    'executor_stage_*' keys. The losses run eagerly: training compiles them
+    (`train/stage_losses.py`, about 1.6x faster on 2 cores after minutes of compiling), which
+    would cost the bench more than the rest of its rows.
     """
     config = model.config
     episode = synthetic_training_episode(config, 2 * config.executor.chunk_len + 8, seed=2)
