@@ -27,7 +27,7 @@ from pathlib import Path
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ahawam_ros.bench.heavy_planner import heavy_planner_lines, heavy_planner_rows
+from ahawam_ros.bench.heavy_planner import heavy_planner_lines, heavy_planner_rows, PAIRED_ROUNDS
 from ahawam_ros.bench.heavy_planner import PLANNER_WIDTHS
 from ahawam_ros.bench.runtime import planner_run, training_throughput
 from ahawam_ros.bench.runtime import update_rates
@@ -71,7 +71,7 @@ def ros_rows(policy, args: argparse.Namespace) -> Dict[str, Any]:
         return {'skipped': f'ROS 2 is not available here ({error})'}
     shape = (policy_views(policy), *policy.image_size)
     system = bench_ros.measure_system(policy, shape, settings_from_args(args),
-                                      seconds=args.ros_seconds)
+                                      seconds=args.ros_seconds, paired_rounds=PAIRED_ROUNDS)
     system['smoothness'] = smoothness([Message(*entry) for entry in system.pop('commands')])
     contexts = bench_handoff.handoff_contexts(policy, shape, args.handoff_mib)
     heavy = heavy_planner_rows(policy.model.config.name, args.planner_widths,
@@ -160,8 +160,18 @@ def _lines_schedule(system: Dict[str, Any]) -> List[str]:
         f'  update latency      p50 {system["chunk_latency_ms"]["p50"]:.1f} ms in the graph vs '
         f'{system["alone_ms"]["p50"]:.1f} ms alone just before: {system["graph_vs_alone"]:.2f}x '
         f'(target <= 1.15x); stale actions per chunk {system["stale_actions_per_chunk"]:.1f}',
+        *_lines_paired(system.get('paired', {})),
         f'  worker priorities   executor nice {system["executor_nice"]:g}, planner nice '
         f'{system["planner_nice"]:g}']
+
+
+def _lines_paired(paired: Dict[str, Any]) -> List[str]:
+    if not paired:
+        return []
+    on, paused = paired['on_ms'], paired['paused_ms']
+    return [f'  planner paused      update latency p50 {on["p50"]:.1f} ms with the planner '
+            f'refreshing vs {paused["p50"]:.1f} ms paused, in turns ({paired["rounds"]} rounds, '
+            f'{on["count"]} / {paused["count"]} updates): {paired["ratio"]:.2f}x']
 
 
 def format_report(report: Dict[str, Any]) -> str:

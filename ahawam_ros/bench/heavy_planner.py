@@ -9,8 +9,10 @@ one after the other in one run: the planner's refresh cost as a multiple of the 
 update (from the synchronous update minus the asynchronous one, timed alone), the sync / async
 ratio beside its compute ideal (`bench.runtime.update_rates`), and in the ROS graph
 (`ros.bench_ros.measure_system`, passed in: the bench may not import ROS eagerly) the
-executor's update latency against alone, holds, the command period p99 and the achieved
-planner refresh rate.
+executor's update latency against alone (timed back to back outside the graph, just before)
+and against the same graph with the planner paused (`paired_windows`: turns of refreshing and
+paused, so that a drift of the machine falls on both), holds, the command period p99 and the
+achieved planner refresh rate.
 """
 
 import copy
@@ -25,6 +27,7 @@ from ahawam_ros.model.testing import perturb_zero_inits
 import torch
 
 PLANNER_WIDTHS = (1024, 2048, 4096)
+PAIRED_ROUNDS = 6  # planner refreshing / paused turns per row (`bench_ros.paired_windows`)
 
 
 def widened(base: str, width: int) -> ModelConfig:
@@ -56,7 +59,8 @@ def heavy_planner_rows(base: str, widths: Sequence[int], measure_system: Callabl
         policy = random_policy(config)
         rates = update_rates(policy, repeats, num_steps=(config.flow.num_inference_steps,))
         shape = (config.autoencoder.num_views, *policy.image_size)
-        system = measure_system(policy, shape, settings, seconds=seconds)
+        system = measure_system(policy, shape, settings, seconds=seconds,
+                                paired_rounds=PAIRED_ROUNDS)
         system.pop('commands', None)
         rows.append(row_of(width, rates, system))
     return rows
@@ -67,7 +71,9 @@ def row_of(width: int, rates: Dict[str, Any], system: Dict[str, Any]) -> Dict[st
     planner_ms = rates['sync_ms'] - rates['async_ms']
     return {'planner_width': width, 'planner_ms': planner_ms,
             'executor_ms': rates['async_ms'], 'planner_x': planner_ms / rates['async_ms'],
-            'graph_vs_alone': system['graph_vs_alone'], 'holds': system['holds'],
+            'graph_vs_alone': system['graph_vs_alone'],
+            'graph_vs_paused': system['paired'].get('ratio', float('nan')),
+            'holds': system['holds'],
             'ticks': system['ticks'], 'hold_fraction': system['hold_fraction'],
             'command_p99_ms': system['command_period_ms']['p99'],
             'planner_hz': system['planner_refreshes'] / system['window_s'],
@@ -80,11 +86,13 @@ def heavy_planner_lines(rows: List[Dict[str, float]]) -> List[str]:
         return []
     lines = ['executor beside heavier planners (random weights; planner x = its refresh over '
              'the executor update, alone):',
-             f'  {"planner":>8}{"refresh":>9}{"x":>7}{"graph/alone":>13}{"holds":>8}'
-             f'{"cmd p99":>9}{"plan Hz":>9}{"sync/async":>12}{"ideal":>8}{"of ideal":>10}']
+             f'  {"planner":>8}{"refresh":>9}{"x":>7}{"graph/alone":>13}{"/paused":>9}'
+             f'{"holds":>8}{"cmd p99":>9}{"plan Hz":>9}{"sync/async":>12}{"ideal":>8}'
+             f'{"of ideal":>10}']
     for row in rows:
         lines.append(f'  {row["planner_width"]:>8}{row["planner_ms"]:>7.0f}ms'
                      f'{row["planner_x"]:>6.1f}x{row["graph_vs_alone"]:>12.2f}x'
+                     f'{row["graph_vs_paused"]:>8.2f}x'
                      f'{100.0 * row["hold_fraction"]:>7.1f}%{row["command_p99_ms"]:>7.1f}ms'
                      f'{row["planner_hz"]:>9.1f}{row["sync_async_ratio"]:>11.2f}x'
                      f'{row["ideal_ratio"]:>7.2f}x'

@@ -166,7 +166,7 @@ class BenchGraph:
 
 def measure_system(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
                    settings: RuntimeSettings, seconds: float = 10.0,
-                   warmup: float = 3.0) -> Dict[str, Any]:
+                   warmup: float = 3.0, paired_rounds: int = 0) -> Dict[str, Any]:
     """
     Run planner, executor and the sensor stand-in; measure commands and chunks.
 
@@ -181,6 +181,8 @@ def measure_system(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
         worst case for the command timer, and the achievable chunk rate).
     seconds, warmup : float
         Measured window, after `warmup` seconds of start-up.
+    paired_rounds : int
+        After the window, that many rounds of `paired_windows` (0: none).
 
     Returns
     -------
@@ -191,7 +193,8 @@ def measure_system(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
         'hold_fraction', 'alone_ms' (p50 / p95 of the update alone), 'graph_vs_alone' (p50
         ratio), 'stale_actions_per_chunk', 'executor_nice' / 'planner_nice' (applied),
         'window_s', 'commands' (each command as received: arrival and stamp, s on the ROS
-        clock, times from the stamp (P,), positions and velocities (P, A); not JSON).
+        clock, times from the stamp (P,), positions and velocities (P, A); not JSON),
+        'paired' (`paired_windows`, {} without rounds).
 
     """
     alone = _update_alone(policy, image_shape)
@@ -211,6 +214,7 @@ def measure_system(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
         time.sleep(seconds)
         end = time.perf_counter()
         plan, chunk = planner.core.stats(), executor.core.stats()
+        paired = paired_windows(planner, executor, paired_rounds) if paired_rounds else {}
     finally:
         graph.close()
     refreshes, holds, ticks = (before[0], chunk['holds'] - before[1]['holds'],
@@ -227,6 +231,7 @@ def measure_system(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
             'holds': int(holds), 'ticks': int(ticks),
             'hold_fraction': holds / ticks if ticks else float('nan'),
             'alone_ms': alone, 'graph_vs_alone': chunk['chunk_latency_p50'] * 1e3 / alone['p50'],
+            'paired': paired,
             'stale_actions_per_chunk': chunk['stale_actions_per_chunk'],
             'executor_nice': chunk.get('worker_nice', float('nan')),
             'planner_nice': plan.get('worker_nice', float('nan')),
@@ -236,6 +241,40 @@ def measure_system(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
             'ros_executor': type(graph.executor).__name__,
             'trajectory_points': executor.config.trajectory_points,
             'commands': sensors.commands_between(start, end)}
+
+
+def paired_windows(planner: WorldPlannerNode, executor: ActionExecutorNode, rounds: int,
+                   on_s: float = 1.0, off_s: float = 0.5) -> Dict[str, Any]:
+    """
+    Time the executor's updates in the graph with the planner refreshing and paused, in turns.
+
+    Each round: `on_s` with the planner's timer running, then the timer stopped, the refresh
+    in flight left to finish (1.2 x the planner's p95 latency), and `off_s` with it idle. The
+    same graph, threads and pacing on both sides, taken in alternation so that a drift of the
+    machine falls on both: what the planner's work itself costs the executor. `off_s` stays
+    short so that the context does not pass `max_context_age` (a hold) meanwhile.
+
+    Returns 'on_ms' and 'paused_ms' (`percentiles_ms` of the update latencies), 'ratio' (on
+    p50 / paused p50; NaN without samples) and 'rounds'.
+    """
+    latencies = executor.core.chunk_latency
+    samples: Dict[str, List[float]] = {'on': [], 'paused': []}
+
+    def window(name: str, seconds: float) -> None:
+        mark = latencies.total
+        time.sleep(seconds)
+        samples[name].extend(latencies.newest(latencies.total - mark))
+
+    for _ in range(rounds):
+        window('on', on_s)
+        planner.pause_refreshes()
+        p95 = planner.core.stats()['plan_latency_p95']
+        time.sleep(1.2 * p95 if np.isfinite(p95) else 0.1)
+        window('paused', off_s)
+        planner.pause_refreshes(False)
+    figures = {f'{name}_ms': percentiles_ms(values) for name, values in samples.items()}
+    ratio = figures['on_ms']['p50'] / figures['paused_ms']['p50']  # NaN when one is empty
+    return {**figures, 'ratio': ratio, 'rounds': rounds}
 
 
 def _update_alone(policy: ChunkPolicy, image_shape: Tuple[int, int, int],

@@ -100,6 +100,19 @@ class WorldPlannerNode(Node):
                                                   paced=False))
         self.get_logger().info(f'parameters changed: {changes(old, new)}')
 
+    def pause_refreshes(self, paused: bool = True) -> None:
+        """
+        Stop (or, with False, restart) handing frames to the planner worker.
+
+        A refresh in flight still finishes and publishes; the context then ages (the
+        executor's `max_context_age` holds it). `ahawam bench` pauses the planner to time the
+        executor in the same graph without it.
+        """
+        if paused:
+            self._refresh_timer.cancel()
+        else:
+            self._refresh_timer.reset()
+
     def now(self) -> float:
         """Return the node's clock in seconds (sim time when use_sim_time is set)."""
         return self.get_clock().now().nanoseconds * 1e-9

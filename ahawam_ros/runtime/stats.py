@@ -3,7 +3,7 @@
 from collections import Counter, deque
 import math
 import threading
-from typing import Deque, Dict
+from typing import Deque, Dict, List
 
 import numpy as np
 
@@ -32,6 +32,12 @@ class RollingStats:
         with self._lock:
             self._samples.append(float(value))
             self._total += 1
+
+    def newest(self, count: int) -> List[float]:
+        """Return the newest `count` samples, oldest first (fewer when the window holds fewer)."""
+        with self._lock:
+            samples = list(self._samples)
+        return samples[len(samples) - min(max(count, 0), len(samples)):]
 
     @property
     def total(self) -> int:

@@ -6,7 +6,9 @@ the tests check what the benches count and how their figures relate; `ahawam ben
 `python -m ahawam_ros.bench.handoff` print the figures.
 """
 
+import dataclasses
 import math
+import time
 
 from ahawam_ros.model.policy import AhaWamPolicy
 from ahawam_ros.ros import bench_handoff, bench_ros
@@ -127,4 +129,44 @@ def test_heavy_planner_rows_widen_the_planner_only_and_report_each_row():
         assert row['planner_ms'] == pytest.approx(row['planner_x'] * row['executor_ms'])
         assert row['ticks'] > 0 and 0 <= row['holds'] <= row['ticks']
         assert row['planner_hz'] >= 0.0 and row['ideal_ratio'] > 1.0
+        assert math.isfinite(row['graph_vs_paused']) and row['graph_vs_paused'] > 0.0
     assert len(heavy_planner_lines(rows)) == 2 + len(rows)
+
+
+def test_paired_windows_time_the_executor_with_the_planner_refreshing_and_paused(policy):
+    settings = RuntimeSettings().replace(refresh_rate_hz=10.0, schedule='spacing',
+                                         execute_steps=0)
+    figures = bench_ros.measure_system(policy, SHAPE, settings, seconds=0.5, warmup=1.5,
+                                       paired_rounds=3)
+    paired = figures['paired']
+    assert paired['rounds'] == 3
+    on, paused = paired['on_ms'], paired['paused_ms']
+    assert on['count'] > 0 and paused['count'] > 0  # the executor ran in both
+    assert paired['ratio'] == pytest.approx(on['p50'] / paused['p50'])
+    assert bench_ros.measure_system(policy, SHAPE, settings, seconds=0.5,
+                                    warmup=1.0)['paired'] == {}
+
+
+def test_a_paused_planner_refreshes_no_more_until_it_is_restarted(policy):
+    settings = RuntimeSettings().replace(refresh_rate_hz=20.0)
+    graph = bench_ros.BenchGraph()
+    try:
+        sensors = bench_ros.SensorStandIn(SHAPE, **graph.node_kwargs('bench_sensors'))
+        planner = bench_ros.WorldPlannerNode(policy, **graph.node_kwargs(
+            'world_planner', camera_topics=sensors.camera_topics,
+            **dataclasses.asdict(settings.planner)))
+        graph.spin(sensors, planner)
+
+        def published_after(seconds):
+            before = planner.core.stats()['published']
+            time.sleep(seconds)
+            return planner.core.stats()['published'] - before
+
+        assert published_after(1.5) >= 3  # refreshing at up to 20 Hz
+        planner.pause_refreshes()
+        time.sleep(0.3)  # a refresh in flight finishes
+        assert published_after(0.8) == 0
+        planner.pause_refreshes(False)
+        assert published_after(1.0) >= 3
+    finally:
+        graph.close()
