@@ -248,8 +248,9 @@ def paired_windows(planner: WorldPlannerNode, executor: ActionExecutorNode, roun
     """
     Time the executor's updates in the graph with the planner refreshing and paused, in turns.
 
-    Each round: `on_s` with the planner's timer running, then the timer stopped, the refresh
-    in flight left to finish (1.2 x the planner's p95 latency), and `off_s` with it idle. The
+    Each round: `on_s` with the planner's timer running (restarted one refresh period
+    before), then the timer stopped, the refresh in flight left to finish (1.2 x the planner's
+    p95 latency), and `off_s` with it idle. The
     same graph, threads and pacing on both sides, taken in alternation so that a drift of the
     machine falls on both: what the planner's work itself costs the executor. `off_s` stays
     short so that the context does not pass `max_context_age` (a hold) meanwhile.
@@ -265,13 +266,17 @@ def paired_windows(planner: WorldPlannerNode, executor: ActionExecutorNode, roun
         time.sleep(seconds)
         samples[name].extend(latencies.newest(latencies.total - mark))
 
-    for _ in range(rounds):
+    period = 1.0 / planner.config.refresh_rate_hz
+    for index in range(rounds):
+        if index:  # the first round finds the planner running
+            planner.pause_refreshes(False)
+            time.sleep(period)  # its first refresh starts one period after the restart
         window('on', on_s)
         planner.pause_refreshes()
         p95 = planner.core.stats()['plan_latency_p95']
         time.sleep(1.2 * p95 if np.isfinite(p95) else 0.1)
         window('paused', off_s)
-        planner.pause_refreshes(False)
+    planner.pause_refreshes(False)
     figures = {f'{name}_ms': percentiles_ms(values) for name, values in samples.items()}
     ratio = figures['on_ms']['p50'] / figures['paused_ms']['p50']  # NaN when one is empty
     return {**figures, 'ratio': ratio, 'rounds': rounds}
