@@ -59,8 +59,24 @@ log "demonstrations done in $(( (SECONDS - start) / 60 )) min: \
 $(find "$WORK/demos/joint" -name metadata.yaml | wc -l) for every stage, \
 $(find "$WORK/demos/more" -name metadata.yaml | wc -l) more for the executor stage"
 
+# Whether the run's policy is its last step (the joint stage's policy, written before the
+# executor stage, is not).
+finished() {
+  python - "$WORK/run" <<'PY'
+import json, sys
+from pathlib import Path
+run = Path(sys.argv[1])
+try:
+    step = json.loads((run / 'policy' / 'state.json').read_text())['step']
+    config = json.loads((run / 'train_config.json').read_text())
+except (OSError, KeyError, ValueError):
+    sys.exit(1)
+sys.exit(0 if step == config['steps'] + config['executor_steps'] else 1)
+PY
+}
+
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
-if [ -f "$WORK/run/policy/model.safetensors" ]; then
+if finished; then
   log "training: $WORK/run is finished"
 elif [ -f "$WORK/run/latest" ]; then
   log "training: continuing $WORK/run"
