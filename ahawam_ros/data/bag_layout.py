@@ -33,6 +33,10 @@ Layout = Union[FeatureConfig, TopicMapping, None]
 # the types a joint topic may carry, the usual one of its role first
 STATE_MSGS = (JOINT_STATE_MSG, TRAJECTORY_MSG, COMMAND_MSG)
 COMMAND_MSGS = (COMMAND_MSG, TRAJECTORY_MSG, JOINT_STATE_MSG)
+# How far past the policy's joint limits (rad, or gripper units) a recorded value may lie
+# before the bag is warned of: the scripted demonstrations' grippers open to about 1.05 of
+# their 0 .. 1, while a wrong scale or offset in a mapping lands far further off.
+RANGE_TOLERANCE = 0.1
 
 
 def recorded_features(custom: Dict[str, Any], features: Optional[FeatureConfig] = None
@@ -130,7 +134,8 @@ class BagLayout:
         joints = len(self.mapping.joint_names)
         limits = None  # the policy's joints are the arms': their limits are known
         if tuple(self.mapping.joint_names) == robot.JOINT_NAMES:
-            limits = (np.asarray(robot.JOINT_LOWER), np.asarray(robot.JOINT_UPPER))
+            limits = (np.asarray(robot.JOINT_LOWER) - RANGE_TOLERANCE,
+                      np.asarray(robot.JOINT_UPPER) + RANGE_TOLERANCE)
         return {STATE: JointMerger(len(self.mapping.joint_states), joints, skew, limits),
                 COMMAND: JointMerger(len(self.mapping.commands), joints, skew, limits)}
 
@@ -211,6 +216,6 @@ class BagLayout:
         index, value = merger.worst
         name = self.mapping.joint_names[index]
         return (f'bag {self.path}: {merger.out_of_range} {role} samples lie outside the '
-                f"policy's joint limits (worst: {name} at {value:.4g}, limits "
-                f'[{robot.JOINT_LOWER[index]:g}, {robot.JOINT_UPPER[index]:g}]): check the '
-                "mapping's scale, offset or range")
+                f"policy's joint limits by more than {RANGE_TOLERANCE:g} (worst: {name} at "
+                f'{value:.4g}, limits [{robot.JOINT_LOWER[index]:g}, '
+                f"{robot.JOINT_UPPER[index]:g}]): check the mapping's scale, offset or range")

@@ -77,10 +77,13 @@ def test_joint_values_outside_the_policys_limits_are_counted_and_warned(tmp_path
     notes = [r.getMessage() for r in caplog.records if 'outside the policy' in r.getMessage()]
     assert len(notes) == 1, notes
     assert '4 state samples' in notes[0] and '4 command samples' in notes[0]
+    assert 'by more than 0.1' in notes[0]
     assert 'right_gripper at -0.47' in notes[0] and 'limits [0, 1]' in notes[0]
     caplog.clear()
-    good = write_bag(tmp_path / 'good', lockstep_messages(FEATURES, np.clip(joints, 0, 1),
-                                                          np.clip(joints, 0, 1)), FEATURES)
+    overshoot = np.clip(joints, 0, 1)
+    overshoot[5:9, 13] = 1.05  # a gripper a little past open, as the simulated one goes
+    good = write_bag(tmp_path / 'good', lockstep_messages(FEATURES, overshoot, overshoot),
+                     FEATURES)
     with caplog.at_level('WARNING'):
         read_episode(good)
     assert not [r for r in caplog.records if 'outside the policy' in r.getMessage()]
