@@ -66,13 +66,12 @@ def _locate(values: Dict[str, Any], name: str) -> Tuple[Dict[str, Any], str]:
             valid = sorted(holder) if isinstance(holder, dict) else []
             raise ValueError(f'--model-set {name}: {where} has no field {part!r}; valid: '
                              f'{valid}')
-        if depth == len(parts) - 1:
-            if isinstance(holder[part], dict):
-                raise ValueError(f'--model-set {name}: a section, name one of its fields: '
-                                 f'{sorted(holder[part])}')
-            return holder, part
-        holder = holder[part]
-    raise AssertionError('unreachable')
+        if depth < len(parts) - 1:
+            holder = holder[part]
+    if isinstance(holder[parts[-1]], dict):
+        raise ValueError(f'--model-set {name}: a section, name one of its fields: '
+                         f'{sorted(holder[parts[-1]])}')
+    return holder, parts[-1]
 
 
 def apply_overrides(config: ModelConfig, overrides: Mapping[str, Any]) -> ModelConfig:
