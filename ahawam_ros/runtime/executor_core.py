@@ -28,7 +28,7 @@ from ahawam_ros.runtime.safety import HoldReason, SafetyFilter
 from ahawam_ros.runtime.stamps import stamp_age, StampGuard
 from ahawam_ros.runtime.stats import ReasonCounter, RollingStats
 from ahawam_ros.runtime.update_timing import UpdateTiming
-from ahawam_ros.runtime.worker import WakeableWorker
+from ahawam_ros.runtime.worker import WakeableWorker, WorkerHost
 import numpy as np
 
 _LOG = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def _timing_rules(config: ExecutorCoreConfig) -> Tuple[str, int, float, int]:
             config.lead_margin_steps)
 
 
-class ExecutorCore(ExecutorInputs):
+class ExecutorCore(ExecutorInputs, WorkerHost):
     """
     Thread-safe executor shared by the ROS executor node, the bag evaluator and tests.
 
@@ -197,35 +197,6 @@ class ExecutorCore(ExecutorInputs):
                  chunk: Optional[ActionChunk] = None) -> ChunkOutcome:
         self.chunk_results.add(status)
         return ChunkOutcome(status, latency, seq, chunk)
-
-    def start_worker(self, step: Optional[Callable[[], object]] = None,
-                     on_start: Optional[Callable[[], object]] = None,
-                     nice: Optional[int] = None) -> None:
-        """
-        Compute chunks in a daemon thread, woken by new inputs (and every `worker_poll` s).
-
-        Parameters
-        ----------
-        step : Callable[[], object], optional
-            What the thread runs per wake-up; `compute_chunk` by default. The ROS node passes
-            its own step (newest frames in, `compute_chunk`, publish the chunk) so that no
-            inference runs on rclpy's executor threads.
-        on_start : Callable[[], object], optional
-            Runs once in the thread first (torch thread count).
-        nice : int, optional
-            The thread's nice value (see `worker.set_thread_nice`); None inherits.
-
-        """
-        self._worker.start(step, on_start, nice)
-
-    @property
-    def worker(self) -> WakeableWorker:
-        """Return the chunk worker thread: its id and applied priority."""
-        return self._worker
-
-    def stop_worker(self, timeout: float = 5.0) -> bool:
-        """Stop the worker after its current chunk; True if it ended within `timeout`."""
-        return self._worker.stop(timeout)
 
     # ---- command timer --------------------------------------------------------------------
 

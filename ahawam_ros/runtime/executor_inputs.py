@@ -12,9 +12,10 @@ Shapes: V cameras, H x W pixels, A joints.
 from typing import NamedTuple, Optional
 
 from ahawam_ros.runtime.context_slot import resolve
+from ahawam_ros.runtime.frames import check_frames, IMAGE_SOURCE
 import numpy as np
 
-JOINT_SOURCE, IMAGE_SOURCE, CONTEXT_SOURCE = 'joint_states', 'images', 'world_context'
+JOINT_SOURCE, CONTEXT_SOURCE = 'joint_states', 'world_context'
 
 
 class Observation(NamedTuple):
@@ -55,8 +56,7 @@ class ExecutorInputs:
         Returns False (and keeps the frames it has) when the stamp is refused by `self.stamps`,
         or older than the frames held or than the start of the episode after a `reset`.
         """
-        if images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f'images must be (V, H, W, 3), got {images.shape}')
+        check_frames(images)
         verdict = self.stamps.check(source, stamp, self.clock(), reoffer=True)
         return verdict.accepted and self._store('_images', Observation(images, verdict.stamp))
 

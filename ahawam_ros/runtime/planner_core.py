@@ -16,15 +16,15 @@ import time
 from typing import Callable, Dict, NamedTuple, Optional
 
 from ahawam_ros.runtime.context_slot import ContextSlot, ContextSnapshot
+from ahawam_ros.runtime.frames import check_frames, IMAGE_SOURCE
 from ahawam_ros.runtime.policy_api import ChunkPolicy, step_at
 from ahawam_ros.runtime.stamps import stamp_age, StampConfig, StampGuard
 from ahawam_ros.runtime.stats import ReasonCounter, RollingStats
-from ahawam_ros.runtime.worker import WakeableWorker
+from ahawam_ros.runtime.worker import WakeableWorker, WorkerHost
 import numpy as np
 
 _LOG = logging.getLogger(__name__)
 PUBLISHED = 'published'
-IMAGE_SOURCE = 'images'
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class PlanOutcome(NamedTuple):
     images: Optional[np.ndarray] = None  # uint8 (V, H, W, 3) planned from, when published
 
 
-class PlannerCore:
+class PlannerCore(WorkerHost):
     """
     Thread-safe planner loop body.
 
@@ -135,8 +135,7 @@ class PlannerCore:
         Returns False (and keeps the frames it has) when the stamp is refused by `self.stamps`,
         or older than the frames held or than the start of the episode after a `reset`.
         """
-        if images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f'images must be (V, H, W, 3), got {images.shape}')
+        check_frames(images)
         verdict = self.stamps.check(source, stamp, self.clock(), reoffer=True)
         if not verdict.accepted:
             return False
@@ -244,34 +243,6 @@ class PlannerCore:
             self._episode_start = self.clock() if episode_start is None else episode_start
             with self._lock:
                 self._not_before = self._episode_start
-
-    def start_worker(self, step: Optional[Callable[[], object]] = None,
-                     on_start: Optional[Callable[[], object]] = None,
-                     nice: Optional[int] = None) -> None:
-        """
-        Refresh in a daemon thread, woken by new frames (and every `worker_poll` s).
-
-        Parameters
-        ----------
-        step : Callable[[], object], optional
-            What the thread runs per wake-up; `refresh` by default. The ROS node passes its
-            own step (refresh, then publish the descriptor).
-        on_start : Callable[[], object], optional
-            Runs once in the thread first (torch thread count).
-        nice : int, optional
-            The thread's nice value (see `worker.set_thread_nice`); None inherits.
-
-        """
-        self._worker.start(step, on_start, nice)
-
-    @property
-    def worker(self) -> WakeableWorker:
-        """Return the planner worker thread: its id and applied priority."""
-        return self._worker
-
-    def stop_worker(self, timeout: float = 5.0) -> bool:
-        """Stop the worker after its current refresh; True if it ended within `timeout`."""
-        return self._worker.stop(timeout)
 
     def stats(self) -> Dict[str, float]:
         """Return counters and latency percentiles as a flat dict (diagnostics key/values)."""

@@ -205,3 +205,43 @@ class WakeableWorker:
             return {}
         applied = float('nan') if priority.applied is None else float(priority.applied)
         return {'worker_nice': applied, 'worker_nice_refused': float(priority.refused)}
+
+
+class WorkerHost:
+    """
+    The public side of a core's `WakeableWorker`, shared by `ExecutorCore` and `PlannerCore`.
+
+    The core makes `self._worker` in its `__init__` with its own default step (a chunk or a
+    refresh), thread name and poll period.
+    """
+
+    _worker: WakeableWorker
+
+    def start_worker(self, step: Optional[Callable[[], object]] = None,
+                     on_start: Optional[Callable[[], object]] = None,
+                     nice: Optional[int] = None) -> None:
+        """
+        Run the core's work in a daemon thread, woken by new inputs (and every `worker_poll` s).
+
+        Parameters
+        ----------
+        step : Callable[[], object], optional
+            What the thread runs per wake-up; the core's own step by default (`compute_chunk`,
+            `refresh`). The ROS nodes pass theirs (the newest inputs in, the step, publish) so
+            that no inference runs on rclpy's executor threads.
+        on_start : Callable[[], object], optional
+            Runs once in the thread first (torch thread count).
+        nice : int, optional
+            The thread's nice value (see `set_thread_nice`); None inherits.
+
+        """
+        self._worker.start(step, on_start, nice)
+
+    @property
+    def worker(self) -> WakeableWorker:
+        """Return the worker thread: its id and applied priority."""
+        return self._worker
+
+    def stop_worker(self, timeout: float = 5.0) -> bool:
+        """Stop the worker after its current step; True if it ended within `timeout`."""
+        return self._worker.stop(timeout)
