@@ -66,7 +66,7 @@ def heavy_planner_rows(base: str, widths: Sequence[int], measure_system: Callabl
     return rows
 
 
-def row_of(width: int, rates: Dict[str, Any], system: Dict[str, Any]) -> Dict[str, float]:
+def row_of(width: int, rates: Dict[str, Any], system: Dict[str, Any]) -> Dict[str, Any]:
     """Return the figures of one row from `update_rates` and `measure_system` results."""
     planner_ms = rates['sync_ms'] - rates['async_ms']
     return {'planner_width': width, 'planner_ms': planner_ms,
@@ -75,6 +75,7 @@ def row_of(width: int, rates: Dict[str, Any], system: Dict[str, Any]) -> Dict[st
             'graph_vs_paused': system['paired'].get('ratio', float('nan')),
             'holds': system['holds'],
             'ticks': system['ticks'], 'hold_fraction': system['hold_fraction'],
+            'hold_reasons': system.get('hold_reasons', {}),
             'command_p99_ms': system['command_period_ms']['p99'],
             'planner_hz': system['planner_refreshes'] / system['window_s'],
             'sync_async_ratio': rates['ratio'], 'ideal_ratio': rates['ideal_ratio']}
@@ -97,4 +98,9 @@ def heavy_planner_lines(rows: List[Dict[str, float]]) -> List[str]:
                      f'{row["planner_hz"]:>9.1f}{row["sync_async_ratio"]:>11.2f}x'
                      f'{row["ideal_ratio"]:>7.2f}x'
                      f'{100.0 * row["sync_async_ratio"] / row["ideal_ratio"]:>9.0f}%')
+    held = [f'{row["planner_width"]}: ' + ', '.join(f'{reason} {count}' for reason, count
+                                                     in row['hold_reasons'].items())
+            for row in rows if row.get('hold_reasons')]
+    if held:
+        lines.append('  holds by reason: ' + '; '.join(held))
     return lines

@@ -190,6 +190,7 @@ def measure_system(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
         'command_period_ms' (p50 / p99 / max / count), 'command_rate_hz', 'chunk_rate_hz',
         'chunk_latency_ms' (p50 / p95 inside the graph), 'planner_refreshes',
         'plan_latency_ms' (p50 / p95), 'holds' and 'ticks' in the window (after warm-up),
+        'hold_reasons' (reason -> holds in the window, the nonzero ones),
         'hold_fraction', 'alone_ms' (p50 / p95 of the update alone), 'graph_vs_alone' (p50
         ratio), 'stale_actions_per_chunk', 'executor_nice' / 'planner_nice' (applied),
         'window_s', 'commands' (each command as received: arrival and stamp, s on the ROS
@@ -229,6 +230,7 @@ def measure_system(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
             'plan_latency_ms': {'p50': plan['plan_latency_p50'] * 1e3,
                                 'p95': plan['plan_latency_p95'] * 1e3},
             'holds': int(holds), 'ticks': int(ticks),
+            'hold_reasons': _hold_reasons(before[1], chunk),
             'hold_fraction': holds / ticks if ticks else float('nan'),
             'alone_ms': alone, 'graph_vs_alone': chunk['chunk_latency_p50'] * 1e3 / alone['p50'],
             'paired': paired,
@@ -241,6 +243,14 @@ def measure_system(policy: ChunkPolicy, image_shape: Tuple[int, int, int],
             'ros_executor': type(graph.executor).__name__,
             'trajectory_points': executor.config.trajectory_points,
             'commands': sensors.commands_between(start, end)}
+
+
+def _hold_reasons(before: Dict[str, float], after: Dict[str, float]) -> Dict[str, int]:
+    """Return the holds of each reason between two `ExecutorCore.stats()` (nonzero ones)."""
+    prefix = 'holds_'
+    counts = {key[len(prefix):]: int(after[key] - before.get(key, 0.0))
+              for key in after if key.startswith(prefix)}
+    return {reason: count for reason, count in sorted(counts.items()) if count}
 
 
 def paired_windows(planner: WorldPlannerNode, executor: ActionExecutorNode, rounds: int,

@@ -42,6 +42,7 @@ def test_system_figures_count_the_commands_chunks_and_refreshes_of_the_window(po
     assert figures['holds'] >= 0 and figures['execute_steps'] == 0
     assert figures['planner_rate_hz'] == 5.0
     assert figures['ticks'] > 0 and 0 <= figures['holds'] <= figures['ticks']
+    assert sum(figures['hold_reasons'].values()) == figures['holds']  # each hold has a reason
     assert figures['alone_ms']['p50'] > 0.0 and math.isfinite(figures['graph_vs_alone'])
     assert figures['planner_nice'] == 10.0  # niced down: always permitted
     commands = figures['commands']  # as received, for the controller replay
@@ -130,7 +131,17 @@ def test_heavy_planner_rows_widen_the_planner_only_and_report_each_row():
         assert row['ticks'] > 0 and 0 <= row['holds'] <= row['ticks']
         assert row['planner_hz'] >= 0.0 and row['ideal_ratio'] > 1.0
         assert math.isfinite(row['graph_vs_paused']) and row['graph_vs_paused'] > 0.0
-    assert len(heavy_planner_lines(rows)) == 2 + len(rows)
+    held = any(row['hold_reasons'] for row in rows)  # a line of reasons when any row held
+    assert len(heavy_planner_lines(rows)) == 2 + len(rows) + held
+    rows[-1]['hold_reasons'] = {'stale_context': 3, 'no_chunk': 1}
+    assert heavy_planner_lines(rows)[-1].endswith('256: stale_context 3, no_chunk 1')
+
+
+def test_hold_reasons_are_the_window_s_increase_of_each_reason():
+    before = {'holds': 2.0, 'holds_no_chunk': 2.0, 'ticks': 10.0}
+    after = {'holds': 7.0, 'holds_no_chunk': 3.0, 'holds_stale_context': 4.0, 'ticks': 60.0}
+    assert bench_ros._hold_reasons(before, after) == {'no_chunk': 1, 'stale_context': 4}
+    assert bench_ros._hold_reasons(after, after) == {}
 
 
 def test_paired_windows_time_the_executor_with_the_planner_refreshing_and_paused(policy):
