@@ -98,9 +98,9 @@ def heavy_planner_lines(rows: List[Dict[str, float]]) -> List[str]:
                      f'{row["planner_hz"]:>9.1f}{row["sync_async_ratio"]:>11.2f}x'
                      f'{row["ideal_ratio"]:>7.2f}x'
                      f'{100.0 * row["sync_async_ratio"] / row["ideal_ratio"]:>9.0f}%')
-    held = [f'{row["planner_width"]}: ' + ', '.join(f'{reason} {count}' for reason, count
-                                                     in row['hold_reasons'].items())
-            for row in rows if row.get('hold_reasons')]
+    held = [f'{row["planner_width"]}: ' + ', '.join(
+        f'{reason} {count}' for reason, count in row['hold_reasons'].items())
+        for row in rows if row.get('hold_reasons')]
     if held:
         lines.append('  holds by reason: ' + '; '.join(held))
     return lines
