@@ -75,7 +75,7 @@ def row_of(width: int, rates: Dict[str, Any], system: Dict[str, Any]) -> Dict[st
             'graph_vs_paused': system['paired'].get('ratio', float('nan')),
             'holds': system['holds'],
             'ticks': system['ticks'], 'hold_fraction': system['hold_fraction'],
-            'hold_reasons': system.get('hold_reasons', {}),
+            'hold_reasons': system['hold_reasons'],
             'command_p99_ms': system['command_period_ms']['p99'],
             'planner_hz': system['planner_refreshes'] / system['window_s'],
             'sync_async_ratio': rates['ratio'], 'ideal_ratio': rates['ideal_ratio']}
@@ -100,7 +100,7 @@ def heavy_planner_lines(rows: List[Dict[str, float]]) -> List[str]:
                      f'{100.0 * row["sync_async_ratio"] / row["ideal_ratio"]:>9.0f}%')
     held = [f'{row["planner_width"]}: ' + ', '.join(
         f'{reason} {count}' for reason, count in row['hold_reasons'].items())
-        for row in rows if row.get('hold_reasons')]
+        for row in rows if row['hold_reasons']]
     if held:
         lines.append('  holds by reason: ' + '; '.join(held))
     return lines
