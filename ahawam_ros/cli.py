@@ -23,6 +23,8 @@ SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
              'simulator, packaged checkpoint)'),
     'eval-sim': ('ahawam_ros.eval.closed_loop.cli', 'closed-loop episodes in the simulator: '
                  'async vs sync vs planner-off'),
+    'eval-compare': ('ahawam_ros.eval.closed_loop.compare', 'eval-sim reports side by side '
+                     'on their common seeds (successes, seeds only one solves, McNemar p)'),
     'eval-grounding': ('ahawam_ros.eval.grounding.cli', 'does the chunk see the cube? held-out '
                        'R^2 of its position from the chunk, input-swap sensitivity'),
     'eval-imagination': ('ahawam_ros.eval.imagination', "the world model's predicted frames "

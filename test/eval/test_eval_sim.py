@@ -98,6 +98,17 @@ def test_the_report_scores_the_world_models_prediction_beside_copying_the_frame(
     assert (out / 'imagination' / 'imagination.json').is_file()
 
 
+def test_the_modes_of_a_report_compare_seed_by_seed(evaluation):
+    from ahawam_ros.eval.closed_loop.compare import compare, load_run
+    report, out = evaluation[0], evaluation[1]
+    with pytest.raises(ValueError, match='name one'):
+        load_run(str(out))  # a report of every mode
+    result = compare([load_run(f'{out}:{mode}') for mode in MODES])
+    assert result['seeds'] == [5, 6]
+    for row, mode in zip(result['runs'], MODES):
+        assert row['successes'] == report['modes'][mode]['successes']
+
+
 def test_the_imagination_needs_a_checkpoint_policy():
     from ahawam_ros.eval.closed_loop.cli import EvalOptions
     with pytest.raises(ValueError, match='needs a checkpoint policy'):
