@@ -29,7 +29,8 @@ from typing import List, Optional, Tuple
 
 from ahawam_ros.model.config import ModelConfig
 from ahawam_ros.model.layers import (CrossAttention, init_dit_weights, Mlp, norm_modulate,
-                                     QKNormRope, rope_factors_1d, TimestepEmbedder)
+                                     QKNormRope, rope_factors_1d, TimestepEmbedder,
+                                     xavier_linears)
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -140,6 +141,22 @@ class ActionDiT(nn.Module):
             nn.init.normal_(self.context_key, std=self.config.head_dim ** -0.5)
             nn.init.normal_(self.context_key_pos, std=POSITION_INIT_STD)
             nn.init.normal_(self.context_value_pos, std=POSITION_INIT_STD)
+
+    def reset_position_head(self) -> None:
+        """
+        Give the position head a fresh Xavier init sized for `config.objective` (or remove it).
+
+        For an executor stage that learns another position target than the joint stage
+        did (the head's output size may change: `objective.position_dim`); nothing else moves.
+        """
+        objective = self.config.objective
+        if hasattr(self, 'object_head'):
+            del self.object_head
+        if objective.position_loss_weight > 0:
+            device = self.head.weight.device
+            self.object_head = nn.Linear(self.config.executor.width, objective.position_dim,
+                                         device=device)
+            xavier_linears(self.object_head)
 
     def adapt_context(self, keys: torch.Tensor, values: torch.Tensor) -> KV:
         """

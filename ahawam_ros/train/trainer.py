@@ -207,6 +207,7 @@ class Trainer:
             model, state = self.build_model(autoencoder), None
         else:
             model = load_checkpoint(resume_dir)[0].to(self.info.device)
+            self._take_position_target(model, state)
         if state is not None and state['stage'] == EXECUTOR_STAGE:
             return self.train_executor_stage(model, state)  # the joint stage is done
         final = self.train_policy(model, state)
@@ -215,6 +216,36 @@ class Trainer:
                 model = load_checkpoint(final)[0].to(self.info.device)
             final = self.train_executor_stage(model)
         return final
+
+    def _take_position_target(self, model: AhaWamModel, state: Dict[str, Any]) -> None:
+        """
+        Give a resumed model this run's position target where it differs from its checkpoint's.
+
+        Only where the executor stage begins (the joint stage's last checkpoint): the executor
+        stage then learns the new target with a fresh position head (for example the joint
+        stage on the grasp target 'first', the executor stage on 'each'). Anywhere else a
+        changed target is refused: a stage that changes its loss midway resumes nothing.
+        """
+        old, new = model.config.objective, self.model_config.objective
+        if (old.object_loss_weight, old.grasp_loss_weight, old.grasp_target) == (
+                new.object_loss_weight, new.grasp_loss_weight, new.grasp_target):
+            return
+        at_stage_three = (state['stage'] == POLICY_STAGE and state['step'] == self.config.steps
+                          and self.config.executor_steps > 0)
+        if not at_stage_three:
+            raise ValueError(
+                f'the run resumed from {self._resume_dir} has another position target '
+                f'(object_loss_weight {old.object_loss_weight}, grasp_loss_weight '
+                f'{old.grasp_loss_weight}, grasp_target {old.grasp_target!r}); a target may '
+                f'change only where the executor stage begins (at step {self.config.steps}, '
+                'the last checkpoint of the joint stage, with --executor-steps > 0)')
+        model.config.objective = new  # the executor shares the model's config
+        torch.manual_seed(self.config.seed + 2)  # the fresh head, the same on every rank
+        model.executor.reset_position_head()
+        print(f'stage 3: the position target changes from grasp_target {old.grasp_target!r} '
+              f'(object {old.object_loss_weight}, grasp {old.grasp_loss_weight}) to '
+              f'{new.grasp_target!r} (object {new.object_loss_weight}, grasp '
+              f'{new.grasp_loss_weight}): the position head starts afresh')
 
     @property
     def sharded(self) -> bool:

@@ -239,6 +239,38 @@ def test_the_grasp_target_trains_the_position_head_on_hindsight_labels(tmp_path,
         TrainConfig(grasp_target='both')
 
 
+def test_the_executor_stage_may_learn_another_grasp_target_than_the_joint_stage(tmp_path):
+    """A resume at the joint stage's last step with another target: a fresh head for it."""
+    episode = _episode(40, 3)
+    gripper = JOINT_NAMES.index('right_gripper')
+    episode.actions[:, gripper] = np.where(np.arange(40) < 12, 1.0, 0.0)  # closes at step 12
+    write_episode_bag(episode, tmp_path / 'bags' / 'ep0', FEATURES)
+    flags = ['--data', str(tmp_path / 'bags'), '--preset', 'tiny', '--out',
+             str(tmp_path / 'joint'), '--steps', '2', '--ae-steps', '1', '--batch-size', '2',
+             '--device', 'cpu', '--checkpoint-every', '1', '--object-loss-weight', '0',
+             '--grasp-loss-weight', '1', '--grasp-target', 'first']
+    assert cli.main(flags) == 0
+    joint = tmp_path / 'joint' / 'checkpoints' / 'policy_step_0000002'
+    first_head = load_checkpoint(joint)[0].executor.object_head
+    assert first_head.out_features == 3
+    resumed = ['--resume', str(joint), '--out', str(tmp_path / 'each'), '--grasp-target', 'each',
+               '--executor-steps', '2', '--executor-batch-size', '4']
+    assert cli.main(resumed) == 0
+    model, info = load_checkpoint(tmp_path / 'each' / 'policy')
+    assert model.config.objective.grasp_target == 'each' and info.step == 2 + 2
+    assert model.executor.object_head.out_features == 6
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    rows = [json.loads(line) for line in (tmp_path / 'each' / 'train_log.jsonl').open()]
+    assert rows[-1]['stage'] == 'executor' and rows[-1]['object_loss'] > 0
+    # before the joint stage's end, or with no executor stage to learn it, it is refused
+    middle = tmp_path / 'joint' / 'checkpoints' / 'policy_step_0000001'
+    with pytest.raises(ValueError, match='position target'):
+        cli.main(['--resume', str(middle), '--out', str(tmp_path / 'x'),
+                  '--grasp-target', 'each', '--executor-steps', '2'])
+    with pytest.raises(ValueError, match='position target'):
+        cli.main(['--resume', str(joint), '--out', str(tmp_path / 'y'), '--grasp-target', 'each'])
+
+
 def test_a_run_saved_with_an_object_target_setting_reads_as_the_weights_now():
     """Runs saved before `grasp_loss_weight` chose the target with data.object_target."""
     old = {'data': {'bags': 'd', 'object_target': 'hindsight'}, 'preset': 'small'}
